@@ -1,0 +1,192 @@
+"""`noble-neuron` command line: thin subcommands over library functions."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "load_cell_specs"]
+
+log = logging.getLogger("noble_neuron.cli")
+
+
+def load_cell_specs(models: str, template: str | None, template_name: str | None, mechanisms: str | None,
+                    max_models: int | None = None):
+    """(specs, splits) from 'family', 'family:train', 'family:unseen', a JSON file or a folder of JSONs.
+
+    A user's model JSON is {"model_id": ..., "parameters": {...}} (or a list of those); a
+    file/folder needs --template, --template-name and usually --mechanisms.
+    """
+    from .simulate import CellSpec
+
+    if models.startswith("family"):
+        from .models import load_family
+
+        split = models.split(":", 1)[1] if ":" in models else None
+        family = load_family(split=split)
+        family = family[:max_models] if max_models else family
+        return [m.cell_spec() for m in family], [m.split for m in family]
+    path = Path(models)
+    if not path.exists():
+        raise FileNotFoundError(f"--models {models!r}: no such file or folder (or use 'family', 'family:train')")
+    if template is None or template_name is None:
+        raise ValueError("--models from a file needs --template <file.hoc> and --template-name <Name>")
+    entries = []
+    for f in sorted(path.glob("*.json")) if path.is_dir() else [path]:
+        data = json.loads(f.read_text())
+        entries += data if isinstance(data, list) else [data]
+    specs, splits = [], []
+    for e in entries[:max_models] if max_models else entries:
+        if not isinstance(e, dict) or "parameters" not in e:
+            raise ValueError(f"{models}: every model needs a 'parameters' mapping (and a 'model_id')")
+        specs.append(CellSpec(model_id=str(e.get("model_id", f"model_{len(specs):03d}")), template_path=template,
+                              template_name=template_name, mechanisms_dir=mechanisms, parameters=e["parameters"]))
+        splits.append(e.get("split", "unknown"))
+    return specs, splits
+
+
+def _cmd_build_mechanisms(args) -> int:
+    from .mechanisms import build_mechanisms
+
+    print(build_mechanisms(args.mod_dir, force=True))
+    return 0
+
+
+def _cmd_build_family(args) -> int:
+    from .models import FAMILY_DIR
+    from .models.family_builder import build_family
+
+    index = build_family(args.out or FAMILY_DIR, n_models=args.n_models, seed=args.seed,
+                         generations=args.generations, n_candidates=args.candidates, n_workers=args.workers)
+    print(f"wrote {len(index['splits'])} models ({index['procedure']['accepted']} accepted) to {args.out or FAMILY_DIR}")
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    from .datagen import generate
+    from .feature_table import extract_features
+    from .protocols import load_protocols
+
+    specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models)
+    protocols = load_protocols(args.protocol)
+    start = time.perf_counter()
+    out = generate(specs, protocols, args.out, splits=splits, n_workers=args.workers, engine=args.engine,
+                   sim_dt_ms=args.dt, downsample=args.downsample, progress=not args.no_progress,
+                   overwrite=args.overwrite)
+    print(f"{out}: {len(specs)} models × {len(protocols)} protocols in {time.perf_counter() - start:.1f} s")
+    if not args.no_features and any(p.kind == "long_square" for p in protocols):
+        extract_features(out, progress=not args.no_progress)
+    return 0
+
+
+def _cmd_features(args) -> int:
+    from .feature_table import extract_features
+
+    table = extract_features(args.data, progress=not args.no_progress)
+    names = table["names"]
+    for mid, row in zip(table["model_ids"], table["values"]):
+        print(mid, {n: round(float(v), 4) for n, v in zip(names[:3], row[:3])})
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    """Main job on shipped defaults: simulate part of the family, write HDF5 + FI/spread PNGs."""
+    import numpy as np
+
+    from .datagen import generate
+    from .feature_table import extract_features
+    from .models import load_family
+    from .plots import plot_feature_spread, plot_fi_curves
+    from .protocols import load_protocols
+
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    family = load_family()
+    chosen = [m for m in family if m.split == "train"][: args.n_models - 2] + [m for m in family if m.split == "unseen"][:2]
+    protocols = load_protocols("demo")
+    data = out_dir / "demo.h5"
+    start = time.perf_counter()
+    generate([m.cell_spec() for m in chosen], protocols, data, splits=[m.split for m in chosen],
+             n_workers=args.workers, progress=not args.no_progress)
+    wall = time.perf_counter() - start
+    table = extract_features(data, progress=not args.no_progress)
+    plot_fi_curves(table["fi_amps_nA"], table["fi_rates_Hz"], table["splits"], out_dir / "demo_fi_curves.png")
+    col = {n: i for i, n in enumerate(table["names"])}
+    plot_feature_spread(table["values"][:, col["I_thr_nA"]], table["values"][:, col["s_thr_Hz_per_nA"]],
+                        table["splits"], out_dir / "demo_feature_spread.png")
+    print(f"simulated {len(chosen)} models × {len(protocols)} Long Square steps in {wall:.1f} s → {data}")
+    print(f"{'model':<9} {'split':<7} {'I_thr (pA)':>10} {'s_thr (Hz/nA)':>14} {'Rin (MOhm)':>11}")
+    for mid, split, row in zip(table["model_ids"], table["splits"], table["values"]):
+        print(f"{mid:<9} {split:<7} {row[col['I_thr_nA']] * 1e3:>10.0f} {row[col['s_thr_Hz_per_nA']]:>14.0f} "
+              f"{row[col['input_resistance_MOhm']]:>11.0f}")
+    print(f"figures: {out_dir / 'demo_fi_curves.png'}, {out_dir / 'demo_feature_spread.png'}")
+    return 0 if np.isfinite(table["values"][:, col["I_thr_nA"]]).all() else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="noble-neuron", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("build-mechanisms", help="compile the .mod files (forced) into the cache")
+    s.add_argument("--mod-dir", default=None, help="folder of .mod files (default: noble_neuron's mod/)")
+    s.set_defaults(func=_cmd_build_mechanisms)
+
+    s = sub.add_parser("build-family", help="(re)build the HoF family with BluePyOpt")
+    s.add_argument("--out", default=None, help="output folder (default: the shipped family folder)")
+    s.add_argument("--n-models", type=int, default=60)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--generations", type=int, default=6)
+    s.add_argument("--candidates", type=int, default=240)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=_cmd_build_family)
+
+    s = sub.add_parser("generate", help="simulate models × protocols into an HDF5 dataset (resumable)")
+    s.add_argument("--models", default="family", help="'family', 'family:train', 'family:unseen', or JSON file/folder")
+    s.add_argument("--template", default=None, help="HoC template file (for --models from files)")
+    s.add_argument("--template-name", default=None, help="template name inside the file")
+    s.add_argument("--mechanisms", default=None, help="folder of .mod files used by the template")
+    s.add_argument("--protocol", default="train", help="preset name (demo, train, heldout_amps, fi_fine, waveforms) "
+                   "or YAML/JSON file")
+    s.add_argument("--out", required=True, help="output .h5 (resumed if it exists)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
+                   help="pool: local processes; nrn-bb: NEURON ParallelContext (run under mpiexec)")
+    s.add_argument("--dt", type=float, default=0.02, help="simulation dt (ms)")
+    s.add_argument("--downsample", type=int, default=3, help="stored dt = dt × downsample")
+    s.add_argument("--max-models", type=int, default=None)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
+    s.add_argument("--no-features", action="store_true", help="skip the per-model feature table")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_generate)
+
+    s = sub.add_parser("features", help="compute/store the per-model feature table of a dataset")
+    s.add_argument("--data", required=True)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_features)
+
+    s = sub.add_parser("demo", help="main job on shipped defaults: simulate the family, FI-curve PNG")
+    s.add_argument("--out-dir", default="runs/demo")
+    s.add_argument("--n-models", type=int, default=8)
+    s.add_argument("--workers", type=int, default=None)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        print(f"noble-neuron {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Per-model feature table of a dataset: FI curve, I_thr, s_thr, input resistance, eFEL.
+
+Reads the Long Square rows of each model from an HDF5 dataset, computes
+`features.model_features`, and stores the table under ``/features`` in the same file:
+``names`` (F,), ``values`` (M, F) float64 (NaN where undefined), ``fi_amps_nA`` /
+``fi_rates_Hz`` (M, P) and ``json`` (M,) with each model's full feature dict.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import _open_h5, open_dataset
+from .features import model_features
+from .protocols import protocol_from_dict
+
+__all__ = ["SCALAR_FEATURES", "extract_features"]
+
+log = logging.getLogger(__name__)
+
+
+def extract_features(path: str | Path, progress: bool = True) -> dict:
+    """Compute and store the feature table of dataset `path`; return it as a dict of arrays."""
+    from tqdm import tqdm
+
+    ds = open_dataset(path)
+    ls_rows = ds.rows(kind="long_square")
+    if ls_rows.size == 0:
+        raise ValueError(f"{path} has no finished Long Square rows; features need Long Square steps")
+    protocols = [protocol_from_dict(json.loads(p)) for p in ds.protocols_json]
+    ls_amps = np.unique(ds.amp_nA[ls_rows])
+    per_model, scalar_names = [], None
+    for m, model_id in enumerate(tqdm(ds.model_ids, disable=not progress, desc="features", unit="model")):
+        rows = ls_rows[ds.model_index[ls_rows] == m]
+        if rows.size == 0:
+            per_model.append({"error": "no Long Square rows"})
+            continue
+        p0 = protocols[ds.protocol_index[rows[0]]]
+        try:
+            feats = model_features(ds.amp_nA[rows], ds.read(rows), ds.dt_ms,
+                                   stim_start_ms=p0.delay_ms, stim_dur_ms=p0.dur_ms)
+        except ValueError as exc:
+            log.warning("%s: features undefined (%s)", model_id, exc)
+            feats = {"error": str(exc)}
+        per_model.append(feats)
+        if scalar_names is None and "error" not in feats:
+            scalar_names = [k for k, v in feats.items() if not isinstance(v, list)]
+    if scalar_names is None:
+        raise ValueError(f"{path}: no model fires in the tested amplitude range; extend the amplitude grid")
+    values = np.array([[np.nan if f.get(k) is None else f.get(k, np.nan) for k in scalar_names] for f in per_model],
+                      dtype=float)
+    fi_rates = np.full((len(per_model), ls_amps.size), np.nan)
+    for m, f in enumerate(per_model):
+        for a, r in zip(f.get("fi_amps_nA", []), f.get("fi_rates_Hz", [])):
+            fi_rates[m, np.argmin(np.abs(ls_amps - a))] = r
+    import h5py
+
+    with _open_h5(Path(path), "r+") as f:
+        if "features" in f:
+            del f["features"]
+        g = f.create_group("features")
+        g.create_dataset("names", data=scalar_names, dtype=h5py.string_dtype())
+        g.create_dataset("values", data=values)
+        g.create_dataset("fi_amps_nA", data=np.tile(ls_amps, (len(per_model), 1)))
+        g.create_dataset("fi_rates_Hz", data=fi_rates)
+        g.create_dataset("json", data=[json.dumps(x) for x in per_model], dtype=h5py.string_dtype())
+    return {"names": scalar_names, "values": values, "fi_amps_nA": ls_amps, "fi_rates_Hz": fi_rates,
+            "model_ids": ds.model_ids, "splits": ds.model_splits}
+
+
+SCALAR_FEATURES = ("I_thr_nA", "s_thr_Hz_per_nA", "input_resistance_MOhm")

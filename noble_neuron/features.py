@@ -1,0 +1,561 @@
+"""Electrophysiological features of Long Square voltage traces.
+
+NOBLE conditions its neural operator on two features per neuron model: the
+threshold current ``I_thr`` (smallest step amplitude, nA, that elicits spiking)
+and ``s_thr``, the local slope of the FI curve at ``I_thr`` (Hz/nA).  Both are
+derived here from simulated traces, plus a set of eFEL features used to judge
+whether surrogate traces are physiologically faithful.  Numpy (and eFEL) only:
+no simulator import, so features can be recomputed on stored traces anywhere.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    "count_spikes",
+    "spike_times",
+    "FICurve",
+    "fi_curve",
+    "threshold_current",
+    "threshold_slope",
+    "FeatureScaler",
+    "EFEL_FEATURES",
+    "SUBTHRESHOLD_EFEL_FEATURES",
+    "efel_features",
+    "input_resistance_MOhm",
+    "model_features",
+]
+
+logger = logging.getLogger(__name__)
+
+#: eFEL 5.x feature names computed by default.  ``spike_count`` is eFEL 5's name for
+#: the deprecated ``Spikecount`` (same value).  ``steady_state_voltage`` is eFEL's
+#: mean voltage *after* the stimulus; ``steady_state_voltage_stimend`` is the one
+#: at the end of the step (the value that enters the input resistance).
+EFEL_FEATURES: tuple[str, ...] = (
+    "spike_count",
+    "mean_frequency",
+    "mean_AP_amplitude",
+    "AP1_width",
+    "AHP_depth",
+    "time_to_first_spike",
+    "ISI_CV",
+    "voltage_base",
+    "steady_state_voltage",
+    "steady_state_voltage_stimend",
+    "sag_amplitude",
+    "ohmic_input_resistance_vb_ssse",
+)
+
+#: Features that describe the passive/hyperpolarised response; ``model_features``
+#: evaluates them on the most negative step rather than on a spiking trace.
+SUBTHRESHOLD_EFEL_FEATURES: frozenset[str] = frozenset(
+    {
+        "voltage_base",
+        "steady_state_voltage",
+        "steady_state_voltage_stimend",
+        "sag_amplitude",
+        "ohmic_input_resistance_vb_ssse",
+    }
+)
+
+# eFEL returns arrays; these names are already means (one value) by definition.
+# Every other per-spike feature is reduced to its first element (first AP).
+_MEAN_FEATURES: frozenset[str] = frozenset({"mean_AP_amplitude", "mean_frequency"})
+
+
+# --------------------------------------------------------------------------- validation
+def _as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
+    v = np.asarray(v_mV, dtype=float)
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D voltage trace, got shape {v.shape}; pass one trace at a time")
+    if v.size < 2:
+        raise ValueError(f"{name} needs at least 2 samples, got {v.size}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN/inf; the simulation likely diverged - check dt and the model")
+    return v
+
+
+def _check_dt(dt_ms: float) -> float:
+    if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
+    dt = float(dt_ms)
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt_ms must be a positive finite sampling step in ms, got {dt_ms!r}")
+    return dt
+
+
+# --------------------------------------------------------------------------- spikes
+def spike_times(
+    v_mV: np.ndarray,
+    dt_ms: float,
+    threshold_mV: float = -20.0,
+    *,
+    hysteresis_mV: float = 5.0,
+) -> np.ndarray:
+    """Spike times (ms, t=0 at sample 0): upward crossings of ``threshold_mV``.
+
+    The crossing time is linearly interpolated between the two bracketing samples,
+    so it is accurate to well below one ``dt_ms``.  Refractory guard: after a
+    crossing, another spike is only counted once the trace has fallen below
+    ``threshold_mV - hysteresis_mV``, so noise jittering around threshold is not
+    double-counted.  A trace that starts above threshold does not count as a spike.
+    """
+    v = _as_trace(v_mV)
+    dt = _check_dt(dt_ms)
+    if hysteresis_mV < 0 or not math.isfinite(hysteresis_mV):
+        raise ValueError(f"hysteresis_mV must be a finite value >= 0, got {hysteresis_mV!r}")
+    thr = float(threshold_mV)
+    # Schmitt-trigger state: 1 above thr, 0 below thr - hysteresis, -1 undecided
+    # (carry the previous state).  Forward-fill is done with a running max of indices.
+    state = np.where(v >= thr, 1, np.where(v < thr - hysteresis_mV, 0, -1))
+    state = np.concatenate(([1 if v[0] >= thr else 0], state))
+    known_idx = np.where(state >= 0, np.arange(state.size), 0)
+    state = state[np.maximum.accumulate(known_idx)]
+    # state[k+1] belongs to sample k; a 0 -> 1 step at sample i implies v[i-1] < thr <= v[i].
+    rise = np.flatnonzero((state[1:] == 1) & (state[:-1] == 0))
+    rise = rise[rise > 0]  # sample 0 has no predecessor to interpolate from
+    v0, v1 = v[rise - 1], v[rise]
+    frac = (thr - v0) / (v1 - v0)
+    return (rise - 1 + frac) * dt
+
+
+def count_spikes(
+    v_mV: np.ndarray,
+    dt_ms: float,
+    threshold_mV: float = -20.0,
+    window_ms: tuple[float, float] | None = None,
+) -> int:
+    """Number of spikes (see :func:`spike_times`), optionally only those whose
+    crossing time lies in ``[window_ms[0], window_ms[1])``."""
+    t = spike_times(v_mV, dt_ms, threshold_mV)
+    if window_ms is None:
+        return int(t.size)
+    if len(window_ms) != 2:
+        raise ValueError(f"window_ms must be a (start_ms, end_ms) pair, got {window_ms!r}")
+    t0, t1 = float(window_ms[0]), float(window_ms[1])
+    if not t1 > t0:
+        raise ValueError(f"window_ms end must exceed start, got {window_ms!r}")
+    return int(np.count_nonzero((t >= t0) & (t < t1)))
+
+
+# --------------------------------------------------------------------------- FI curve
+@dataclass(frozen=True, eq=False)
+class FICurve:
+    """Firing rate (Hz) versus step amplitude (nA), sorted by amplitude.
+
+    Amplitudes must be unique: average repeated amplitudes first (``fi_curve``
+    does that), so that thresholds and slopes are well defined.
+    """
+
+    amps_nA: np.ndarray
+    rates_Hz: np.ndarray
+
+    def __post_init__(self) -> None:
+        a = np.asarray(self.amps_nA, dtype=float)
+        r = np.asarray(self.rates_Hz, dtype=float)
+        if a.ndim != 1 or r.ndim != 1:
+            raise ValueError(f"amps_nA and rates_Hz must be 1-D, got shapes {a.shape} and {r.shape}")
+        if a.size != r.size:
+            raise ValueError(f"amps_nA ({a.size}) and rates_Hz ({r.size}) must have the same length")
+        if a.size == 0:
+            raise ValueError("FICurve needs at least one amplitude; simulate a non-empty amplitude grid")
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(r))):
+            raise ValueError("amps_nA and rates_Hz must be finite; drop failed simulations first")
+        if np.any(r < 0):
+            raise ValueError("rates_Hz must be >= 0 (they are spike counts per second)")
+        order = np.argsort(a, kind="stable")
+        a, r = a[order], r[order]
+        if np.any(np.diff(a) == 0):
+            raise ValueError("amps_nA contains duplicates; average repeats first (fi_curve does this)")
+        a.setflags(write=False)
+        r.setflags(write=False)
+        object.__setattr__(self, "amps_nA", a)
+        object.__setattr__(self, "rates_Hz", r)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FICurve):
+            return NotImplemented
+        return bool(np.array_equal(self.amps_nA, other.amps_nA) and np.array_equal(self.rates_Hz, other.rates_Hz))
+
+    __hash__ = None  # type: ignore[assignment]  # arrays: value equality, not hashable
+
+
+def fi_curve(
+    amps_nA: Sequence[float] | np.ndarray,
+    voltages_mV: np.ndarray | Sequence[np.ndarray],
+    dt_ms: float,
+    stim_start_ms: float = 15.0,
+    stim_dur_ms: float = 400.0,
+    threshold_mV: float = -20.0,
+) -> FICurve:
+    """FI curve: spikes during the step divided by the step duration (s).
+
+    Only spikes in ``[stim_start_ms, stim_start_ms + stim_dur_ms)`` count, so
+    rebound spikes after a hyperpolarising step do not register as firing.
+    Repeated amplitudes are averaged.
+    """
+    amps = np.asarray(amps_nA, dtype=float)
+    if amps.ndim != 1:
+        raise ValueError(f"amps_nA must be 1-D, got shape {amps.shape}")
+    if not np.all(np.isfinite(amps)):
+        raise ValueError("amps_nA must be finite")
+    if isinstance(voltages_mV, np.ndarray) and voltages_mV.ndim != 2:
+        raise ValueError(f"voltages_mV must be (n_traces, n_samples), got shape {voltages_mV.shape}")
+    traces = list(voltages_mV)
+    if len(traces) != amps.size:
+        raise ValueError(f"got {amps.size} amplitudes but {len(traces)} traces; pass one trace per amplitude")
+    if not stim_dur_ms > 0:
+        raise ValueError(f"stim_dur_ms must be > 0, got {stim_dur_ms!r}")
+    window = (float(stim_start_ms), float(stim_start_ms) + float(stim_dur_ms))
+    dur_s = float(stim_dur_ms) / 1000.0
+    rates = np.array(
+        [count_spikes(v, dt_ms, threshold_mV, window_ms=window) / dur_s for v in traces], dtype=float
+    )
+    uniq, inverse = np.unique(amps, return_inverse=True)
+    mean_rates = np.bincount(inverse, weights=rates) / np.bincount(inverse)
+    return FICurve(uniq, mean_rates)
+
+
+def threshold_current(fi: FICurve, min_rate_Hz: float = 0.0) -> float:
+    """Threshold current ``I_thr`` (nA): smallest tested amplitude with rate > ``min_rate_Hz``.
+
+    With the default ``min_rate_Hz=0`` this is the first amplitude giving >= 1 spike
+    during the step.  The result is only as fine as the amplitude grid: the true
+    threshold lies in ``(previous grid amp, I_thr]``.  No bisection is done here;
+    a caller that needs more precision should simulate a finer grid around it.
+    """
+    if not isinstance(fi, FICurve):
+        raise TypeError(f"fi must be an FICurve (see fi_curve), got {type(fi).__name__}")
+    firing = np.flatnonzero(fi.rates_Hz > float(min_rate_Hz))
+    if firing.size == 0:
+        raise ValueError(
+            f"model never fires in the tested range [{fi.amps_nA[0]:g}, {fi.amps_nA[-1]:g}] nA "
+            f"(rate > {min_rate_Hz:g} Hz); extend the amplitude grid"
+        )
+    if firing[0] == 0:
+        logger.warning(
+            "lowest tested amplitude %g nA already fires; I_thr is only an upper bound - extend the grid downwards",
+            fi.amps_nA[0],
+        )
+    return float(fi.amps_nA[firing[0]])
+
+
+def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 3) -> float:
+    """Local FI slope at threshold ``s_thr`` (Hz/nA).
+
+    NOBLE defines ``s_thr`` as "the local slope of the FI curve at I_thr".  Here it
+    is the least-squares slope of rate vs amplitude over the first ``n_points``
+    *firing* amplitudes at or above ``I_thr`` (the step from 0 Hz to the first
+    firing rate is excluded: it reflects grid spacing, not the gain).  Needs at
+    least 2 firing amplitudes.
+    """
+    if not isinstance(fi, FICurve):
+        raise TypeError(f"fi must be an FICurve (see fi_curve), got {type(fi).__name__}")
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise ValueError(f"n_points must be an integer >= 2 (a slope needs two points), got {n_points!r}")
+    i_thr = threshold_current(fi) if i_thr_nA is None else float(i_thr_nA)
+    tol = 1e-12 * max(1.0, abs(i_thr))
+    sel = np.flatnonzero((fi.amps_nA >= i_thr - tol) & (fi.rates_Hz > 0))[: int(n_points)]
+    if sel.size < 2:
+        raise ValueError(
+            f"only {sel.size} firing amplitude(s) at or above I_thr={i_thr:g} nA; the FI slope needs >= 2 - "
+            "add amplitudes above threshold to the grid"
+        )
+    x, y = fi.amps_nA[sel], fi.rates_Hz[sel]
+    xc = x - x.mean()
+    return float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))
+
+
+# --------------------------------------------------------------------------- scaling
+@dataclass(frozen=True)
+class FeatureScaler:
+    """Min-max map of raw features to ``[low, high]`` (NOBLE uses [0.5, 3.5]).
+
+    Fit on TRAINING models only, so test models keep their honest out-of-range
+    values (see :meth:`outside_range`).  Stored as tuples so it is hashable and
+    serialises to plain JSON.
+    """
+
+    names: tuple[str, ...]
+    data_min: tuple[float, ...]
+    data_max: tuple[float, ...]
+    low: float = 0.5
+    high: float = 3.5
+
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        if not (len(self.data_min) == len(self.data_max) == n) or n == 0:
+            raise ValueError("names, data_min and data_max must be non-empty and of equal length")
+        if len(set(self.names)) != n:
+            raise ValueError(f"feature names must be unique, got {list(self.names)}")
+        lo, hi = np.asarray(self.data_min, float), np.asarray(self.data_max, float)
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            raise ValueError("data_min/data_max must be finite")
+        flat = np.flatnonzero(hi <= lo)
+        if flat.size:
+            bad = [self.names[i] for i in flat]
+            raise ValueError(f"feature(s) {bad} have zero (or negative) range; drop constant features before scaling")
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.high > self.low):
+            raise ValueError(f"need finite low < high, got low={self.low!r}, high={self.high!r}")
+        object.__setattr__(self, "names", tuple(str(s) for s in self.names))
+        object.__setattr__(self, "data_min", tuple(float(x) for x in lo))
+        object.__setattr__(self, "data_max", tuple(float(x) for x in hi))
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
+
+    @classmethod
+    def fit(cls, values: np.ndarray, names: Sequence[str], low: float = 0.5, high: float = 3.5) -> "FeatureScaler":
+        """Fit on ``values`` of shape (n_models, n_features) - training models only."""
+        x = np.asarray(values, dtype=float)
+        if x.ndim != 2:
+            raise ValueError(f"values must be (n_models, n_features), got shape {x.shape}; reshape a single feature to (-1, 1)")
+        if x.shape[0] < 2:
+            raise ValueError(f"need >= 2 training models to fit a range, got {x.shape[0]}")
+        if x.shape[1] != len(names):
+            raise ValueError(f"values has {x.shape[1]} feature columns but {len(names)} names were given")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("values contain NaN/inf; drop models whose features could not be computed")
+        return cls(tuple(names), tuple(x.min(axis=0)), tuple(x.max(axis=0)), low, high)
+
+    def _check(self, x: np.ndarray, what: str) -> np.ndarray:
+        a = np.asarray(x, dtype=float)
+        if a.ndim == 0 or a.shape[-1] != len(self.names):
+            raise ValueError(f"{what} must have last dimension {len(self.names)} ({list(self.names)}), got shape {a.shape}")
+        return a
+
+    @property
+    def _scale(self) -> np.ndarray:
+        return (self.high - self.low) / (np.asarray(self.data_max) - np.asarray(self.data_min))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Raw features (..., n_features) -> scaled; training range maps to [low, high]."""
+        a = self._check(x, "x")
+        return self.low + (a - np.asarray(self.data_min)) * self._scale
+
+    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
+        """Scaled features (..., n_features) -> raw units."""
+        a = self._check(y, "y")
+        return np.asarray(self.data_min) + (a - self.low) / self._scale
+
+    def outside_range(self, x: np.ndarray) -> np.ndarray:
+        """Boolean array, same shape as raw ``x``: True where a value lies outside the
+        training range (the surrogate would extrapolate).  ``.any(axis=-1)`` per model."""
+        a = self._check(x, "x")
+        return (a < np.asarray(self.data_min)) | (a > np.asarray(self.data_max))
+
+    def to_dict(self) -> dict:
+        """JSON-safe representation (plain lists and floats)."""
+        return {
+            "names": list(self.names),
+            "data_min": [float(v) for v in self.data_min],
+            "data_max": [float(v) for v in self.data_max],
+            "low": self.low,
+            "high": self.high,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureScaler":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a dict from FeatureScaler.to_dict(), got {type(d).__name__}")
+        missing = {"names", "data_min", "data_max"} - d.keys()
+        if missing:
+            raise ValueError(f"scaler dict is missing keys {sorted(missing)}; was it written by FeatureScaler.to_dict()?")
+        return cls(
+            tuple(d["names"]), tuple(d["data_min"]), tuple(d["data_max"]),
+            float(d.get("low", 0.5)), float(d.get("high", 3.5)),
+        )
+
+
+# --------------------------------------------------------------------------- eFEL
+@contextlib.contextmanager
+def _efel_settings(**settings: float) -> Iterator[object]:
+    """Temporarily apply eFEL global settings, restoring the previous values after."""
+    import efel
+
+    current = efel.get_settings()
+    saved = {k: getattr(current, k) for k in settings}
+    try:
+        for k, val in settings.items():
+            efel.set_setting(k, val)
+        yield efel
+    finally:
+        for k, val in saved.items():
+            efel.set_setting(k, val)
+
+
+def _reduce(name: str, values: object) -> float:
+    if values is None:
+        return float("nan")
+    arr = np.asarray(values, dtype=float).ravel()
+    if arr.size == 0:
+        return float("nan")
+    val = float(np.mean(arr)) if name in _MEAN_FEATURES else float(arr[0])
+    return val if math.isfinite(val) else float("nan")
+
+
+def efel_features(
+    v_mV: np.ndarray,
+    dt_ms: float,
+    stim_start_ms: float = 15.0,
+    stim_end_ms: float = 415.0,
+    amp_nA: float | None = None,
+    names: Sequence[str] = EFEL_FEATURES,
+    threshold_mV: float = -20.0,
+) -> dict[str, float]:
+    """eFEL features of one trace, one float each (NaN where eFEL cannot compute).
+
+    Per-spike features are reduced to the first spike (e.g. ``AHP_depth`` of the
+    first AP); ``mean_*`` features are means by definition.  ``amp_nA`` is passed
+    per trace as eFEL's ``stimulus_current`` (needed by input-resistance features).
+    The spike threshold is set to ``threshold_mV`` (-20 mV, as in count_spikes)
+    only for the duration of the call.
+    """
+    v = _as_trace(v_mV)
+    dt = _check_dt(dt_ms)
+    if not stim_end_ms > stim_start_ms:
+        raise ValueError(f"stim_end_ms ({stim_end_ms}) must exceed stim_start_ms ({stim_start_ms})")
+    names = list(names)
+    import efel
+
+    known = set(efel.get_feature_names())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown eFEL feature(s) {unknown}; check efel.get_feature_names() for eFEL {efel.__version__}")
+    trace = {
+        "T": np.arange(v.size) * dt,
+        "V": v,
+        "stim_start": [float(stim_start_ms)],
+        "stim_end": [float(stim_end_ms)],
+    }
+    if amp_nA is not None:
+        trace["stimulus_current"] = [float(amp_nA)]
+    out: dict[str, float] = {}
+    with _efel_settings(Threshold=float(threshold_mV)):
+        try:
+            raw = efel.get_feature_values([trace], names, raise_warnings=False)[0]
+        except Exception as exc:  # one failing feature should not sink the others
+            logger.debug("eFEL batch failed (%s); retrying feature by feature", exc)
+            raw = {}
+            for n in names:
+                try:
+                    raw[n] = efel.get_feature_values([trace], [n], raise_warnings=False)[0][n]
+                except Exception as exc_n:
+                    logger.debug("eFEL feature %s failed: %s", n, exc_n)
+                    raw[n] = None
+    for n in names:
+        out[n] = _reduce(n, raw.get(n))
+    return out
+
+
+def input_resistance_MOhm(
+    v_mV: np.ndarray,
+    dt_ms: float,
+    amp_nA: float,
+    stim_start_ms: float = 15.0,
+    stim_dur_ms: float = 400.0,
+    steady_frac: float = 0.1,
+) -> float:
+    """Input resistance (MOhm = mV/nA) as ΔV_steady / I.
+
+    Baseline is the mean voltage before the step; steady state is the mean over the
+    last ``steady_frac`` of the step.  Use a small negative step so active currents
+    (and spikes) do not contaminate the passive response.
+    """
+    v = _as_trace(v_mV)
+    dt = _check_dt(dt_ms)
+    if amp_nA == 0 or not math.isfinite(amp_nA):
+        raise ValueError(f"amp_nA must be finite and non-zero to define ΔV/I, got {amp_nA!r}")
+    i0 = int(round(stim_start_ms / dt))
+    i1 = int(round((stim_start_ms + stim_dur_ms) / dt))
+    n_ss = max(1, int(round(steady_frac * stim_dur_ms / dt)))
+    if i0 < 1 or i1 > v.size or i1 - n_ss <= i0:
+        raise ValueError(
+            f"trace of {v.size * dt:g} ms does not contain a baseline and the step "
+            f"[{stim_start_ms}, {stim_start_ms + stim_dur_ms}] ms; check stim timing and dt_ms"
+        )
+    return float((v[i1 - n_ss:i1].mean() - v[:i0].mean()) / amp_nA)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def model_features(
+    amps_nA: Sequence[float] | np.ndarray,
+    voltages_mV: np.ndarray | Sequence[np.ndarray],
+    dt_ms: float,
+    stim_start_ms: float = 15.0,
+    stim_dur_ms: float = 400.0,
+    threshold_mV: float = -20.0,
+    n_slope_points: int = 3,
+    ref_factor: float = 1.5,
+    efel_names: Sequence[str] = EFEL_FEATURES,
+) -> dict:
+    """All features of ONE model from its set of Long Square traces.
+
+    Returns a flat, strictly JSON-safe dict: ``fi_amps_nA``/``fi_rates_Hz`` (lists),
+    ``I_thr_nA``, ``s_thr_Hz_per_nA``, ``input_resistance_MOhm`` (smallest-magnitude
+    negative step), and ``efel.<name>`` values.  Subthreshold eFEL features
+    (:data:`SUBTHRESHOLD_EFEL_FEATURES`) come from the most negative step
+    (``efel_hyperpol_amp_nA``); spiking ones from the first amplitude >= ref_factor *
+    I_thr, else the largest amplitude (``efel_ref_amp_nA``).  Values that cannot be
+    computed are ``None`` (not NaN, which strict JSON forbids).  Raises ValueError
+    if the model never fires or fires at fewer than 2 amplitudes.
+    """
+    amps = np.asarray(amps_nA, dtype=float)
+    traces = list(voltages_mV)
+    fi = fi_curve(amps, traces, dt_ms, stim_start_ms, stim_dur_ms, threshold_mV)
+    i_thr = threshold_current(fi)
+    s_thr = threshold_slope(fi, i_thr, n_points=n_slope_points)
+    stim_end_ms = stim_start_ms + stim_dur_ms
+
+    out: dict = {
+        "fi_amps_nA": [float(a) for a in fi.amps_nA],
+        "fi_rates_Hz": [float(r) for r in fi.rates_Hz],
+        "I_thr_nA": i_thr,
+        "s_thr_Hz_per_nA": s_thr,
+    }
+
+    neg = np.flatnonzero(amps < 0)
+    if neg.size:
+        a_small = amps[neg].max()
+        rins = [input_resistance_MOhm(traces[i], dt_ms, a_small, stim_start_ms, stim_dur_ms)
+                for i in neg if amps[i] == a_small]
+        out["input_resistance_MOhm"] = _finite_or_none(float(np.mean(rins)))
+        i_hyp = int(neg[np.argmin(amps[neg])])
+        out["efel_hyperpol_amp_nA"] = float(amps[i_hyp])
+    else:
+        logger.warning("no negative step in the amplitude grid; input resistance and sag are undefined")
+        out["input_resistance_MOhm"] = None
+        i_hyp = None
+        out["efel_hyperpol_amp_nA"] = None
+
+    target = i_thr + (ref_factor - 1.0) * abs(i_thr)
+    above = np.flatnonzero(amps >= target - 1e-12)
+    i_ref = int(above[np.argmin(amps[above])]) if above.size else int(np.argmax(amps))
+    out["efel_ref_amp_nA"] = float(amps[i_ref])
+
+    names = list(efel_names)
+    sub = [n for n in names if n in SUBTHRESHOLD_EFEL_FEATURES]
+    sup = [n for n in names if n not in SUBTHRESHOLD_EFEL_FEATURES]
+    vals: dict[str, float] = {}
+    if sup:
+        vals.update(efel_features(traces[i_ref], dt_ms, stim_start_ms, stim_end_ms,
+                                  float(amps[i_ref]), sup, threshold_mV))
+    if sub:
+        if i_hyp is not None:
+            vals.update(efel_features(traces[i_hyp], dt_ms, stim_start_ms, stim_end_ms,
+                                      float(amps[i_hyp]), sub, threshold_mV))
+        else:
+            vals.update({n: float("nan") for n in sub})
+    for n in names:
+        out[f"efel.{n}"] = _finite_or_none(vals[n])
+    return out

@@ -1,0 +1,319 @@
+"""Stimulus protocols as data: frozen dataclasses that render to current arrays (nA).
+
+Protocols know nothing about NEURON. Each is a continuous-time description of a somatic
+current; `render(dt_ms)` samples it at t = k·dt for k = 0 … n−1 with n = round(total_ms/dt_ms),
+so the same protocol gives consistent arrays at the simulation dt (0.02 ms) and at the
+stored dt (0.06 ms). Noise-based protocols are defined on their own fixed time grid
+(`noise_dt_ms`) from a seed and linearly interpolated, so they do not depend on dt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+__all__ = [
+    "LongSquare",
+    "Ramp",
+    "OUNoise",
+    "SynapticBarrage",
+    "Protocol",
+    "PROTOCOL_KINDS",
+    "protocol_from_dict",
+    "long_square_grid",
+    "PRESETS",
+    "load_protocols",
+    "n_samples",
+]
+
+#: NOBLE's Long Square timing (Allen Cell Types convention shifted to a 15 ms delay).
+LONG_SQUARE_DELAY_MS = 15.0
+LONG_SQUARE_DUR_MS = 400.0
+LONG_SQUARE_TOTAL_MS = 515.0
+
+
+def n_samples(total_ms: float, dt_ms: float) -> int:
+    """Samples of a `total_ms` window at `dt_ms`: t = 0, dt, … < total (515 ms at 0.06 ms → 8583)."""
+    if not (math.isfinite(dt_ms) and dt_ms > 0):
+        raise ValueError(f"dt_ms must be a positive finite number, got {dt_ms!r}")
+    if dt_ms > total_ms:
+        raise ValueError(f"dt_ms={dt_ms} is larger than the protocol window total_ms={total_ms}")
+    return int(math.floor(total_ms / dt_ms + 1e-9))
+
+
+def _check_finite(obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{type(obj).__name__}.{f.name} must be finite, got {value!r}")
+
+
+@dataclass(frozen=True)
+class _Windowed:
+    """Shared timing: the stimulus is on during [delay_ms, delay_ms + dur_ms) within total_ms."""
+
+    delay_ms: float = LONG_SQUARE_DELAY_MS
+    dur_ms: float = LONG_SQUARE_DUR_MS
+    total_ms: float = LONG_SQUARE_TOTAL_MS
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and f.type in ("float", float):
+                object.__setattr__(self, f.name, float(value))
+        _check_finite(self)
+        if self.dur_ms <= 0:
+            raise ValueError(f"{self.kind}: dur_ms must be > 0, got {self.dur_ms}")
+        if self.delay_ms < 0:
+            raise ValueError(f"{self.kind}: delay_ms must be >= 0, got {self.delay_ms}")
+        if self.total_ms <= 0:
+            raise ValueError(f"{self.kind}: total_ms must be > 0, got {self.total_ms}")
+        if self.delay_ms + self.dur_ms > self.total_ms + 1e-9:
+            raise ValueError(
+                f"{self.kind}: delay_ms + dur_ms = {self.delay_ms + self.dur_ms} exceeds total_ms = {self.total_ms}"
+            )
+
+    @property
+    def stim_end_ms(self) -> float:
+        return self.delay_ms + self.dur_ms
+
+    def _on(self, t_ms: np.ndarray) -> np.ndarray:
+        eps = 1e-9  # k·dt round-off must not move a sample across a stimulus edge
+        return (t_ms >= self.delay_ms - eps) & (t_ms < self.stim_end_ms - eps)
+
+    def current_at(self, t_ms: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def render(self, dt_ms: float) -> np.ndarray:
+        """Current (nA, float64) at t = k·dt_ms, k = 0 … n−1."""
+        t = np.arange(n_samples(self.total_ms, dt_ms)) * dt_ms
+        return self.current_at(t)
+
+    @property
+    def amp_nA(self) -> float:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class LongSquare(_Windowed):
+    """A current step of `step_nA` (nA) from delay_ms for dur_ms (NOBLE/Allen Long Square)."""
+
+    step_nA: float = 0.0
+    kind: ClassVar[str] = "long_square"
+
+    def current_at(self, t_ms: np.ndarray) -> np.ndarray:
+        t_ms = np.asarray(t_ms, dtype=float)
+        return np.where(self._on(t_ms), self.step_nA, 0.0)
+
+    @property
+    def amp_nA(self) -> float:
+        """Characteristic amplitude used to label the trace: the step amplitude."""
+        return self.step_nA
+
+
+@dataclass(frozen=True)
+class Ramp(_Windowed):
+    """A linear ramp from start_nA to end_nA during the stimulus window (nA)."""
+
+    start_nA: float = 0.0
+    end_nA: float = 0.3
+    kind: ClassVar[str] = "ramp"
+
+    def current_at(self, t_ms: np.ndarray) -> np.ndarray:
+        t_ms = np.asarray(t_ms, dtype=float)
+        frac = (t_ms - self.delay_ms) / self.dur_ms
+        return np.where(self._on(t_ms), self.start_nA + frac * (self.end_nA - self.start_nA), 0.0)
+
+    @property
+    def amp_nA(self) -> float:
+        """Characteristic amplitude: the mean current during the ramp."""
+        return 0.5 * (self.start_nA + self.end_nA)
+
+
+def _interp_on_grid(values: np.ndarray, grid_dt_ms: float, t_ms: np.ndarray, t0_ms: float) -> np.ndarray:
+    grid_t = t0_ms + np.arange(values.size) * grid_dt_ms
+    return np.interp(t_ms, grid_t, values)
+
+
+@dataclass(frozen=True)
+class OUNoise(_Windowed):
+    """Ornstein–Uhlenbeck current: mean_nA + OU(sigma_nA, tau_ms), seeded, during the window."""
+
+    mean_nA: float = 0.1
+    sigma_nA: float = 0.05
+    tau_ms: float = 5.0
+    seed: int = 0
+    noise_dt_ms: float = 0.06
+    kind: ClassVar[str] = "ou_noise"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sigma_nA < 0:
+            raise ValueError(f"ou_noise: sigma_nA must be >= 0, got {self.sigma_nA}")
+        if self.tau_ms <= 0 or self.noise_dt_ms <= 0:
+            raise ValueError("ou_noise: tau_ms and noise_dt_ms must be > 0")
+
+    def _noise(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n = int(math.ceil(self.dur_ms / self.noise_dt_ms)) + 2
+        decay = math.exp(-self.noise_dt_ms / self.tau_ms)
+        kicks = rng.standard_normal(n) * self.sigma_nA * math.sqrt(1.0 - decay**2)
+        x = np.empty(n)
+        x[0] = rng.standard_normal() * self.sigma_nA  # start in the stationary distribution
+        for k in range(1, n):  # n ≈ 7000: a short recurrence, cheap next to a NEURON run
+            x[k] = decay * x[k - 1] + kicks[k]
+        return x
+
+    def current_at(self, t_ms: np.ndarray) -> np.ndarray:
+        t_ms = np.asarray(t_ms, dtype=float)
+        noise = _interp_on_grid(self._noise(), self.noise_dt_ms, t_ms, self.delay_ms)
+        return np.where(self._on(t_ms), self.mean_nA + noise, 0.0)
+
+    @property
+    def amp_nA(self) -> float:
+        return self.mean_nA
+
+
+@dataclass(frozen=True)
+class SynapticBarrage(_Windowed):
+    """Sum of exponential postsynaptic currents at Poisson times (current-based, nA).
+
+    Excitatory events add +w_exc_nA, inhibitory events −w_inh_nA, each decaying with its
+    time constant. Conductance-based input needs the cell's voltage and is handled by the
+    network engine, not here.
+    """
+
+    rate_exc_Hz: float = 1500.0
+    rate_inh_Hz: float = 400.0
+    w_exc_nA: float = 0.02
+    w_inh_nA: float = 0.015
+    tau_exc_ms: float = 2.0
+    tau_inh_ms: float = 6.0
+    seed: int = 0
+    noise_dt_ms: float = 0.02
+    kind: ClassVar[str] = "synaptic_barrage"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("rate_exc_Hz", "rate_inh_Hz", "w_exc_nA", "w_inh_nA"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"synaptic_barrage: {name} must be >= 0, got {getattr(self, name)}")
+        if min(self.tau_exc_ms, self.tau_inh_ms, self.noise_dt_ms) <= 0:
+            raise ValueError("synaptic_barrage: time constants and noise_dt_ms must be > 0")
+
+    def _trace(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n = int(math.ceil(self.dur_ms / self.noise_dt_ms)) + 2
+        out = np.zeros(n)
+        for rate, w, tau in (
+            (self.rate_exc_Hz, self.w_exc_nA, self.tau_exc_ms),
+            (-self.rate_inh_Hz, self.w_inh_nA, self.tau_inh_ms),
+        ):
+            counts = rng.poisson(abs(rate) * self.noise_dt_ms * 1e-3, size=n).astype(float)
+            kernel = np.exp(-np.arange(int(8 * tau / self.noise_dt_ms) + 1) * self.noise_dt_ms / tau)
+            out += math.copysign(w, rate) * np.convolve(counts, kernel)[:n]
+        return out
+
+    def current_at(self, t_ms: np.ndarray) -> np.ndarray:
+        t_ms = np.asarray(t_ms, dtype=float)
+        trace = _interp_on_grid(self._trace(), self.noise_dt_ms, t_ms, self.delay_ms)
+        return np.where(self._on(t_ms), trace, 0.0)
+
+    @property
+    def amp_nA(self) -> float:
+        """Characteristic amplitude: the expected mean current of the barrage."""
+        return 1e-3 * (
+            self.rate_exc_Hz * self.w_exc_nA * self.tau_exc_ms - self.rate_inh_Hz * self.w_inh_nA * self.tau_inh_ms
+        )
+
+
+Protocol = Union[LongSquare, Ramp, OUNoise, SynapticBarrage]
+PROTOCOL_KINDS: dict[str, type] = {cls.kind: cls for cls in (LongSquare, Ramp, OUNoise, SynapticBarrage)}
+
+
+def protocol_from_dict(d: dict[str, Any]) -> Protocol:
+    """Build a protocol from its dict form; unknown kinds or keys are rejected."""
+    if not isinstance(d, dict) or "kind" not in d:
+        raise ValueError(f"a protocol must be a mapping with a 'kind' key, got {d!r}")
+    d = dict(d)
+    kind = d.pop("kind")
+    cls = PROTOCOL_KINDS.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown protocol kind {kind!r}; known kinds: {sorted(PROTOCOL_KINDS)}")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - allowed
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)} for protocol {kind!r}; allowed: {sorted(allowed)}")
+    return cls(**d)
+
+
+def long_square_grid(amps_nA, **timing) -> list[LongSquare]:
+    """Long Square steps at each amplitude of `amps_nA` (nA), rounded to 0.1 pA."""
+    return [LongSquare(step_nA=round(float(a), 4), **timing) for a in amps_nA]
+
+
+def _grid(start: float, stop: float, step: float) -> np.ndarray:
+    return np.round(np.arange(start, stop + step / 2, step), 4)
+
+
+#: Named protocol sets. "train" is the amplitude grid of the shipped training dataset:
+#: −0.11 … 0.40 nA every 10 pA (52 steps), covering hyperpolarisation (sag), the
+#: subthreshold range, rheobase of every family member and strong firing.
+PRESETS: dict[str, callable] = {
+    "demo": lambda: long_square_grid(_grid(-0.1, 0.4, 0.05)),
+    "train": lambda: long_square_grid(_grid(-0.11, 0.40, 0.01)),
+    "heldout_amps": lambda: long_square_grid(_grid(-0.105, 0.395, 0.05)),
+    "fi_fine": lambda: long_square_grid(_grid(0.0, 0.40, 0.005)),
+    "waveforms": lambda: (
+        [OUNoise(mean_nA=m, sigma_nA=s, tau_ms=5.0, seed=i) for i, (m, s) in
+         enumerate([(0.05, 0.05), (0.15, 0.05), (0.25, 0.1), (0.1, 0.15)])]
+        + [Ramp(start_nA=0.0, end_nA=0.4), Ramp(start_nA=0.4, end_nA=0.0)]
+        + [SynapticBarrage(seed=i, rate_exc_Hz=r) for i, r in enumerate([600.0, 1200.0, 2000.0])]
+    ),
+}
+
+
+def load_protocols(spec: str | Path) -> list[Protocol]:
+    """Protocols from a preset name (see PRESETS) or a YAML/JSON file.
+
+    File format: either a list of protocol dicts, or a mapping with any of
+    ``protocols: [ {kind: ..., ...}, ... ]`` and
+    ``long_square_grid: {start_nA: -0.11, stop_nA: 0.4, step_nA: 0.01}``.
+    """
+    if str(spec) in PRESETS:
+        return list(PRESETS[str(spec)]())
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"protocol {spec!r} is neither a preset ({sorted(PRESETS)}) nor an existing file")
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"protocol file {path} is not valid YAML/JSON: {exc}") from None
+    if isinstance(data, list):
+        data = {"protocols": data}
+    if not isinstance(data, dict):
+        raise ValueError(f"protocol file {path} must hold a list or a mapping, got {type(data).__name__}")
+    unknown = set(data) - {"protocols", "long_square_grid"}
+    if unknown:
+        raise ValueError(f"protocol file {path}: unknown key(s) {sorted(unknown)}")
+    protocols = [protocol_from_dict(d) for d in data.get("protocols", [])]
+    if "long_square_grid" in data:
+        g = data["long_square_grid"]
+        protocols += long_square_grid(_grid(float(g["start_nA"]), float(g["stop_nA"]), float(g["step_nA"])))
+    if not protocols:
+        raise ValueError(f"protocol file {path} defines no protocols")
+    return protocols

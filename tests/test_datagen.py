@@ -1,0 +1,158 @@
+"""Dataset generation with real NEURON: contents, provenance, resume after kill -9, bad files."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import DATA, short_step
+from noble_neuron.datagen import generate
+from noble_neuron.dataset import DatasetError, open_dataset
+from noble_neuron.simulate import CellSpec
+
+
+def _specs(n=2):
+    return [CellSpec(f"m{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
+                     {"somatic.gnabar_hh": 0.12 - 0.01 * i, "global.celsius": 6.3}) for i in range(n)]
+
+
+def test_generate_writes_complete_dataset_with_provenance(tmp_path):
+    protocols = [short_step(a) for a in (-0.05, 0.0, 0.1, 0.3)]
+    out = generate(_specs(), protocols, tmp_path / "d.h5", splits=["train", "unseen"], engine="serial",
+                   progress=False)
+    ds = open_dataset(out)
+    assert ds.complete and len(ds) == 8
+    assert ds.model_ids == ["m0", "m1"] and ds.model_splits == ["train", "unseen"]
+    assert ds.dt_ms == pytest.approx(0.06)
+    assert json.loads(ds.attrs["units"])["voltage"] == "mV"
+    assert ds.attrs["neuron_version"].startswith("9.")
+    assert len(ds.attrs["template_sha256"]) == 64
+    v = ds.read(ds.rows(model_id="m1"))
+    assert v.shape == (4, 1000) and np.isfinite(v).all()
+    np.testing.assert_allclose(ds.amp_nA[ds.rows(model_id="m0")], [-0.05, 0.0, 0.1, 0.3])
+    stim = ds.read(ds.rows(model_id="m0"), "stimulus_nA")
+    assert stim[3].max() == pytest.approx(0.3)
+    assert not (tmp_path / "d.h5.journal").exists()  # journal removed once complete
+
+
+def test_pool_engine_matches_serial(tmp_path):
+    protocols = [short_step(a) for a in (0.0, 0.2)]
+    serial = generate(_specs(), protocols, tmp_path / "s.h5", engine="serial", progress=False)
+    pooled = generate(_specs(), protocols, tmp_path / "p.h5", engine="pool", n_workers=2, progress=False)
+    a, b = open_dataset(serial), open_dataset(pooled)
+    np.testing.assert_array_equal(a.read(range(4)), b.read(range(4)))
+
+
+def test_nrn_bulletin_board_engine_serial(tmp_path):
+    protocols = [short_step(a) for a in (0.0, 0.2)]
+    out = generate(_specs(1), protocols, tmp_path / "bb.h5", engine="nrn-bb", progress=False)
+    assert open_dataset(out).complete
+
+
+def test_existing_file_for_other_protocols_is_refused(tmp_path):
+    out = tmp_path / "d.h5"
+    generate(_specs(1), [short_step(0.1)], out, engine="serial", progress=False)
+    with pytest.raises(DatasetError, match="signature mismatch"):
+        generate(_specs(1), [short_step(0.2)], out, engine="serial", progress=False)
+    generate(_specs(1), [short_step(0.2)], out, engine="serial", progress=False, overwrite=True)
+    assert open_dataset(out).amp_nA[0] == pytest.approx(0.2)
+
+
+def test_corrupt_and_foreign_files_give_clear_errors(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an hdf5 file at all" * 100)
+    with pytest.raises(DatasetError, match="corrupt or truncated"):
+        open_dataset(bad)
+    with pytest.raises(DatasetError, match="corrupt or truncated"):
+        generate(_specs(1), [short_step(0.1)], bad, engine="serial", progress=False)
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    with pytest.raises(DatasetError, match="not a noble_neuron dataset"):
+        open_dataset(foreign)
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(tmp_path / "missing.h5")
+
+
+def test_truncated_file_is_rebuilt_from_journal(tmp_path):
+    """A half-written HDF5 (e.g. killed mid-flush) is rebuilt from the journal, keeping finished rows."""
+    out = tmp_path / "d.h5"
+    protocols = [short_step(a) for a in (0.0, 0.1, 0.2)]
+    from noble_neuron import datagen
+
+    # run 2 of 3 rows, then stop as if interrupted
+    calls = []
+
+    def interrupted(chunks, journal):
+        for chunk in chunks[:2]:
+            calls.append(chunk[0]["row"])
+            yield datagen.run_chunk(chunk, journal)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(_specs(1), protocols, out, engine=interrupted, chunk_size=1, progress=False)
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 3])  # truncate the HDF5 file
+    ran = []
+
+    def counting(chunks, journal):
+        for chunk in chunks:
+            ran.append(chunk[0]["row"])
+            yield datagen.run_chunk(chunk, journal)
+
+    generate(_specs(1), protocols, out, engine=counting, chunk_size=1, progress=False)
+    assert ran == [2]  # the two finished simulations were recovered, not re-run
+    assert open_dataset(out).complete
+
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from conftest import short_step
+    from noble_neuron.datagen import generate
+    from noble_neuron.simulate import CellSpec
+    spec = CellSpec("m0", {template!r}, "BallStick", None, {{"somatic.gnabar_hh": 0.12}})
+    generate([spec], [short_step(0.01 * k, total_ms=3000.0) for k in range(12)], sys.argv[1],
+             engine="serial", chunk_size=1, progress=False)
+""")
+
+
+def test_resume_after_kill_9_keeps_finished_rows(tmp_path):
+    out = tmp_path / "killed.h5"
+    script = tmp_path / "run.py"
+    script.write_text(_KILL_SCRIPT.format(tests=str(Path(__file__).parent), template=str(DATA / "ball_stick.hoc")))
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True)
+    journal = out.with_name(out.name + ".journal")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(journal.glob("*/row_*.npy"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = sorted(journal.glob("*/row_*.npy"))
+    assert 3 <= len(finished) < 12, "the run must be killed midway"
+    before = {int(f.stem.split("_")[1]): np.load(f)[0] for f in finished}
+
+    from noble_neuron import datagen
+
+    ran = []
+
+    def counting(chunks, journal_dir):
+        for chunk in chunks:
+            ran.append(chunk[0]["row"])
+            yield datagen.run_chunk(chunk, journal_dir)
+
+    spec = CellSpec("m0", str(DATA / "ball_stick.hoc"), "BallStick", None, {"somatic.gnabar_hh": 0.12})
+    generate([spec], [short_step(0.01 * k, total_ms=3000.0) for k in range(12)], out, engine=counting,
+             chunk_size=1, progress=False)
+    ds = open_dataset(out)
+    assert ds.complete and len(ds) == 12
+    assert not set(ran) & set(before), "finished simulations must not be run twice"
+    for row, v in before.items():
+        np.testing.assert_array_equal(ds.read([row])[0], v)
