@@ -31,7 +31,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_NAME_RE = re.compile(r"^\s*(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)", re.MULTILINE)
+_NAME_RE = re.compile(r"\b(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)")
 _loaded_dirs: set[str] = set()
 
 
@@ -71,7 +71,8 @@ def mechanism_names(mod_dir: str | Path) -> list[str]:
     """Names (SUFFIX / POINT_PROCESS) that the .mod files of `mod_dir` define."""
     names = []
     for f in _mod_files(Path(mod_dir)):
-        names += _NAME_RE.findall(f.read_text(errors="replace"))
+        code = re.sub(r"COMMENT.*?ENDCOMMENT|:[^\n]*", "", f.read_text(errors="replace"), flags=re.DOTALL)
+        names += _NAME_RE.findall(code)
     return names
 
 

@@ -269,12 +269,13 @@ def _grid(start: float, stop: float, step: float) -> np.ndarray:
 
 
 #: Named protocol sets. "train" is the amplitude grid of the shipped training dataset:
-#: −0.11 … 0.40 nA every 10 pA (52 steps), covering hyperpolarisation (sag), the
-#: subthreshold range, rheobase of every family member and strong firing.
+#: −0.11 … 0.35 nA every 10 pA (47 steps), covering hyperpolarisation (sag), the
+#: subthreshold range, rheobase of every family member and strong (≈250 Hz) firing.
+#: "heldout_amps" sits between the training amplitudes (unseen-amplitude evaluation).
 PRESETS: dict[str, callable] = {
     "demo": lambda: long_square_grid(_grid(-0.1, 0.4, 0.05)),
-    "train": lambda: long_square_grid(_grid(-0.11, 0.40, 0.01)),
-    "heldout_amps": lambda: long_square_grid(_grid(-0.105, 0.395, 0.05)),
+    "train": lambda: long_square_grid(_grid(-0.11, 0.35, 0.01)),
+    "heldout_amps": lambda: long_square_grid(_grid(-0.105, 0.345, 0.05)),
     "fi_fine": lambda: long_square_grid(_grid(0.0, 0.40, 0.005)),
     "waveforms": lambda: (
         [OUNoise(mean_nA=m, sigma_nA=s, tau_ms=5.0, seed=i) for i, (m, s) in

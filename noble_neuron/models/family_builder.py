@@ -5,7 +5,7 @@ Procedure (reproducible with ``noble-neuron build-family --seed 1``):
    those of ``parameter_bounds.json`` (section-list conductances, leak, e_pas).
 2. A short IBEA optimisation fits PV-typical targets on four Long Square steps (200 ms):
    resting potential and input resistance (−0.05 nA), silence at 0.04 nA, firing at 0.2
-   and 0.35 nA with narrow (< 0.5 ms), tall APs, deep fast AHPs and little adaptation.
+   and 0.35 nA with narrow (< 0.5 ms), tall APs, deep an AHP trough near the pre-stimulus baseline and little adaptation.
 3. Acceptance sampling: log-normal perturbations (σ = `spread`) of the best individuals,
    clipped to the bounds, are kept when every target is within `max_z` standard deviations
    and the hard PV criteria hold (rheobase 40–350 pA bracket, AP width < 0.5 ms).
@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
+import bluepyopt.ephys as ephys
 import numpy as np
 
 from . import TEMPLATE_NAME, TEMPLATE_PATH, default_parameters, parameter_bounds
@@ -37,10 +38,10 @@ FEATURE_TARGETS: dict[str, tuple[float, dict[str, tuple[float, float]]]] = {
     "sub": (0.04, {"Spikecount": (0.0, 0.3)}),
     "mid": (0.2, {"mean_frequency": (70.0, 35.0)}),
     "strong": (0.35, {
-        "mean_frequency": (140.0, 45.0),
+        "mean_frequency": (180.0, 60.0),
         "AP_width": (0.32, 0.08),
         "mean_AP_amplitude": (72.0, 10.0),
-        "AHP_depth": (22.0, 6.0),
+        "AHP_depth": (-4.0, 5.0),
         "adaptation_index2": (0.0, 0.05),
     }),
 }
@@ -50,36 +51,29 @@ def _free_keys() -> list[str]:
     return sorted(parameter_bounds())
 
 
-def _make_cell_model_class():
-    import bluepyopt.ephys as ephys
+class TemplateCellModel(ephys.models.CellModel):
+    """A bluepyopt CellModel whose cell is an instance of our HoC template."""
 
-    class TemplateCellModel(ephys.models.CellModel):
-        """A bluepyopt CellModel whose cell is an instance of our HoC template."""
+    def instantiate_morphology(self, sim=None):
+        from ..mechanisms import load_mechanisms
 
-        def instantiate_morphology(self, sim=None):
-            from ..mechanisms import load_mechanisms
+        load_mechanisms()
+        h = sim.neuron.h
+        if not hasattr(h, TEMPLATE_NAME):
+            h.load_file(str(TEMPLATE_PATH))
+        self.icell = getattr(h, TEMPLATE_NAME)()
 
-            load_mechanisms()
-            h = sim.neuron.h
-            if not hasattr(h, TEMPLATE_NAME):
-                h.load_file(str(TEMPLATE_PATH))
-            self.icell = getattr(h, TEMPLATE_NAME)()
+    def instantiate(self, sim=None):
+        super().instantiate(sim)
+        self.icell.geom_nseg()  # Ra/cm may have changed
 
-        def instantiate(self, sim=None):
-            super().instantiate(sim)
-            self.icell.geom_nseg()  # Ra/cm may have changed
-
-        def destroy(self, sim=None):
-            self.icell = None
-            for param in self.params.values():
-                param.destroy(sim=sim)
-
-    return TemplateCellModel
+    def destroy(self, sim=None):
+        self.icell = None
+        for param in self.params.values():
+            param.destroy(sim=sim)
 
 
 def _build_evaluator():
-    import bluepyopt.ephys as ephys
-
     fixed = default_parameters()
     bounds = parameter_bounds()
     params = []
@@ -92,7 +86,7 @@ def _build_evaluator():
         else:
             loc = ephys.locations.NrnSeclistLocation(where, seclist_name=where)
             params.append(ephys.parameters.NrnSectionParameter(key, param_name=name, locations=[loc], **kwargs))
-    cell = _make_cell_model_class()("PVBasketOpt", morph=None, mechs=[], params=params)
+    cell = TemplateCellModel("PVBasketOpt", morph=None, mechs=[], params=params)
 
     soma = ephys.locations.NrnSeclistCompLocation("soma", seclist_name="somatic", sec_index=0, comp_x=0.5)
     protocols, objectives = {}, []
@@ -112,7 +106,7 @@ def _build_evaluator():
     sim = ephys.simulators.NrnSimulator(dt=0.025, cvode_active=False)
     return ephys.evaluators.CellEvaluator(
         cell_model=cell, param_names=_free_keys(), fitness_protocols=protocols,
-        fitness_calculator=calculator, sim=sim,
+        fitness_calculator=calculator, sim=sim, isolate_protocols=False,  # the pool isolates
     )
 
 

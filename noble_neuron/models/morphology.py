@@ -27,8 +27,8 @@ DEFAULT_PARAMETERS: dict[str, float] = {
     # --- soma -------------------------------------------------------------
     "somatic.cm": 1.0,
     "somatic.Ra": 100.0,
-    "somatic.g_pas": 0.0001,
-    "somatic.e_pas": -69.0,
+    "somatic.g_pas": 8.5e-05,
+    "somatic.e_pas": -70.0,
     "somatic.ena": 53.0,
     "somatic.ek": -107.0,
     "somatic.gbar_nn_NaT": 0.35,
@@ -49,8 +49,8 @@ DEFAULT_PARAMETERS: dict[str, float] = {
     # --- axon (AIS + stub) --------------------------------------------------
     "axonal.cm": 1.0,
     "axonal.Ra": 100.0,
-    "axonal.g_pas": 0.0001,
-    "axonal.e_pas": -69.0,
+    "axonal.g_pas": 8.5e-05,
+    "axonal.e_pas": -70.0,
     "axonal.ena": 53.0,
     "axonal.ek": -107.0,
     "axonal.gbar_nn_NaT": 1.5,
@@ -69,8 +69,8 @@ DEFAULT_PARAMETERS: dict[str, float] = {
     # --- aspiny dendrites ------------------------------------------------------
     "basal.cm": 1.0,
     "basal.Ra": 100.0,
-    "basal.g_pas": 0.0001,
-    "basal.e_pas": -69.0,
+    "basal.g_pas": 8.5e-05,
+    "basal.e_pas": -70.0,
     "basal.ena": 53.0,
     "basal.ek": -107.0,
     "basal.gbar_nn_NaT": 0.01,

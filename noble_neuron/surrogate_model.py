@@ -1,0 +1,449 @@
+"""The FNO surrogate: architecture config, the network, and the one batched ``predict``.
+
+`SurrogateConfig` describes the network and its input/output encoding; `build_fno` turns
+it into a 1-D ``neuralop.models.FNO``; `Surrogate` bundles the network with everything
+needed to use it correctly (dt, trained length, amplitude range, feature scaler, convex
+hull of the training features, training model ids, metrics) and exposes
+``Surrogate.predict(stimuli_nA, features, dt_ms) -> voltages_mV``.
+
+Encoding (see `noble_neuron.embedding` for the channel order):
+
+* input current is divided by ``current_scale_nA``;
+* the characteristic amplitude (mean current where |I| > 1e-6 nA, 0 if the stimulus is
+  all zero; the step amplitude for a Long Square) is min-max scaled from the training
+  amplitude range to [0.5, 3.5] and NeRF-embedded with ``k_amp`` frequencies;
+* each feature (``feature_names``, raw units) is min-max scaled by the training
+  `FeatureScaler` to [0.5, 3.5] and embedded with ``k_feat`` frequencies;
+* the network predicts ``v_norm = (v_mV - v_offset_mV) / v_scale_mV``.
+
+Domain checks in ``predict``: wrong dt or non-finite inputs raise ValueError; a trace
+length other than the trained one, amplitudes outside the training range and features
+outside the convex hull of the training features (in scaled space) warn with
+`DomainWarning` (``strict=True`` raises ValueError instead); non-finite network output
+raises RuntimeError, so NaN is never returned.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels
+from .features import FeatureScaler
+
+__all__ = ["DomainWarning", "SurrogateConfig", "build_fno", "count_parameters", "Surrogate", "default_device"]
+
+log = logging.getLogger(__name__)
+
+SURROGATE_FORMAT = "noble_neuron.surrogate"
+UNITS = {"stimulus": "nA", "voltage": "mV", "time": "ms", "amplitude": "nA"}
+
+
+class DomainWarning(UserWarning):
+    """The surrogate is asked to extrapolate beyond the domain it was trained on."""
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _pos_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def _pos_float(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """FNO architecture and input/output encoding.
+
+    ``n_modes`` is the neuraloperator convention: for the (real, 1-D) time axis the
+    spectral convolution keeps ``n_modes // 2 + 1`` rfft modes.
+    """
+
+    n_layers: int = 4
+    hidden_channels: int = 24
+    n_modes: int = 128
+    projection_channel_ratio: float = 4.0
+    lifting_channel_ratio: float = 2.0
+    k_amp: int = 9
+    k_feat: int = 1
+    feature_names: tuple[str, ...] = ("I_thr_nA", "s_thr_Hz_per_nA")
+    current_scale_nA: float = 0.3
+    v_offset_mV: float = -65.0
+    v_scale_mV: float = 40.0
+    scaled_low: float = 0.5
+    scaled_high: float = 3.5
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "hidden_channels", "n_modes"):
+            object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
+        for name in ("k_amp", "k_feat"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} (number of embedding frequencies) must be an integer >= 0, got {v!r}")
+            object.__setattr__(self, name, int(v))
+        for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV"):
+            object.__setattr__(self, name, _pos_float(name, getattr(self, name)))
+        for name in ("v_offset_mV", "scaled_low", "scaled_high"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if not self.scaled_high > self.scaled_low:
+            raise ValueError(f"need scaled_low < scaled_high, got {self.scaled_low} and {self.scaled_high}")
+        names = self.feature_names
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
+            raise TypeError(f"feature_names must be a sequence of non-empty strings, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature_names must be unique, got {list(names)}")
+        object.__setattr__(self, "feature_names", tuple(names))
+
+    @property
+    def in_channels(self) -> int:
+        return n_input_channels(self.k_amp, self.k_feat, len(self.feature_names))
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> "SurrogateConfig":
+        """NOBLE's architecture: 12 layers, 24 hidden channels, 256 modes, projection ratio 4 (~1.8 M params)."""
+        return cls(**{"n_layers": 12, "hidden_channels": 24, "n_modes": 256, "projection_channel_ratio": 4.0, **overrides})
+
+    @classmethod
+    def cpu_small(cls, **overrides: Any) -> "SurrogateConfig":
+        """A CPU-friendly model: 4 layers, 24 hidden channels, 128 modes (~0.2 M params)."""
+        return cls(**{"n_layers": 4, "hidden_channels": 24, "n_modes": 128, "projection_channel_ratio": 4.0, **overrides})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["feature_names"] = list(self.feature_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SurrogateConfig":
+        """Inverse of `to_dict`; unknown keys are rejected. ``preset: paper|cpu_small`` sets the base."""
+        if not isinstance(d, dict):
+            raise TypeError(f"a SurrogateConfig must be a mapping, got {type(d).__name__}")
+        d = dict(d)
+        preset = d.pop("preset", None)
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - allowed
+        if unknown:
+            raise ValueError(f"unknown SurrogateConfig key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "feature_names" in d:
+            d["feature_names"] = tuple(d["feature_names"])
+        if preset is None:
+            return cls(**d)
+        presets = {"paper": cls.paper, "cpu_small": cls.cpu_small}
+        if preset not in presets:
+            raise ValueError(f"unknown preset {preset!r}; use one of {sorted(presets)}")
+        return presets[preset](**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SurrogateConfig":
+        """Load from a YAML mapping (optionally under a top-level ``model:`` key)."""
+        import yaml
+
+        with open(path) as fh:
+            d = yaml.safe_load(fh) or {}
+        if isinstance(d, dict) and set(d) == {"model"}:
+            d = d["model"]
+        return cls.from_dict(d)
+
+
+def build_fno(config: SurrogateConfig) -> torch.nn.Module:
+    """A 1-D ``neuralop.models.FNO`` for `config` (C_in → 1 output channel).
+
+    ``positional_embedding=None``: neuraloperator's "grid" embedding spans [0, 1] over
+    whatever length it is given, so a training window and the full trace would see
+    different positions; time enters through the NeRF channels instead.
+    """
+    if not isinstance(config, SurrogateConfig):
+        raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
+    from neuralop.models import FNO
+
+    return FNO(
+        n_modes=(config.n_modes,),
+        in_channels=config.in_channels,
+        out_channels=1,
+        hidden_channels=config.hidden_channels,
+        n_layers=config.n_layers,
+        lifting_channel_ratio=config.lifting_channel_ratio,
+        projection_channel_ratio=config.projection_channel_ratio,
+        positional_embedding=None,
+    )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Trainable real parameters (a complex weight counts twice)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
+
+
+def _as_float_tensor(x: Any, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        if not (x.dtype.is_floating_point or x.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a real-valued tensor, got dtype {x.dtype}")
+        return x.detach().to(dtype)
+    try:
+        arr = np.asarray(x, dtype=np.float32 if dtype == torch.float32 else np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a numeric array or tensor, got {type(x).__name__} ({exc})") from None
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+class Surrogate:
+    """An FNO surrogate plus the metadata that defines its valid domain.
+
+    Parameters (units in names): ``dt_ms`` sampling step of the training traces;
+    ``n_samples`` trained trace length; ``amp_range_nA`` (min, max) characteristic
+    amplitude of the training stimuli; ``feature_scaler`` fit on training models;
+    ``hull_points`` vertices (scaled feature space) of the convex hull of the training
+    models' features; ``train_model_ids``; ``metrics`` (JSON-safe dict).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: SurrogateConfig,
+        *,
+        dt_ms: float,
+        n_samples: int,
+        amp_range_nA: Sequence[float],
+        feature_scaler: FeatureScaler,
+        hull_points: Sequence[Sequence[float]],
+        train_model_ids: Sequence[str] = (),
+        metrics: dict | None = None,
+        version: str = __version__,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if not isinstance(config, SurrogateConfig):
+            raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
+        if not isinstance(feature_scaler, FeatureScaler):
+            raise TypeError(f"feature_scaler must be a FeatureScaler, got {type(feature_scaler).__name__}")
+        if tuple(feature_scaler.names) != config.feature_names:
+            raise ValueError(
+                f"feature scaler names {list(feature_scaler.names)} differ from config.feature_names "
+                f"{list(config.feature_names)}; fit the scaler on the configured features"
+            )
+        self.model = model
+        self.config = config
+        self.dt_ms = _pos_float("dt_ms", dt_ms)
+        self.n_samples = _pos_int("n_samples", n_samples)
+        lo, hi = (float(a) for a in amp_range_nA)
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            raise ValueError(f"amp_range_nA must be a finite (min, max) with max > min, got {amp_range_nA!r}")
+        self.amp_range_nA = (lo, hi)
+        self.feature_scaler = feature_scaler
+        pts = np.asarray(hull_points, dtype=float)
+        if pts.ndim != 2 or pts.shape[1] != len(config.feature_names) or pts.shape[0] < 1 or not np.isfinite(pts).all():
+            raise ValueError(f"hull_points must be finite (n_points, {len(config.feature_names)}), got shape {pts.shape}")
+        self.hull_points = pts
+        self.train_model_ids = tuple(str(m) for m in train_model_ids)
+        self.metrics = dict(metrics or {})
+        self.version = str(version)
+        self._delaunay: Any = None
+        self.to(default_device() if device is None else device)
+        self.model.eval()
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device: torch.device | str) -> "Surrogate":
+        self.model.to(torch.device(device))
+        return self
+
+    # ------------------------------------------------------------------ metadata
+    def metadata(self) -> dict:
+        """JSON-safe description of everything except the weights."""
+        c = self.config
+        channels = ["stimulus_nA/current_scale_nA"]
+        channels += [f"amp_{fn}_k{k}" for fn in ("sin", "cos") for k in range(c.k_amp)]
+        channels += [f"{name}_{fn}_k{k}" for name in c.feature_names for fn in ("sin", "cos") for k in range(c.k_feat)]
+        return {
+            "format": SURROGATE_FORMAT,
+            "config": c.to_dict(),
+            "dt_ms": self.dt_ms,
+            "n_samples": self.n_samples,
+            "units": dict(UNITS),
+            "amp_range_nA": list(self.amp_range_nA),
+            "amplitude_definition": f"mean current where |I| > {AMPLITUDE_THRESHOLD_NA:g} nA; 0 if none",
+            "input_channels": channels,
+            "feature_scaler": self.feature_scaler.to_dict(),
+            "hull_points_scaled": self.hull_points.tolist(),
+            "train_model_ids": list(self.train_model_ids),
+            "metrics": self.metrics,
+            "noble_neuron_version": self.version,
+            "n_parameters": count_parameters(self.model),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict, state_dict: dict | None = None, device=None) -> "Surrogate":
+        """Rebuild from `metadata()` (and weights, if given)."""
+        config = SurrogateConfig.from_dict(meta["config"])
+        model = build_fno(config)
+        if state_dict is not None:
+            model.load_state_dict(dict(state_dict))
+        return cls(
+            model, config, dt_ms=meta["dt_ms"], n_samples=meta["n_samples"], amp_range_nA=meta["amp_range_nA"],
+            feature_scaler=FeatureScaler.from_dict(meta["feature_scaler"]), hull_points=meta["hull_points_scaled"],
+            train_model_ids=meta.get("train_model_ids", ()), metrics=meta.get("metrics"),
+            version=meta.get("noble_neuron_version", "unknown"), device=device,
+        )
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights only, as a plain dict of CPU tensors (neuraloperator's pickled ``_metadata`` dropped)."""
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if isinstance(v, torch.Tensor)}
+
+    def save(self, path: str | Path) -> Path:
+        """Write a self-describing checkpoint (see `noble_neuron.checkpoint`)."""
+        from .checkpoint import save_surrogate
+
+        return save_surrogate(self, path)
+
+    # ------------------------------------------------------------------ domain
+    def in_hull(self, features: np.ndarray) -> np.ndarray:
+        """(B,) bool: raw features (B, F) inside the convex hull of the training features.
+
+        Tested in scaled space with a Delaunay triangulation of the hull vertices. If
+        the training features do not span F dimensions (too few or collinear models),
+        falls back to their bounding box.
+        """
+        x = self.feature_scaler.transform(np.asarray(features, dtype=float))
+        tol = 1e-6 * (self.config.scaled_high - self.config.scaled_low)  # absorbs float32 rounding of inputs
+        if self._delaunay is None:
+            self._delaunay = False
+            if self.hull_points.shape[0] > self.hull_points.shape[1]:
+                from scipy.spatial import Delaunay, QhullError
+
+                try:
+                    self._delaunay = Delaunay(self.hull_points)
+                except QhullError:
+                    log.info("training features are degenerate (not full-dimensional); hull test uses their bounding box")
+        if self._delaunay is False:
+            lo, hi = self.hull_points.min(axis=0) - tol, self.hull_points.max(axis=0) + tol
+            return np.all((x >= lo) & (x <= hi), axis=-1)
+        return self._delaunay.find_simplex(x, tol=tol) >= 0
+
+    def _domain(self, ok: np.ndarray, msg: str, strict: bool) -> None:
+        if ok.all():
+            return
+        bad = np.flatnonzero(~ok)
+        text = f"{bad.size} of {ok.size} item(s) (e.g. index {bad[:5].tolist()}) {msg}"
+        if strict:
+            raise ValueError(text + "; pass strict=False to predict anyway (with a DomainWarning)")
+        warnings.warn(text + "; the surrogate extrapolates there", DomainWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        stimuli_nA: np.ndarray | torch.Tensor,
+        features: np.ndarray | torch.Tensor | Sequence[float],
+        dt_ms: float,
+        *,
+        batch_size: int = 64,
+        device: torch.device | str | None = None,
+        strict: bool = False,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
+
+        ``stimuli_nA``: (B, L) or (L,) current in nA sampled at ``dt_ms`` (must equal the
+        trained dt). Any L is accepted (the FNO is length-agnostic) but an L other than
+        the trained ``n_samples`` warns. ``features``: (B, F) or (F,) raw features in
+        ``config.feature_names`` order and units (I_thr nA, s_thr Hz/nA), broadcast if
+        (F,). ``device`` moves the model there for this and later calls (default: where
+        it is). Batches of ``batch_size`` go through the network at once.
+        """
+        from tqdm import tqdm
+
+        if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
+            raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
+        if not abs(float(dt_ms) - self.dt_ms) <= 1e-9:
+            raise ValueError(
+                f"dt_ms={float(dt_ms)!r} differs from the trained dt_ms={self.dt_ms!r}; resample the stimulus "
+                f"to {self.dt_ms} ms (the surrogate's time axis is tied to its training dt)"
+            )
+        batch_size = _pos_int("batch_size", batch_size)
+        if device is not None:
+            self.to(device)
+        dev = self.device
+
+        x = _as_float_tensor(stimuli_nA, "stimuli_nA")
+        squeeze = x.ndim == 1
+        if squeeze:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] < 2:
+            raise ValueError(f"stimuli_nA must be (B, L) or (L,) with L >= 2, got shape {tuple(x.shape)}")
+        b, length = x.shape
+        finite = torch.isfinite(x).all(dim=1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten()[:5].tolist()
+            raise ValueError(f"stimuli_nA contains NaN/inf (rows {bad}); pass finite currents in nA")
+
+        n_feat = len(self.config.feature_names)
+        # float64: features sit on the hull's vertices, where float32 rounding would flip the test
+        f = _as_float_tensor(features, "features", torch.float64).cpu().numpy()
+        if f.ndim == 1:
+            f = np.broadcast_to(f, (b, f.shape[0]))
+        if f.shape != (b, n_feat):
+            raise ValueError(
+                f"features must be ({b}, {n_feat}) or ({n_feat},) in the order {list(self.config.feature_names)}, "
+                f"got shape {f.shape}"
+            )
+        if not np.isfinite(f).all():
+            raise ValueError("features contain NaN/inf; pass finite I_thr (nA) and s_thr (Hz/nA)")
+
+        if length != self.n_samples:
+            msg = (f"trace length {length} differs from the trained length {self.n_samples} samples "
+                   f"({self.n_samples * self.dt_ms:g} ms)")
+            if strict:
+                raise ValueError(msg + "; pass strict=False to predict anyway")
+            warnings.warn(msg + "; accuracy away from the trained window is untested", DomainWarning, stacklevel=2)
+
+        amp = characteristic_amplitude(x).cpu().numpy().astype(np.float64)
+        lo, hi = self.amp_range_nA
+        tol = 1e-6 * (hi - lo)
+        self._domain((amp >= lo - tol) & (amp <= hi + tol),
+                     f"have a characteristic amplitude outside the trained range [{lo:g}, {hi:g}] nA", strict)
+        self._domain(self.in_hull(f), "have features outside the convex hull of the training models' features",
+                     strict)
+
+        c = self.config
+        amp_scaled = c.scaled_low + (amp - lo) * (c.scaled_high - c.scaled_low) / (hi - lo)
+        amp_t = torch.as_tensor(amp_scaled, dtype=torch.float32)
+        feat_t = torch.as_tensor(self.feature_scaler.transform(f), dtype=torch.float32)
+        out = np.empty((b, length), dtype=np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for i in tqdm(range(0, b, batch_size), disable=not progress, desc="surrogate", unit="batch"):
+                j = min(i + batch_size, b)
+                inp = build_input(x[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=self.n_samples,
+                                  k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
+                v = self.model(inp)[:, 0, :] * c.v_scale_mV + c.v_offset_mV
+                if not bool(torch.isfinite(v).all()):
+                    raise RuntimeError(
+                        f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be corrupt or the "
+                        "inputs far outside the training domain"
+                    )
+                out[i:j] = v.float().cpu().numpy()
+        return out[0] if squeeze else out
+
+    def __repr__(self) -> str:
+        return (f"Surrogate({self.config.n_layers} layers × {self.config.hidden_channels} ch, "
+                f"{self.config.n_modes} modes, dt={self.dt_ms} ms, L={self.n_samples}, device={self.device})")

@@ -1,0 +1,410 @@
+"""Training the FNO surrogate on a dataset: config, relative-Lp loss, resumable loop.
+
+Only models with split ``'train'`` are used; their features come from the dataset's
+``/features`` table (run `noble_neuron.feature_table.extract_features` first) and the
+`FeatureScaler`, amplitude range and feature hull are fit on them alone. Validation holds
+out every k-th Long Square amplitude of each training model (interior amplitudes only,
+so validation stays inside the trained amplitude range) and is evaluated on full traces.
+
+Loss: relative Lp of the voltage in mV, per trace, averaged over the batch
+(``||v_pred - v||_p / ||v||_p``, p = 4 by default; the mV baseline keeps the denominator
+far from zero, unlike the normalised voltage of a subthreshold trace). Optimiser AdamW,
+``ReduceLROnPlateau`` on the validation loss (training loss if nothing is held out).
+
+Random time windows (``window_samples``) use the full trace's embedding time values at
+their position (`noble_neuron.embedding.time_grid`). Caveat: the FNO's spectral weights
+are indexed by wavenumber per window, so windows much shorter than the trace change the
+physical frequency each weight sees; the default trains on full traces.
+
+Determinism and resume: weights are initialised from ``seed``; the shuffle and window
+offsets of epoch e come from ``numpy.random.default_rng([seed, e])``, so they do not
+depend on history. Every epoch writes ``<out>.resume`` (weights, optimizer, scheduler,
+epoch, RNG state, history); a run with the same settings (``epochs`` may grow) continues
+from it, and reproduces an uninterrupted run. The resume file is kept after training so
+that a later call with more epochs can extend it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .dataset import open_dataset
+from .embedding import build_input, characteristic_amplitude
+from .features import FeatureScaler
+from .surrogate_model import Surrogate, SurrogateConfig, build_fno, count_parameters, default_device
+
+__all__ = ["TrainConfig", "relative_lp", "train", "resume_path"]
+
+log = logging.getLogger(__name__)
+
+_LOSSES = {"rel_l4": 4.0, "rel_l2": 2.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters.
+
+    ``window_samples``: length of random training windows (None = full traces).
+    ``val_every_kth_amplitude``: hold out every k-th Long Square amplitude of each
+    training model for validation (0 = no validation). ``kinds``: protocol kinds to
+    train on (None = all). ``probe_rows``: training traces evaluated before and after
+    training (reported as ``probe_rel_l4_initial/final``).
+    """
+
+    epochs: int = 50
+    batch_size: int = 16
+    lr: float = 0.004
+    weight_decay: float = 1e-4
+    plateau_factor: float = 0.4
+    plateau_patience: int = 4
+    min_lr: float = 1e-6
+    window_samples: int | None = None
+    seed: int = 0
+    val_every_kth_amplitude: int = 5
+    loss: str = "rel_l4"
+    kinds: tuple[str, ...] | None = None
+    probe_rows: int = 64
+
+    def __post_init__(self) -> None:
+        def _int(name: str, minimum: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
+            object.__setattr__(self, name, int(v))
+
+        for name, minimum in (("epochs", 0), ("batch_size", 1), ("plateau_patience", 0), ("seed", 0),
+                              ("val_every_kth_amplitude", 0), ("probe_rows", 0)):
+            _int(name, minimum)
+        for name in ("lr", "weight_decay", "plateau_factor", "min_lr"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+            object.__setattr__(self, name, float(v))
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}")
+        if self.window_samples is not None:
+            _int("window_samples", 2)
+        if self.val_every_kth_amplitude == 1:
+            raise ValueError("val_every_kth_amplitude=1 would hold out every amplitude; use 0 (none) or >= 2")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; use one of {sorted(_LOSSES)}")
+        if self.kinds is not None:
+            if isinstance(self.kinds, str):
+                raise TypeError(f"kinds must be a sequence of protocol kinds, e.g. ['long_square'], got {self.kinds!r}")
+            object.__setattr__(self, "kinds", tuple(self.kinds))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["kinds"] = None if self.kinds is None else list(self.kinds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise TypeError(f"a TrainConfig must be a mapping, got {type(d).__name__}")
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - allowed
+        if unknown:
+            raise ValueError(f"unknown TrainConfig key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Load from a YAML mapping (optionally under a top-level ``train:`` key)."""
+        import yaml
+
+        with open(path) as fh:
+            d = yaml.safe_load(fh) or {}
+        if isinstance(d, dict) and set(d) == {"train"}:
+            d = d["train"]
+        return cls.from_dict(d)
+
+
+def relative_lp(pred: torch.Tensor, target: torch.Tensor, p: float = 4.0, eps: float = 1e-12) -> torch.Tensor:
+    """Per-item relative Lp error over the last axis: ``||pred - target||_p / ||target||_p``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    num = torch.linalg.vector_norm(pred - target, ord=p, dim=-1)
+    den = torch.linalg.vector_norm(target, ord=p, dim=-1)
+    return num / den.clamp(min=eps)
+
+
+def resume_path(out_path: str | Path) -> Path:
+    """Where `train` keeps its per-epoch resume checkpoint for `out_path`."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.name + ".resume")
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    was = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(was, warn_only=warn_only)
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass
+class _Data:
+    stim: np.ndarray  # (N, L) float32 nA
+    volt: np.ndarray  # (N, L) float32 mV
+    amp_scaled: np.ndarray  # (N,) float32
+    feat_scaled: np.ndarray  # (N, F) float32
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+
+
+def _heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
+    """Every k-th interior Long Square amplitude of each model → validation."""
+    held = np.zeros(amps.shape, dtype=bool)
+    if k == 0:
+        return held
+    for m in np.unique(rows_model):
+        sel = (rows_model == m) & is_ls
+        uniq = np.unique(amps[sel])
+        pick = uniq[[i for i in range(1, uniq.size - 1) if (i + 1) % k == 0]]
+        held |= sel & np.isin(amps, pick)
+    return held
+
+
+def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_Data, dict]:
+    ds = open_dataset(data_path)
+    feats = ds.features()
+    if not feats:
+        raise ValueError(f"{data_path} has no /features table; run noble_neuron.feature_table.extract_features on it first")
+    missing = [n for n in sc.feature_names if n not in feats["names"]]
+    if missing:
+        raise ValueError(f"features {missing} are not in {data_path} (has {feats['names']}); "
+                         "set SurrogateConfig.feature_names or re-run extract_features")
+    fvals = feats["values"][:, [feats["names"].index(n) for n in sc.feature_names]]
+    train_models = [m for m, s in enumerate(ds.model_splits) if s == "train"]
+    if not train_models:
+        raise ValueError(f"{data_path} has no models with split 'train' (splits: {sorted(set(ds.model_splits))})")
+    bad = [m for m in train_models if not np.isfinite(fvals[m]).all()]
+    if bad:
+        log.warning("dropping %d training model(s) with undefined features: %s", len(bad),
+                    [ds.model_ids[m] for m in bad][:10])
+    train_models = [m for m in train_models if m not in bad]
+    if len(train_models) < 2:
+        raise ValueError(f"need >= 2 training models with finite features, got {len(train_models)}")
+
+    rows = ds.rows()
+    rows = rows[np.isin(ds.model_index[rows], train_models)]
+    kinds = np.array([json.loads(p)["kind"] for p in ds.protocols_json])[ds.protocol_index[rows]]
+    if tc.kinds is not None:
+        keep = np.isin(kinds, tc.kinds)
+        rows, kinds = rows[keep], kinds[keep]
+    if rows.size == 0:
+        raise ValueError(f"{data_path} has no finished rows of training models (kinds={tc.kinds})")
+    rows_model = ds.model_index[rows]
+    held = _heldout_mask(ds.amp_nA[rows], rows_model, kinds == "long_square", tc.val_every_kth_amplitude)
+
+    stim = ds.read(rows, "stimulus_nA")
+    volt = ds.read(rows, "voltage_mV")
+    if not (np.isfinite(stim).all() and np.isfinite(volt).all()):
+        raise ValueError(f"{data_path} contains NaN/inf traces among the training rows; regenerate them")
+    amps = characteristic_amplitude(torch.from_numpy(stim)).numpy().astype(np.float64)
+    train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
+    lo, hi = float(amps[train_idx].min()), float(amps[train_idx].max())
+    if not hi > lo:
+        raise ValueError(f"training stimuli all have the same amplitude {lo} nA; need a range of amplitudes")
+    scaler = FeatureScaler.fit(fvals[train_models], sc.feature_names, sc.scaled_low, sc.scaled_high)
+    pts = scaler.transform(fvals[train_models])
+    hull = np.unique(pts, axis=0)
+    if hull.shape[0] > hull.shape[1]:
+        from scipy.spatial import ConvexHull, QhullError
+
+        try:
+            hull = hull[ConvexHull(hull).vertices]
+        except QhullError:
+            pass  # degenerate: keep all points; Surrogate falls back to a bounding box
+    amp_scaled = sc.scaled_low + (amps - lo) * (sc.scaled_high - sc.scaled_low) / (hi - lo)
+    data = _Data(stim, volt, amp_scaled.astype(np.float32),
+                 scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx)
+    meta = {
+        "dt_ms": ds.dt_ms, "n_samples": int(stim.shape[1]), "amp_range_nA": (lo, hi), "feature_scaler": scaler,
+        "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
+        "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
+    }
+    return data, meta
+
+
+# ---------------------------------------------------------------------------- loop
+def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, n_ref: int, device,
+             offsets: np.ndarray | None, window: int | None):
+    if offsets is None:
+        x, y, start = data.stim[idx], data.volt[idx], 0
+    else:
+        cols = offsets[:, None] + np.arange(window)[None, :]
+        x, y = data.stim[idx[:, None], cols], data.volt[idx[:, None], cols]
+        start = torch.from_numpy(offsets.astype(np.int64)).to(device)
+    inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
+                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=n_ref, k_amp=sc.k_amp,
+                      k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
+    pred = model(inp)[:, 0, :] * sc.v_scale_mV + sc.v_offset_mV
+    return pred, torch.from_numpy(y).to(device)
+
+
+def _evaluate(model, sc, data, idx, n_ref, device, batch_size) -> dict[str, float]:
+    if idx.size == 0:
+        return {}
+    model.eval()
+    l4, l2 = [], []
+    with torch.inference_mode():
+        for i in range(0, idx.size, batch_size):
+            pred, y = _forward(model, sc, data, idx[i:i + batch_size], n_ref, device, None, None)
+            l4.append(relative_lp(pred, y, 4.0))
+            l2.append(relative_lp(pred, y, 2.0))
+    return {"rel_l4": float(torch.cat(l4).mean()), "rel_l2": float(torch.cat(l2).mean())}
+
+
+def _settings_key(sc: SurrogateConfig, tc: TrainConfig, dataset: dict) -> dict:
+    d = tc.to_dict()
+    d.pop("epochs")  # a resumed run may train for longer
+    return {"surrogate": sc.to_dict(), "train": d, "dataset_signature": dataset["signature"]}
+
+
+def train(
+    data_path: str | Path,
+    surrogate_config: SurrogateConfig,
+    train_config: TrainConfig,
+    out_path: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    max_minutes: float | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Train a surrogate on the 'train' models of `data_path`; write the checkpoint `out_path`.
+
+    Returns the metrics dict (also stored in the checkpoint): final train/val relative L4
+    and L2, probe errors before/after, per-epoch history, epochs done, wall time.
+    ``max_minutes`` stops after the epoch that crosses it (the checkpoint is still written;
+    run again to continue).
+    """
+    from tqdm import tqdm
+
+    if not isinstance(surrogate_config, SurrogateConfig):
+        raise TypeError(f"surrogate_config must be a SurrogateConfig, got {type(surrogate_config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig, got {type(train_config).__name__}")
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}")
+    sc, tc, out_path = surrogate_config, train_config, Path(out_path)
+    t0 = time.perf_counter()
+    data, meta = _load_data(Path(data_path), sc, tc)
+    n_ref = meta["n_samples"]
+    window = tc.window_samples
+    if window is not None and window >= n_ref:
+        window = None
+    device = default_device() if device is None else torch.device(device)
+    key = _settings_key(sc, tc, meta["dataset"])
+    rpath = resume_path(out_path)
+    log.info("training on %d traces (%d validation) of %d models, L=%d, window=%s",
+             data.train_idx.size, data.val_idx.size, len(meta["train_model_ids"]), n_ref, window)
+
+    with _deterministic():
+        torch.manual_seed(tc.seed)
+        model = build_fno(sc).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=tc.plateau_factor,
+                                                           patience=tc.plateau_patience, min_lr=tc.min_lr)
+        probe = np.random.default_rng([tc.seed, 2**31]).permutation(data.train_idx)[:tc.probe_rows]
+        start_epoch, history, state = 0, [], {}
+        if resume and rpath.is_file():
+            ck = load_checkpoint(rpath)
+            state = json.loads(ck["train_json"])
+            if state["settings"] != key:
+                raise ValueError(f"resume checkpoint {rpath} was written with other settings or data; "
+                                 "delete it or pass resume=False to start over")
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            start_epoch, history = int(ck["epoch"]), state["history"]
+            log.info("resuming from %s at epoch %d", rpath, start_epoch)
+        else:
+            state = {"probe_initial": _evaluate(model, sc, data, probe, n_ref, device, tc.batch_size)}
+
+        def surrogate(metrics: dict) -> Surrogate:
+            return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=n_ref, amp_range_nA=meta["amp_range_nA"],
+                             feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
+                             train_model_ids=meta["train_model_ids"], metrics=metrics, device=device)
+
+        p = _LOSSES[tc.loss]
+        stopped_early = False
+        bar = tqdm(range(start_epoch, tc.epochs), disable=not progress, desc="training", unit="epoch",
+                   initial=start_epoch, total=tc.epochs)
+        for epoch in bar:
+            rng = np.random.default_rng([tc.seed, epoch])
+            order = rng.permutation(data.train_idx)
+            offsets = None if window is None else rng.integers(0, n_ref - window + 1, size=order.size)
+            model.train()
+            sums, n = np.zeros(2), 0
+            for i in range(0, order.size, tc.batch_size):
+                idx = order[i:i + tc.batch_size]
+                off = None if offsets is None else offsets[i:i + tc.batch_size]
+                pred, y = _forward(model, sc, data, idx, n_ref, device, off, window)
+                err = relative_lp(pred, y, p)
+                loss = err.mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    sums += [float(relative_lp(pred, y, 4.0).sum()), float(relative_lp(pred, y, 2.0).sum())]
+                n += idx.size
+            val = _evaluate(model, sc, data, data.val_idx, n_ref, device, tc.batch_size)
+            rec = {"epoch": epoch + 1, "train_rel_l4": sums[0] / n, "train_rel_l2": sums[1] / n,
+                   "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
+            sched.step(val.get(f"rel_l{int(p)}", rec[f"train_rel_l{int(p)}"]))
+            history.append(rec)
+            bar.set_postfix(loss=f"{rec['train_rel_l4']:.4f}", val=f"{val.get('rel_l4', float('nan')):.4f}")
+            log.debug("epoch %d: %s", epoch + 1, rec)
+            state.update(settings=key, history=history)
+            save_checkpoint(rpath, surrogate({}).metadata(), surrogate({}).state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+                            rng={"torch": torch.get_rng_state()}, train_json=json.dumps(state))
+            if max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes and epoch + 1 < tc.epochs:
+                log.warning("stopping after epoch %d: max_minutes=%g reached; run again to continue",
+                            epoch + 1, max_minutes)
+                stopped_early = True
+                break
+        bar.close()
+
+        last = history[-1] if history else {}
+        metrics = {
+            "epochs_done": len(history),
+            "epochs_requested": tc.epochs,
+            "stopped_early": stopped_early,
+            "loss": tc.loss,
+            **{k: v for k, v in last.items() if k not in ("epoch",)},
+            "probe_rel_l4_initial": state["probe_initial"].get("rel_l4"),
+            "probe_rel_l4_final": _evaluate(model, sc, data, probe, n_ref, device, tc.batch_size).get("rel_l4"),
+            "n_train_traces": int(data.train_idx.size),
+            "n_val_traces": int(data.val_idx.size),
+            "n_parameters": count_parameters(model),
+            "window_samples": window,
+            "train_config": tc.to_dict(),
+            "dataset": meta["dataset"],
+            "wall_s": time.perf_counter() - t0,
+            "history": history,
+        }
+        surrogate(metrics).save(out_path)
+    log.info("wrote %s (train rel-L4 %.4f)", out_path, metrics.get("train_rel_l4", float("nan")))
+    return metrics
