@@ -21,6 +21,7 @@ setup(
     package_data={
         "noble_neuron.mod": ["*.mod"],
         "noble_neuron.models": ["templates/*.hoc", "*.json", "pv_family/*.json"],
+        "noble_neuron": ["configs/*.yaml"],
     },
     install_requires=[
         "neuron>=9.0",

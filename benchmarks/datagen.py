@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from machine import machine_info  # noqa: E402
+from noble_neuron.machine import machine_info
 
 
 def bare_neuron(spec, amps, total_ms):

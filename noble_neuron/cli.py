@@ -92,6 +92,51 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _load_train_configs(config: str):
+    """(SurrogateConfig, TrainConfig) from a preset name in noble_neuron/configs or a YAML file."""
+    import yaml
+
+    from .surrogate_model import SurrogateConfig
+    from .train import TrainConfig
+
+    path = Path(config)
+    if not path.is_file():
+        path = Path(__file__).parent / "configs" / f"{config}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"--config {config!r}: no such file and no preset of that name "
+                                    f"(presets: {sorted(p.stem for p in path.parent.glob('*.yaml'))})")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - {"model", "train"}
+    if unknown:
+        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; use 'model:' and 'train:'")
+    return SurrogateConfig.from_dict(data.get("model", {})), TrainConfig.from_dict(data.get("train", {}))
+
+
+def _cmd_train(args) -> int:
+    import dataclasses
+
+    from .train import train
+
+    model_cfg, train_cfg = _load_train_configs(args.config)
+    if args.epochs is not None:
+        train_cfg = dataclasses.replace(train_cfg, epochs=args.epochs)
+    metrics = train(args.data, model_cfg, train_cfg, args.out, resume=not args.restart,
+                    progress=not args.no_progress, max_minutes=args.max_minutes, device=args.device)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    print(json.dumps(shown, indent=1))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import HEADLINE_KEYS, write_report
+
+    result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
+                          progress=not args.no_progress)
+    print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
+    print(f"wrote {Path(args.out_dir) / 'accuracy.json'} and PNGs")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     """Main job on shipped defaults: simulate part of the family, write HDF5 + FI/spread PNGs."""
     import numpy as np
@@ -167,6 +212,26 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True)
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_features)
+
+    s = sub.add_parser("train", help="train the FNO surrogate on a dataset (resumable)")
+    s.add_argument("--data", required=True, help="HDF5 dataset with a /features table")
+    s.add_argument("--config", default="cpu_small", help="YAML with model:/train: sections, or preset "
+                   "name (cpu_small, paper)")
+    s.add_argument("--out", required=True, help="checkpoint to write (.pt); <out>.resume holds the resume state")
+    s.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    s.add_argument("--max-minutes", type=float, default=None, help="stop after the epoch crossing this budget")
+    s.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    s.add_argument("--restart", action="store_true", help="ignore an existing resume file")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", required=True, help="dataset with Long Square rows of train and unseen models")
+    s.add_argument("--out-dir", default="benchmarks/results")
+    s.add_argument("--n-sampled", type=int, default=50, help="neurons sampled inside the training-feature hull")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("demo", help="main job on shipped defaults: simulate the family, FI-curve PNG")
     s.add_argument("--out-dir", default="runs/demo")

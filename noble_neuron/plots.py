@@ -18,23 +18,25 @@ def _pyplot():
     return plt
 
 
-_COLORS = {"train": "tab:blue", "unseen": "tab:red"}
+_COLORS = {"train": "tab:blue", "unseen": "tab:red", "sampled": "tab:green"}
 
 
-def plot_fi_curves(amps_nA: np.ndarray, rates_Hz: np.ndarray, splits: Sequence[str], path: str | Path,
-                   title: str = "FI curves (400 ms Long Square)") -> Path:
-    """One FI curve per model (rows of rates_Hz), coloured by split."""
+def plot_fi_curves(amps_nA: np.ndarray | Sequence[np.ndarray], rates_Hz: np.ndarray | Sequence[np.ndarray],
+                   splits: Sequence[str], path: str | Path, title: str = "FI curves (400 ms Long Square)") -> Path:
+    """One FI curve per model, coloured by split; amps_nA is shared (1-D) or one array per model."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    shared = isinstance(amps_nA, np.ndarray) and amps_nA.ndim == 1
     for m, split in enumerate(splits):
-        a = amps_nA[m] if np.ndim(amps_nA) == 2 else amps_nA
-        ax.plot(a * 1e3, rates_Hz[m], color=_COLORS.get(split, "gray"), alpha=0.6, lw=1)
+        a = np.asarray(amps_nA if shared else amps_nA[m], dtype=float)
+        alpha = 0.35 if split == "sampled" else 0.7
+        ax.plot(a * 1e3, np.asarray(rates_Hz[m], dtype=float), color=_COLORS.get(split, "gray"), alpha=alpha, lw=1)
     for split, color in _COLORS.items():
         if split in splits:
             ax.plot([], [], color=color, label=f"{split} ({list(splits).count(split)})")
     ax.set_xlabel("step amplitude (pA)")
     ax.set_ylabel("firing rate (Hz)")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -54,6 +56,45 @@ def plot_feature_spread(i_thr_nA: np.ndarray, s_thr: np.ndarray, splits: Sequenc
     ax.set_xlabel("I_thr (pA)")
     ax.set_ylabel("s_thr (Hz/nA)")
     ax.set_title("HoF family: threshold current vs FI slope")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_trace_comparison(t_ms: np.ndarray, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                          path: str | Path) -> Path:
+    """Stacked panels of NEURON (black) vs surrogate (colour) voltage traces; pairs = (title, true, pred)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(8, 1.9 * len(pairs)), sharex=True, squeeze=False)
+    for ax, (title, true, pred) in zip(axes[:, 0], pairs):
+        ax.plot(t_ms, true, color="black", lw=0.8, label="NEURON")
+        ax.plot(t_ms, pred, color="tab:orange", lw=0.8, alpha=0.85, label="surrogate")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("V (mV)")
+    axes[0, 0].legend(frameon=False, fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel("time (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_fi_comparison(curves: Sequence[dict], path: str | Path) -> Path:
+    """FI curves of NEURON (solid) vs surrogate (dashed) per model; curves from evaluate_surrogate."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    colors = plt.cm.tab10(np.linspace(0, 1, max(len(curves), 1)))
+    for c, color in zip(curves, colors):
+        a = np.asarray(c["amps_nA"]) * 1e3
+        ax.plot(a, c["rates_true_Hz"], color=color, lw=1.2)
+        ax.plot(a, c["rates_pred_Hz"], color=color, lw=1.2, ls="--")
+    ax.plot([], [], color="gray", label="NEURON")
+    ax.plot([], [], color="gray", ls="--", label="surrogate")
+    ax.set_xlabel("step amplitude (pA)")
+    ax.set_ylabel("firing rate (Hz)")
+    ax.set_title("unseen models: FI curves")
     ax.legend(frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

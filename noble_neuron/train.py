@@ -371,14 +371,15 @@ def train(
                     sums += [float(relative_lp(pred, y, 4.0).sum()), float(relative_lp(pred, y, 2.0).sum())]
                 n += idx.size
             val = _evaluate(model, sc, data, data.val_idx, n_ref, device, tc.batch_size)
-            rec = {"epoch": epoch + 1, "train_rel_l4": sums[0] / n, "train_rel_l2": sums[1] / n,
+            rec = {"epoch": epoch + 1, "train_rel_l4": float(sums[0] / n), "train_rel_l2": float(sums[1] / n),
                    "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
             sched.step(val.get(f"rel_l{int(p)}", rec[f"train_rel_l{int(p)}"]))
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_rel_l4']:.4f}", val=f"{val.get('rel_l4', float('nan')):.4f}")
             log.debug("epoch %d: %s", epoch + 1, rec)
             state.update(settings=key, history=history)
-            save_checkpoint(rpath, surrogate({}).metadata(), surrogate({}).state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
+            snapshot = surrogate({})
+            save_checkpoint(rpath, snapshot.metadata(), snapshot.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch + 1,
                             rng={"torch": torch.get_rng_state()}, train_json=json.dumps(state))
             if max_minutes is not None and time.perf_counter() - t0 > 60.0 * max_minutes and epoch + 1 < tc.epochs:
                 log.warning("stopping after epoch %d: max_minutes=%g reached; run again to continue",

@@ -15,6 +15,15 @@ MODELS = [(0.12, 1.0), (0.10, 1.6), (0.14, 0.7), (0.11, 1.2)]
 AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: thread sync costs more than it saves, and on a busy machine far more.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):
     from noble_neuron.datagen import generate

@@ -1,0 +1,53 @@
+"""Accuracy metrics and the accuracy report (tiny real dataset + tiny trained FNO)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noble_neuron.evaluate import HEADLINE_KEYS, sample_features_in_hull, trace_metrics, write_report
+from noble_neuron.surrogate_model import SurrogateConfig
+from noble_neuron.train import TrainConfig, train
+from test_train import dataset, one_thread  # noqa: F401  (fixtures)
+
+
+def _spiky(n_spikes, L=1000, dt=0.06):
+    v = np.full(L, -70.0)
+    t = np.arange(L) * dt
+    for k in range(n_spikes):
+        v += 100 * np.exp(-0.5 * ((t - 15 - 8 * k) / 0.2) ** 2)
+    return v
+
+
+def test_trace_metrics_identity_and_mismatch():
+    true = np.stack([_spiky(0), _spiky(3), _spiky(5)])
+    same = trace_metrics(true, true, 0.06, (10.0, 58.0))
+    assert same["rel_l2_mean"] == 0.0
+    assert same["spike_count_exact_match_rate"] == 1.0 and same["firing_mismatches"] == 0
+    assert same["spike_time_error_median_ms"] == 0.0
+    pred = np.stack([_spiky(1), _spiky(3), np.full(1000, -70.0)])  # false positive, exact, silent
+    m = trace_metrics(pred, true, 0.06, (10.0, 58.0))
+    assert m["firing_mismatches"] == 2 and m["spike_count_exact_match_rate"] == pytest.approx(1 / 3)
+    assert m["rel_l2_mean"] > 0.05
+
+
+def test_accuracy_report_and_hull_sampling(dataset, tmp_path):  # noqa: F811
+    ckpt = tmp_path / "s.pt"
+    train(dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64),
+          TrainConfig(epochs=3, batch_size=8, val_every_kth_amplitude=3), ckpt, progress=False, device="cpu")
+    result = write_report(ckpt, dataset, tmp_path / "out", n_sampled=5, efel_limit=5, progress=False)
+    saved = json.loads((tmp_path / "out" / "accuracy.json").read_text())
+    for key in HEADLINE_KEYS[:4]:
+        assert saved[key] is not None and 0 <= saved[key] <= 10, key
+    assert saved["groups"]["unseen_models"]["n_traces"] == 10
+    assert saved["groups"]["in_distribution"]["n_traces"] > 0
+    for png in ("accuracy_traces.png", "accuracy_fi_unseen.png", "accuracy_sampled_fi.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 5000
+    assert result["sampled_neurons"]["n"] == 5
+
+    from noble_neuron.checkpoint import load_surrogate
+
+    s = load_surrogate(ckpt, device="cpu")
+    pts = sample_features_in_hull(s, 200, seed=1)
+    assert pts.shape == (200, 2) and s.in_hull(pts).all()
+    assert np.array_equal(pts, sample_features_in_hull(s, 200, seed=1))
