@@ -29,6 +29,7 @@ __all__ = [
     "SimulationError",
     "instantiate_cell",
     "apply_parameters",
+    "apply_globals",
     "simulate",
     "downsample_trace",
     "file_sha256",
@@ -41,6 +42,9 @@ DOWNSAMPLE = 3
 _INSERT_RE = re.compile(r"\binsert\s+(\w+)")
 _BUILTIN_MECHS = {"pas", "hh", "extracellular", "fastpas", "capacitance", "morphology"}
 _loaded_templates: dict[str, str] = {}
+# NEURON's value of every hoc global a parameter set has changed, so the next model starts
+# from the defaults instead of inheriting e.g. the previous model's celsius or v_init.
+_global_defaults: dict[str, float] = {}
 
 
 class SimulationError(RuntimeError):
@@ -141,14 +145,26 @@ def _load_template(h, spec: CellSpec) -> None:
         _loaded_templates[spec.template_name] = resolved
 
 
+def apply_globals(h, parameters: Mapping[str, float], model_id: str = "?") -> None:
+    """Reset globals changed by earlier models, then set this model's ``global.*`` parameters."""
+    for name, value in _global_defaults.items():
+        setattr(h, name, value)
+    for key, value in parameters.items():
+        where, name = key.split(".", 1)
+        if where != "global":
+            continue
+        if not hasattr(h, name):
+            raise SimulationError(f"{model_id}: parameter {key}: NEURON has no global named {name!r}")
+        _global_defaults.setdefault(name, float(getattr(h, name)))
+        setattr(h, name, float(value))
+
+
 def apply_parameters(h, cell, parameters: Mapping[str, float], model_id: str = "?") -> None:
     """Set every parameter on the instantiated `cell`; unknown names raise SimulationError."""
+    apply_globals(h, parameters, model_id)
     for key, value in parameters.items():
         where, name = key.split(".", 1)
         if where == "global":
-            if not hasattr(h, name):
-                raise SimulationError(f"{model_id}: parameter {key}: NEURON has no global named {name!r}")
-            setattr(h, name, float(value))
             continue
         seclist = getattr(cell, where, None)
         if seclist is None:
@@ -245,6 +261,8 @@ def simulate(
 
     if cell is None:
         cell = instantiate_cell(spec)
+    else:
+        apply_globals(h, spec.parameters, spec.model_id)  # another model may have changed them since
     soma = soma_section(cell)
     stim = h.IClamp(soma(0.5))
     played = None

@@ -78,3 +78,15 @@ def test_missing_mechanism_named():
 def test_bad_simulation_settings(ball_stick_spec, kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate(ball_stick_spec, short_step(0.1), **kwargs)
+
+
+def test_globals_of_one_model_do_not_leak_into_the_next(ball_stick_spec):
+    """A model setting v_init/celsius must not change how a later model without them runs."""
+    reference = simulate(ball_stick_spec, short_step(0.0))
+    hot = dataclasses.replace(ball_stick_spec, model_id="hot",
+                              parameters={**ball_stick_spec.parameters, "global.celsius": 30.0,
+                                          "global.v_init": -90.0})
+    simulate(hot, short_step(0.0))
+    again = simulate(ball_stick_spec, short_step(0.0))
+    np.testing.assert_array_equal(reference.v_mV, again.v_mV)
+    assert count_spikes(again.v_mV, again.dt_ms) == 0
