@@ -94,8 +94,6 @@ def _cmd_features(args) -> int:
 
 def _load_train_configs(config: str):
     """(SurrogateConfig, TrainConfig) from a preset name in noble_neuron/configs or a YAML file."""
-    import yaml
-
     from .surrogate_model import SurrogateConfig
     from .train import TrainConfig
 
@@ -105,11 +103,7 @@ def _load_train_configs(config: str):
         if not path.is_file():
             raise FileNotFoundError(f"--config {config!r}: no such file and no preset of that name "
                                     f"(presets: {sorted(p.stem for p in path.parent.glob('*.yaml'))})")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - {"model", "train"}
-    if unknown:
-        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; use 'model:' and 'train:'")
-    return SurrogateConfig.from_dict(data.get("model", {})), TrainConfig.from_dict(data.get("train", {}))
+    return SurrogateConfig.from_yaml(path), TrainConfig.from_yaml(path)
 
 
 def _cmd_train(args) -> int:

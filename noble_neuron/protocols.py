@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Union
 
 import numpy as np
 
+from .config_io import checked_mapping
+
 __all__ = [
     "LongSquare",
     "Ramp",
@@ -252,11 +254,7 @@ def protocol_from_dict(d: dict[str, Any]) -> Protocol:
     cls = PROTOCOL_KINDS.get(kind)
     if cls is None:
         raise ValueError(f"unknown protocol kind {kind!r}; known kinds: {sorted(PROTOCOL_KINDS)}")
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - allowed
-    if unknown:
-        raise ValueError(f"unknown key(s) {sorted(unknown)} for protocol {kind!r}; allowed: {sorted(allowed)}")
-    return cls(**d)
+    return cls(**checked_mapping(cls, d))
 
 
 def long_square_grid(amps_nA, **timing) -> list[LongSquare]:

@@ -37,6 +37,7 @@ import torch
 
 from ._version import __version__
 from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels
+from .config_io import checked_mapping, yaml_section
 from .features import FeatureScaler
 
 __all__ = ["DomainWarning", "SurrogateConfig", "build_fno", "count_parameters", "Surrogate", "default_device"]
@@ -136,14 +137,8 @@ class SurrogateConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SurrogateConfig":
         """Inverse of `to_dict`; unknown keys are rejected. ``preset: paper|cpu_small`` sets the base."""
-        if not isinstance(d, dict):
-            raise TypeError(f"a SurrogateConfig must be a mapping, got {type(d).__name__}")
-        d = dict(d)
+        d = checked_mapping(cls, d, extra_keys=("preset",))
         preset = d.pop("preset", None)
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - allowed
-        if unknown:
-            raise ValueError(f"unknown SurrogateConfig key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         if "feature_names" in d:
             d["feature_names"] = tuple(d["feature_names"])
         if preset is None:
@@ -155,14 +150,8 @@ class SurrogateConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SurrogateConfig":
-        """Load from a YAML mapping (optionally under a top-level ``model:`` key)."""
-        import yaml
-
-        with open(path) as fh:
-            d = yaml.safe_load(fh) or {}
-        if isinstance(d, dict) and set(d) == {"model"}:
-            d = d["model"]
-        return cls.from_dict(d)
+        """Load from a YAML mapping (the ``model:`` section of a training config file, if present)."""
+        return cls.from_dict(yaml_section(path, "model"))
 
 
 def build_fno(config: SurrogateConfig) -> torch.nn.Module:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config_io import checked_mapping, yaml_section
 from .dataset import open_dataset
 from .embedding import build_input, characteristic_amplitude
 from .features import FeatureScaler
@@ -113,24 +114,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        if not isinstance(d, dict):
-            raise TypeError(f"a TrainConfig must be a mapping, got {type(d).__name__}")
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - allowed
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return cls(**d)
+        return cls(**checked_mapping(cls, d))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        """Load from a YAML mapping (optionally under a top-level ``train:`` key)."""
-        import yaml
-
-        with open(path) as fh:
-            d = yaml.safe_load(fh) or {}
-        if isinstance(d, dict) and set(d) == {"train"}:
-            d = d["train"]
-        return cls.from_dict(d)
+        """Load from a YAML mapping (the ``train:`` section of a training config file, if present)."""
+        return cls.from_dict(yaml_section(path, "train"))
 
 
 def relative_lp(pred: torch.Tensor, target: torch.Tensor, p: float = 4.0, eps: float = 1e-12) -> torch.Tensor:

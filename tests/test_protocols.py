@@ -37,7 +37,7 @@ def test_seeded_noise_is_reproducible_and_seed_dependent():
 def test_dict_round_trip_and_unknown_keys():
     for p in [LongSquare(step_nA=-0.11), OUNoise(seed=5), Ramp(), SynapticBarrage(seed=1)]:
         assert protocol_from_dict(p.to_dict()) == p
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown LongSquare key"):
         protocol_from_dict({"kind": "long_square", "step_nA": 0.1, "amplitude": 3})
     with pytest.raises(ValueError, match="unknown protocol kind"):
         protocol_from_dict({"kind": "zap"})
