@@ -247,14 +247,17 @@ def threshold_current(fi: FICurve, min_rate_Hz: float = 0.0) -> float:
     return float(fi.amps_nA[firing[0]])
 
 
-def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 3) -> float:
+def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 3,
+                    window_nA: float | None = None) -> float:
     """Local FI slope at threshold ``s_thr`` (Hz/nA).
 
     NOBLE defines ``s_thr`` as "the local slope of the FI curve at I_thr".  Here it
-    is the least-squares slope of rate vs amplitude over the first ``n_points``
-    *firing* amplitudes at or above ``I_thr`` (the step from 0 Hz to the first
-    firing rate is excluded: it reflects grid spacing, not the gain).  Needs at
-    least 2 firing amplitudes.
+    is the least-squares slope of rate vs amplitude over the *firing* amplitudes at or
+    above ``I_thr`` (the step from 0 Hz to the first firing rate is excluded: it
+    reflects grid spacing, not the gain): the first ``n_points`` of them, or, with
+    ``window_nA``, all of them within [I_thr, I_thr + window_nA] (at least n_points).
+    A window makes the feature continuous for cells that fire a few spikes just above
+    threshold, where 2.5 Hz rate steps quantise a 3-point slope.  Needs >= 2 points.
     """
     if not isinstance(fi, FICurve):
         raise TypeError(f"fi must be an FICurve (see fi_curve), got {type(fi).__name__}")
@@ -262,7 +265,13 @@ def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 
         raise ValueError(f"n_points must be an integer >= 2 (a slope needs two points), got {n_points!r}")
     i_thr = threshold_current(fi) if i_thr_nA is None else float(i_thr_nA)
     tol = 1e-12 * max(1.0, abs(i_thr))
-    sel = np.flatnonzero((fi.amps_nA >= i_thr - tol) & (fi.rates_Hz > 0))[: int(n_points)]
+    firing = np.flatnonzero((fi.amps_nA >= i_thr - tol) & (fi.rates_Hz > 0))
+    sel = firing[: int(n_points)]
+    if window_nA is not None:
+        if not (math.isfinite(window_nA) and window_nA > 0):
+            raise ValueError(f"window_nA must be a positive number of nA, got {window_nA!r}")
+        in_window = firing[fi.amps_nA[firing] <= i_thr + window_nA + tol]
+        sel = in_window if in_window.size > sel.size else sel
     if sel.size < 2:
         raise ValueError(
             f"only {sel.size} firing amplitude(s) at or above I_thr={i_thr:g} nA; the FI slope needs >= 2 - "
@@ -496,6 +505,7 @@ def model_features(
     stim_dur_ms: float = 400.0,
     threshold_mV: float = -20.0,
     n_slope_points: int = 3,
+    slope_window_nA: float | None = 0.1,
     ref_factor: float = 1.5,
     efel_names: Sequence[str] = EFEL_FEATURES,
 ) -> dict:
@@ -514,7 +524,7 @@ def model_features(
     traces = list(voltages_mV)
     fi = fi_curve(amps, traces, dt_ms, stim_start_ms, stim_dur_ms, threshold_mV)
     i_thr = threshold_current(fi)
-    s_thr = threshold_slope(fi, i_thr, n_points=n_slope_points)
+    s_thr = threshold_slope(fi, i_thr, n_points=n_slope_points, window_nA=slope_window_nA)
     stim_end_ms = stim_start_ms + stim_dur_ms
 
     out: dict = {

@@ -278,3 +278,19 @@ def test_scaler_inverse_is_identity(data):
     assert np.all(y >= 0.5 - 1e-9) and np.all(y <= 3.5 + 1e-9)
     np.testing.assert_allclose(sc.inverse_transform(y), x, atol=1e-6 * (1 + np.abs(x).max()))
     np.testing.assert_allclose(sc.transform(sc.inverse_transform(y)), y, atol=1e-8)
+
+
+def test_threshold_slope_window_makes_the_slope_continuous():
+    """Few-spike firing just above threshold quantises a 3-point slope; a window sees the gain."""
+    amps = np.round(np.arange(0.0, 0.31, 0.01), 3)
+    rates = np.where(amps < 0.1, 0.0, np.where(amps < 0.15, 2.5, 2.5 + 800.0 * (amps - 0.15)))
+    fi = FICurve(amps, rates)
+    assert threshold_current(fi) == pytest.approx(0.1)
+    assert threshold_slope(fi) == pytest.approx(0.0, abs=1e-9)  # 3 points on the 2.5 Hz plateau
+    windowed = threshold_slope(fi, window_nA=0.1)
+    x = amps[(amps >= 0.1 - 1e-9) & (amps <= 0.2 + 1e-9)]
+    y = np.where(x < 0.15, 2.5, 2.5 + 800.0 * (x - 0.15))
+    assert windowed == pytest.approx(np.polyfit(x, y, 1)[0], rel=1e-9)
+    assert windowed > 100
+    with pytest.raises(ValueError, match="window_nA"):
+        threshold_slope(fi, window_nA=-0.1)
