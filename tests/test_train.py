@@ -10,8 +10,8 @@ from noble_neuron.dataset import open_dataset
 from noble_neuron.surrogate_model import SurrogateConfig
 from noble_neuron.train import TrainConfig, relative_lp, resume_path, train
 
-# (gnabar_hh S/cm2, cm uF/cm2) → distinct I_thr / s_thr; the last model is held out as 'unseen'
-MODELS = [(0.12, 1.0), (0.10, 1.6), (0.14, 0.7), (0.11, 1.2)]
+# (gnabar_hh S/cm2, cm uF/cm2) → distinct (I_thr, s_thr) pairs on this grid ((0.04, 750), (0.04, 375), (0.06, 517)); the last model is held out as 'unseen'
+MODELS = [(0.12, 1.0), (0.16, 0.8), (0.13, 1.4), (0.11, 1.2)]
 AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
 
 
