@@ -21,7 +21,7 @@ setup(
     package_data={
         "noble_neuron.mod": ["*.mod"],
         "noble_neuron.models": ["templates/*.hoc", "*.json", "pv_family/*.json"],
-        "noble_neuron": ["configs/*.yaml"],
+        "noble_neuron": ["configs/*.yaml", "checkpoints/*.pt"],
     },
     install_requires=[
         "neuron>=9.0",

@@ -1,8 +1,16 @@
 """noble_neuron: drop-in FNO surrogates of detailed NEURON cell models.
 
 Heavy dependencies (NEURON, torch) are imported by the submodules that need them, so
-`import noble_neuron` stays cheap.
+`import noble_neuron` stays cheap; ``noble_neuron.SurrogateCell`` is imported on first use.
 """
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "SurrogateCell"]
+
+
+def __getattr__(name: str):
+    if name == "SurrogateCell":
+        from .surrogate_cell import SurrogateCell
+
+        return SurrogateCell
+    raise AttributeError(f"module 'noble_neuron' has no attribute {name!r}")

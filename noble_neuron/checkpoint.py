@@ -27,8 +27,8 @@ import torch
 
 from .surrogate_model import Surrogate
 
-__all__ = ["CHECKPOINT_SCHEMA", "CHECKPOINT_SCHEMA_VERSION", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "save_surrogate", "load_surrogate"]
+__all__ = ["CHECKPOINT_SCHEMA", "CHECKPOINT_SCHEMA_VERSION", "SHIPPED_CHECKPOINT", "CheckpointError", "save_checkpoint",
+           "load_checkpoint", "save_surrogate", "load_surrogate", "default_surrogate"]
 
 log = logging.getLogger(__name__)
 
@@ -112,3 +112,16 @@ def load_surrogate(path: str | Path, device: str | torch.device | None = None) -
         raise CheckpointError(
             f"{path}: metadata or weights do not describe a valid surrogate ({type(exc).__name__}: {exc})"
         ) from None
+
+
+#: The shipped default surrogate of the PV family (see README, "Shipped checkpoint").
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pv_fno_cpu.pt"
+_default_surrogates: dict[str, Surrogate] = {}
+
+
+def default_surrogate(checkpoint: str | Path | None = None) -> Surrogate:
+    """The surrogate at `checkpoint` (default: the shipped one), loaded once per process and path."""
+    path = str(Path(checkpoint if checkpoint is not None else SHIPPED_CHECKPOINT).resolve())
+    if path not in _default_surrogates:
+        _default_surrogates[path] = load_surrogate(path)
+    return _default_surrogates[path]

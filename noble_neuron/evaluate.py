@@ -20,7 +20,7 @@ from .dataset import open_dataset
 from .features import EFEL_FEATURES, count_spikes, efel_features, fi_curve, spike_times, threshold_current
 from .surrogate_model import Surrogate
 
-__all__ = ["evaluate_surrogate", "sample_features_in_hull", "trace_metrics", "write_report", "HEADLINE_KEYS"]
+__all__ = ["evaluate_surrogate", "trace_metrics", "write_report", "HEADLINE_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -128,18 +128,6 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
     return report
 
 
-def sample_features_in_hull(s: Surrogate, n: int, seed: int = 0) -> np.ndarray:
-    """n raw feature vectors drawn uniformly inside the convex hull of the training features."""
-    rng = np.random.default_rng(seed)
-    lo, hi = s.hull_points.min(axis=0), s.hull_points.max(axis=0)
-    out: list[np.ndarray] = []
-    while sum(len(o) for o in out) < n:
-        scaled = rng.uniform(lo, hi, size=(4 * n, lo.size))
-        raw = s.feature_scaler.inverse_transform(scaled)
-        out.append(raw[s.in_hull(raw)])
-    return np.concatenate(out)[:n]
-
-
 def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, n_sampled: int = 50,
                  efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
     """Evaluate `checkpoint` on `data`; write accuracy.json + PNGs into `out_dir`; return the JSON dict."""
@@ -172,7 +160,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         plot_fi_comparison(report["fi_curves_unseen"], out / "accuracy_fi_unseen.png")
 
     # ensembles: neurons sampled inside the training-feature hull (NOBLE's latent sampling)
-    sampled = sample_features_in_hull(s, n_sampled, seed=0)
+    sampled = s.sample_features(n_sampled, seed=0)
     p0 = json.loads(ds.protocols_json[ds.protocol_index[ds.rows(kind="long_square")[0]]])
     lo, hi = s.amp_range_nA
     grid = long_square_grid(np.linspace(lo, hi, 19), delay_ms=p0["delay_ms"], dur_ms=p0["dur_ms"],

@@ -201,7 +201,9 @@ class Surrogate:
     ``n_samples`` trained trace length; ``amp_range_nA`` (min, max) characteristic
     amplitude of the training stimuli; ``feature_scaler`` fit on training models;
     ``hull_points`` vertices (scaled feature space) of the convex hull of the training
-    models' features; ``train_model_ids``; ``metrics`` (JSON-safe dict).
+    models' features; ``train_model_ids``; ``model_features`` {model id: {"split": ...,
+    feature name: raw value}} for every model of the training dataset (lets users ask for
+    a neuron by id); ``metrics`` (JSON-safe dict).
     """
 
     def __init__(
@@ -215,6 +217,7 @@ class Surrogate:
         feature_scaler: FeatureScaler,
         hull_points: Sequence[Sequence[float]],
         train_model_ids: Sequence[str] = (),
+        model_features: dict | None = None,
         metrics: dict | None = None,
         version: str = __version__,
         device: torch.device | str | None = None,
@@ -242,6 +245,7 @@ class Surrogate:
             raise ValueError(f"hull_points must be finite (n_points, {len(config.feature_names)}), got shape {pts.shape}")
         self.hull_points = pts
         self.train_model_ids = tuple(str(m) for m in train_model_ids)
+        self.model_features = {str(k): dict(v) for k, v in (model_features or {}).items()}
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -276,6 +280,7 @@ class Surrogate:
             "feature_scaler": self.feature_scaler.to_dict(),
             "hull_points_scaled": self.hull_points.tolist(),
             "train_model_ids": list(self.train_model_ids),
+            "model_features": self.model_features,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -291,7 +296,8 @@ class Surrogate:
         return cls(
             model, config, dt_ms=meta["dt_ms"], n_samples=meta["n_samples"], amp_range_nA=meta["amp_range_nA"],
             feature_scaler=FeatureScaler.from_dict(meta["feature_scaler"]), hull_points=meta["hull_points_scaled"],
-            train_model_ids=meta.get("train_model_ids", ()), metrics=meta.get("metrics"),
+            train_model_ids=meta.get("train_model_ids", ()), model_features=meta.get("model_features"),
+            metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
 
@@ -329,6 +335,38 @@ class Surrogate:
             return np.all((x >= lo) & (x <= hi), axis=-1)
         return self._delaunay.find_simplex(x, tol=tol) >= 0
 
+    def features_of(self, model_id: str) -> np.ndarray:
+        """Raw features (F,) of a model of the training dataset, in ``config.feature_names`` order."""
+        if model_id not in self.model_features:
+            known = sorted(self.model_features)
+            hint = (f"known ids: {known[:3]} … {known[-3:]}" if known else
+                    "this checkpoint stores no per-model features; pass the features explicitly")
+            raise KeyError(f"model {model_id!r} is not in this surrogate's training dataset; {hint}")
+        entry = self.model_features[model_id]
+        return np.array([entry[n] for n in self.config.feature_names], dtype=float)
+
+    def sample_features(self, n: int, seed: int = 0) -> np.ndarray:
+        """(n, F) raw feature vectors drawn uniformly inside the convex hull of the training features.
+
+        Rejection sampling in scaled space (NOBLE's "latent sampling" of new neurons);
+        the same seed gives the same points.
+        """
+        n = _pos_int("n", n)
+        rng = np.random.default_rng(seed)
+        lo, hi = self.hull_points.min(axis=0), self.hull_points.max(axis=0)
+        out: list[np.ndarray] = []
+        while sum(len(o) for o in out) < n:
+            raw = self.feature_scaler.inverse_transform(rng.uniform(lo, hi, size=(4 * n, lo.size)))
+            out.append(raw[self.in_hull(raw)])
+        return np.concatenate(out)[:n]
+
+    def amplitude_in_range(self, amp_nA: np.ndarray) -> np.ndarray:
+        """(B,) bool: characteristic amplitudes (nA) inside the trained range (1e-6 relative tolerance)."""
+        lo, hi = self.amp_range_nA
+        tol = 1e-6 * (hi - lo)
+        amp = np.asarray(amp_nA, dtype=float)
+        return (amp >= lo - tol) & (amp <= hi + tol)
+
     def _domain(self, ok: np.ndarray, msg: str, strict: bool) -> None:
         if ok.all():
             return
@@ -348,6 +386,7 @@ class Surrogate:
         batch_size: int = 64,
         device: torch.device | str | None = None,
         strict: bool = False,
+        check_domain: bool = True,
         progress: bool = False,
     ) -> np.ndarray:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
@@ -358,6 +397,9 @@ class Surrogate:
         ``config.feature_names`` order and units (I_thr nA, s_thr Hz/nA), broadcast if
         (F,). ``device`` moves the model there for this and later calls (default: where
         it is). Batches of ``batch_size`` go through the network at once.
+        ``check_domain=False`` skips the domain warnings (for callers such as the
+        SurrogateCell engine that check and report per cell themselves); dt, shape and
+        NaN checks always run.
         """
         from tqdm import tqdm
 
@@ -398,7 +440,7 @@ class Surrogate:
         if not np.isfinite(f).all():
             raise ValueError("features contain NaN/inf; pass finite I_thr (nA) and s_thr (Hz/nA)")
 
-        if length != self.n_samples:
+        if length != self.n_samples and check_domain:
             msg = (f"trace length {length} differs from the trained length {self.n_samples} samples "
                    f"({self.n_samples * self.dt_ms:g} ms)")
             if strict:
@@ -407,11 +449,11 @@ class Surrogate:
 
         amp = characteristic_amplitude(x).cpu().numpy().astype(np.float64)
         lo, hi = self.amp_range_nA
-        tol = 1e-6 * (hi - lo)
-        self._domain((amp >= lo - tol) & (amp <= hi + tol),
-                     f"have a characteristic amplitude outside the trained range [{lo:g}, {hi:g}] nA", strict)
-        self._domain(self.in_hull(f), "have features outside the convex hull of the training models' features",
-                     strict)
+        if check_domain:
+            self._domain(self.amplitude_in_range(amp),
+                         f"have a characteristic amplitude outside the trained range [{lo:g}, {hi:g}] nA", strict)
+            self._domain(self.in_hull(f), "have features outside the convex hull of the training models' features",
+                         strict)
 
         c = self.config
         amp_scaled = c.scaled_low + (amp - lo) * (c.scaled_high - c.scaled_low) / (hi - lo)

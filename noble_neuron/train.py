@@ -230,6 +230,9 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     meta = {
         "dt_ms": ds.dt_ms, "n_samples": int(stim.shape[1]), "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
+        "model_features": {ds.model_ids[m]: {"split": ds.model_splits[m],
+                                             **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])}}
+                           for m in range(len(ds.model_ids)) if np.isfinite(fvals[m]).all()},
         "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
     }
     return data, meta
@@ -335,7 +338,8 @@ def train(
         def surrogate(metrics: dict) -> Surrogate:
             return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=n_ref, amp_range_nA=meta["amp_range_nA"],
                              feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
-                             train_model_ids=meta["train_model_ids"], metrics=metrics, device=device)
+                             train_model_ids=meta["train_model_ids"], model_features=meta["model_features"],
+                             metrics=metrics, device=device)
 
         p = _LOSSES[tc.loss]
         stopped_early = False

@@ -28,3 +28,45 @@ def short_step(amp_nA: float, total_ms: float = 60.0):
     from noble_neuron.protocols import LongSquare
 
     return LongSquare(step_nA=amp_nA, delay_ms=10.0, dur_ms=40.0, total_ms=total_ms)
+
+
+# (gnabar_hh S/cm2, cm uF/cm2) → distinct (I_thr, s_thr) pairs on the tiny grid ((0.04, 750),
+# (0.04, 375), (0.06, 517)); the last model is held out as 'unseen'.
+TINY_MODELS = [(0.12, 1.0), (0.16, 0.8), (0.13, 1.4), (0.11, 1.2)]
+TINY_AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """A real 60 ms Long Square dataset of 4 ball-and-stick HH cells (3 train, 1 unseen), with features."""
+    from noble_neuron.datagen import generate
+    from noble_neuron.feature_table import extract_features
+    from noble_neuron.simulate import CellSpec
+
+    specs = [CellSpec(f"bs{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
+                      {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3})
+             for i, (g, cm) in enumerate(TINY_MODELS)]
+    out = generate(specs, [short_step(a, 60.0) for a in TINY_AMPS_NA], tmp_path_factory.mktemp("data") / "bs.h5",
+                   splits=["train", "train", "train", "unseen"], engine="serial", progress=False)
+    extract_features(out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_dataset, tmp_path_factory):
+    """(checkpoint path, training metrics, config) of a tiny FNO overfit on `tiny_dataset` (~10 s, learns spikes)."""
+    import torch
+
+    from noble_neuron.surrogate_model import SurrogateConfig
+    from noble_neuron.train import TrainConfig, train
+
+    config = SurrogateConfig(n_layers=2, hidden_channels=12, n_modes=128)
+    out = tmp_path_factory.mktemp("tiny") / "s.pt"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics = train(tiny_dataset, config, TrainConfig(epochs=40, batch_size=8, lr=0.01, val_every_kth_amplitude=0),
+                        out, progress=False, device="cpu")
+    finally:
+        torch.set_num_threads(n)
+    return out, metrics, config

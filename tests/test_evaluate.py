@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.evaluate import HEADLINE_KEYS, sample_features_in_hull, trace_metrics, write_report
+from noble_neuron.evaluate import HEADLINE_KEYS, trace_metrics, write_report
 from noble_neuron.surrogate_model import SurrogateConfig
 from noble_neuron.train import TrainConfig, train
 from test_train import dataset, one_thread  # noqa: F401  (fixtures)
@@ -48,6 +48,6 @@ def test_accuracy_report_and_hull_sampling(dataset, tmp_path):  # noqa: F811
     from noble_neuron.checkpoint import load_surrogate
 
     s = load_surrogate(ckpt, device="cpu")
-    pts = sample_features_in_hull(s, 200, seed=1)
+    pts = s.sample_features(200, seed=1)
     assert pts.shape == (200, 2) and s.in_hull(pts).all()
-    assert np.array_equal(pts, sample_features_in_hull(s, 200, seed=1))
+    assert np.array_equal(pts, s.sample_features(200, seed=1))

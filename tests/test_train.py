@@ -4,16 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, short_step
 from noble_neuron.checkpoint import load_checkpoint, load_surrogate
 from noble_neuron.dataset import open_dataset
 from noble_neuron.surrogate_model import SurrogateConfig
 from noble_neuron.train import TrainConfig, relative_lp, resume_path, train
-
-# (gnabar_hh S/cm2, cm uF/cm2) → distinct (I_thr, s_thr) pairs on this grid ((0.04, 750), (0.04, 375), (0.06, 517)); the last model is held out as 'unseen'
-MODELS = [(0.12, 1.0), (0.16, 0.8), (0.13, 1.4), (0.11, 1.2)]
-AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
-
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -24,18 +18,9 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory):
-    from noble_neuron.datagen import generate
-    from noble_neuron.feature_table import extract_features
-    from noble_neuron.simulate import CellSpec
-
-    specs = [CellSpec(f"bs{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
-                      {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3}) for i, (g, cm) in enumerate(MODELS)]
-    out = generate(specs, [short_step(a, 60.0) for a in AMPS_NA], tmp_path_factory.mktemp("data") / "bs.h5",
-                   splits=["train", "train", "train", "unseen"], engine="serial", progress=False)
-    extract_features(out, progress=False)
-    return out
+@pytest.fixture()
+def dataset(tiny_dataset):
+    return tiny_dataset
 
 
 def test_relative_lp():
@@ -57,23 +42,24 @@ def test_train_config_validation_and_yaml(tmp_path):
         TrainConfig(plateau_factor=1.5)
 
 
-def test_tiny_model_overfits_tiny_real_dataset(dataset, tmp_path):
-    config = SurrogateConfig(n_layers=2, hidden_channels=12, n_modes=128)
-    out = tmp_path / "s.pt"
-    metrics = train(dataset, config, TrainConfig(epochs=40, batch_size=8, lr=0.01, val_every_kth_amplitude=0),
-                    out, progress=False, device="cpu")
+def test_tiny_model_overfits_tiny_real_dataset(tiny_trained):
+    out, metrics, config = tiny_trained
     assert metrics["epochs_done"] == 40 and metrics["n_train_traces"] == 30
     assert metrics["probe_rel_l4_final"] < 0.25 * metrics["probe_rel_l4_initial"], metrics
     assert metrics["history"][-1]["train_rel_l4"] < 0.3 * metrics["history"][0]["train_rel_l4"]
 
     s = load_surrogate(out, device="cpu")
-    ds = open_dataset(dataset)
+    ds = open_dataset(metrics["dataset"]["path"])
     assert s.train_model_ids == ("bs0", "bs1", "bs2")  # 'unseen' model excluded
+    assert sorted(s.model_features) == ["bs0", "bs1", "bs2", "bs3"] and s.model_features["bs3"]["split"] == "unseen"
     feats = ds.features()
     cols = [feats["names"].index(n) for n in config.feature_names]
     train_f = feats["values"][:3][:, cols]
     np.testing.assert_allclose(s.feature_scaler.data_min, train_f.min(0))
     np.testing.assert_allclose(s.feature_scaler.data_max, train_f.max(0))
+    np.testing.assert_allclose(s.features_of("bs3"), feats["values"][3][cols])
+    with pytest.raises(KeyError, match="not in this surrogate's training dataset"):
+        s.features_of("bs9")
     assert s.amp_range_nA == pytest.approx((-0.05, 0.3)) and s.dt_ms == pytest.approx(0.06)
     rows = ds.rows(model_id="bs2")
     v = s.predict(ds.read(rows, "stimulus_nA"), train_f[2], ds.dt_ms)

@@ -1,0 +1,192 @@
+"""The engine behind SurrogateCell: one batched FNO call per ``finitialize`` for all cells.
+
+NEURON-facing edge of the package. At every ``h.finitialize`` three handlers run:
+
+* type 3 (start): validate every live SurrogateCell soma (only IClamps and the cell's own
+  ``nn_VoltageDrive`` may sit there) and put a NaN sentinel into each IClamp ``amp``;
+* type 0 (plays applied): an ``amp`` that is no longer NaN is driven by ``Vector.play``,
+  whose future values NEURON cannot tell us, so the run is refused with the fix
+  (``cell.inject_current``); otherwise the user's ``amp`` is restored;
+* type 1 (after INITIAL): render every cell's input current on the surrogate's grid
+  (IClamp ``delay/dur/amp`` as read now, plus injected waveforms), call
+  ``Surrogate.predict`` ONCE per checkpoint for all its cells, write the traces into the
+  clamp target vectors, set ``soma.v`` to the t = 0 sample and schedule an event at the
+  end of the trained window that stops a longer run with a clear error.
+
+Predictions are cached per cell: a re-run with unchanged inputs costs no forward pass.
+The clamp target is played continuously (linear interpolation between 0.06 ms samples),
+shifted by −dt/2 under fixed step because NEURON evaluates BREAKPOINT and continuous plays
+at t + dt/2 (NEURON_NOTES); unshifted under CVode.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .embedding import characteristic_amplitude
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .surrogate_cell import SurrogateCell
+
+__all__ = ["SurrogateCellError", "engine", "step_current"]
+
+log = logging.getLogger(__name__)
+
+_EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus edge (as protocols.py)
+
+
+class SurrogateCellError(RuntimeError):
+    """A SurrogateCell is used in a way the surrogate cannot honour (raised during finitialize/run)."""
+
+
+class _Engine:
+    """Process-wide singleton; holds weak references to cells so deleting a cell frees it."""
+
+    def __init__(self) -> None:
+        from neuron import h
+
+        self._h = h
+        self._cells: "weakref.WeakValueDictionary[int, SurrogateCell]" = weakref.WeakValueDictionary()
+        self._next_id = 0
+        self._sentinels: list[tuple[Any, float]] = []
+        self._time_vectors: dict[tuple[float, int], Any] = {}
+        self._limit_ms: float | None = None
+        self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
+        self.last_predict_s = 0.0
+        # Handlers must outlive every cell: they are kept for the life of the process.
+        self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
+                          h.FInitializeHandler(1, self._on_initialized)]
+
+    # -------------------------------------------------------------- registry
+    def register(self, cell: "SurrogateCell") -> int:
+        """Track `cell` (weakly); returns its process-unique index."""
+        index = self._next_id
+        self._cells[index] = cell
+        self._next_id += 1
+        return index
+
+    def cells(self) -> list["SurrogateCell"]:
+        return [c for _, c in sorted(self._cells.items())]
+
+    def time_vector(self, dt_ms: float, n: int):
+        """Shared clamp time base (n+1 samples) for surrogates of this dt/length; refilled at each init."""
+        key = (dt_ms, n)
+        if key not in self._time_vectors:
+            self._time_vectors[key] = self._h.Vector(np.arange(n + 1) * dt_ms)
+        return self._time_vectors[key]
+
+    # -------------------------------------------------------------- type 3
+    def _on_start(self) -> None:
+        self._sentinels = []
+        cells = self.cells()
+        for cell in cells:
+            cell._check_soma()
+        for cell in cells:
+            for stim in cell.iclamps():
+                self._sentinels.append((stim, float(stim.amp)))
+                stim.amp = math.nan
+
+    # -------------------------------------------------------------- type 0
+    def _on_plays_applied(self) -> None:
+        played = []
+        for stim, amp in self._sentinels:
+            if not math.isnan(stim.amp):
+                played.append(stim)
+            stim.amp = amp
+        self._sentinels = []
+        if played:
+            raise SurrogateCellError(
+                f"{len(played)} IClamp(s) on SurrogateCell somas have their amp driven by Vector.play "
+                f"(e.g. {played[0].hname()}); the surrogate predicts the whole trace at finitialize and cannot see "
+                "played values in advance. Remove the play and pass the waveform with "
+                "cell.inject_current(values_nA, dt_ms=...) instead."
+            )
+
+    # -------------------------------------------------------------- type 1
+    def _on_initialized(self) -> None:
+        h = self._h
+        cells = self.cells()
+        if not cells:
+            return
+        groups: dict[int, list["SurrogateCell"]] = {}
+        for cell in cells:
+            groups.setdefault(id(cell.surrogate), []).append(cell)
+        fixed_step = not h.cvode.active()
+        shift = -0.5 * h.dt if fixed_step else 0.0
+        limits = []
+        for group in groups.values():
+            self._predict_group(group)
+            s = group[0].surrogate
+            tvec = self.time_vector(s.dt_ms, s.n_samples).as_numpy()
+            tvec[:] = np.arange(s.n_samples + 1) * s.dt_ms + shift
+            limits.append((s.n_samples + 1) * s.dt_ms)  # last sample is held for one more step
+            for cell in group:
+                cell.soma(0.5).v = float(cell._prediction[0])
+        self._limit_ms = min(limits)
+        # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
+        h.cvode.event(self._limit_ms + 1e-6, self._window_end)
+
+    def _predict_group(self, group: list["SurrogateCell"]) -> None:
+        import time
+
+        s = group[0].surrogate
+        grid = np.arange(s.n_samples) * s.dt_ms
+        stimuli = np.stack([cell._render_input(grid) for cell in group])
+        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes()).hexdigest()
+                for cell, stim in zip(group, stimuli)]
+        todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell._prediction_key != key]
+        if not todo:
+            return
+        amps = characteristic_amplitude(_torch_tensor(stimuli[todo])).numpy()
+        in_range = s.amplitude_in_range(amps)
+        for i, ok, amp in zip(todo, in_range, amps):
+            if not ok:
+                lo, hi = s.amp_range_nA
+                group[i]._domain_problem(
+                    "amplitude", f"input amplitude {amp:.4g} nA is outside the trained range [{lo:g}, {hi:g}] nA")
+        features = np.stack([group[i].features for i in todo])
+        start = time.perf_counter()
+        v = s.predict(stimuli[todo], features, s.dt_ms, batch_size=max(64, len(todo)), check_domain=False)
+        self.last_predict_s = time.perf_counter() - start
+        self.predict_calls += 1
+        for row, i in enumerate(todo):
+            group[i]._load_prediction(v[row], stimuli[i], keys[i])
+
+    # -------------------------------------------------------------- window end
+    def _window_end(self) -> None:
+        if not self.cells():
+            return
+        raise SurrogateCellError(
+            f"the run went past t = {self._limit_ms:.6g} ms, the end of the surrogate's trained window; "
+            "SurrogateCell predicts whole traces of the trained length and does not tile longer runs "
+            f"(the cell state at a window edge is unknown). Run to at most {self._limit_ms:.6g} ms."
+        )
+
+
+def _torch_tensor(x: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def step_current(grid_ms: np.ndarray, delay_ms: float, dur_ms: float, amp_nA: float) -> np.ndarray:
+    """An IClamp's current (nA) on a time grid: amp for delay <= t < delay + dur (as NEURON's IClamp)."""
+    on = (grid_ms >= delay_ms - _EDGE_EPS_MS) & (grid_ms < delay_ms + dur_ms - _EDGE_EPS_MS)
+    return np.where(on, amp_nA, 0.0)
+
+
+_ENGINE: _Engine | None = None
+
+
+def engine() -> _Engine:
+    """The process-wide engine (created with the first SurrogateCell)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Engine()
+    return _ENGINE
+

@@ -1,0 +1,222 @@
+"""SurrogateCell: a NEURON cell whose somatic voltage comes from the trained FNO.
+
+Use it exactly like a detailed cell::
+
+    cell = SurrogateCell()                       # shipped checkpoint, default family neuron
+    stim = h.IClamp(cell.soma(0.5)); stim.delay, stim.dur, stim.amp = 15, 400, 0.3
+    v = h.Vector().record(cell.soma(0.5)._ref_v)
+    h.finitialize(-70); h.continuerun(515)
+
+``cell.soma`` is a real one-compartment Section. A stiff voltage source
+(``mod/nn_VoltageDrive.mod``, i = (vc − v)/rs with rs = 1 kΩ) imposes the prediction on it;
+its target ``vc`` is a continuous ``Vector.play`` of the predicted trace. Why this
+mechanism and not the alternatives (measured, NEURON_NOTES.md): playing into ``v``
+directly breaks under CVode (v is an integrator state), SEClamp with discrete play lags a
+whole step (7 mV at spikes); a point-process clamp with a continuously played target tracks
+the prediction to ~0.001 mV under fixed step (any dt) and CVode, NetCon threshold detection
+works unchanged, and the mechanism has no VERBATIM (CoreNEURON-compatible).
+
+The engine (`noble_neuron.cell_engine`) predicts all SurrogateCells in one batched call
+per ``finitialize``. Inputs it understands: IClamps on the soma (delay/dur/amp read at
+finitialize, so values set after construction count) and waveforms given with
+`SurrogateCell.inject_current`. Anything else on the soma (synapses, SEClamps, inserted
+channels, ``Vector.play`` into an IClamp ``amp``) is refused with an error saying why:
+a whole-trace surrogate cannot react to inputs it cannot see in advance (network mode,
+a separate causal model, handles synapses).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .cell_engine import SurrogateCellError, engine, step_current
+from .surrogate_model import DomainWarning, Surrogate
+
+__all__ = ["SurrogateCell", "SurrogateCellError"]
+
+SOMA_L_UM = 15.0
+SOMA_DIAM_UM = 15.0
+_ALLOWED_POINT_PROCESSES = ("IClamp", "nn_VoltageDrive")
+
+
+def _surrogate(checkpoint: str | Path | Surrogate | None) -> Surrogate:
+    if isinstance(checkpoint, Surrogate):
+        return checkpoint
+    from .checkpoint import default_surrogate
+
+    return default_surrogate(checkpoint)
+
+
+def default_model_id(surrogate: Surrogate) -> str:
+    """The training model whose scaled features are closest to the training median (a typical neuron)."""
+    ids = [m for m in surrogate.train_model_ids if m in surrogate.model_features]
+    if not ids:
+        raise SurrogateCellError("this checkpoint stores no per-model features; pass features=(I_thr_nA, s_thr)")
+    scaled = surrogate.feature_scaler.transform(np.stack([surrogate.features_of(m) for m in ids]))
+    return ids[int(np.argmin(np.linalg.norm(scaled - np.median(scaled, axis=0), axis=1)))]
+
+
+class SurrogateCell:
+    """A surrogate neuron with a real ``soma`` Section (see module docstring).
+
+    Parameters: ``model_id`` a model of the checkpoint's training dataset (e.g.
+    ``"hof_017"``, training or unseen split), or ``features`` = raw (I_thr nA, s_thr Hz/nA);
+    neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
+    the shipped one. ``strict=True`` raises instead of warning when the cell or its input
+    is outside the training domain (features outside the convex hull of the training
+    models, input amplitude outside the trained range).
+    """
+
+    def __init__(self, model_id: str | None = None, *, features: Sequence[float] | None = None,
+                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None):
+        from neuron import h
+
+        from .mechanisms import load_mechanisms
+
+        load_mechanisms()
+        self.surrogate = _surrogate(checkpoint)
+        self.strict = bool(strict)
+        s = self.surrogate
+        if model_id is not None and features is not None:
+            raise ValueError("pass model_id or features, not both")
+        if features is None:
+            model_id = default_model_id(s) if model_id is None else str(model_id)
+            self.features = s.features_of(model_id)
+        else:
+            f = np.asarray(features, dtype=float)
+            if f.shape != (len(s.config.feature_names),) or not np.isfinite(f).all():
+                raise ValueError(f"features must be {len(s.config.feature_names)} finite numbers "
+                                 f"{list(s.config.feature_names)}, got {features!r}")
+            self.features = f
+        self.model_id = model_id
+        self._warned: set[str] = set()
+        if not s.in_hull(self.features[None, :])[0]:
+            self._domain_problem("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
+                                             "are outside the convex hull of the training models' features")
+
+        eng = engine()
+        self.index = eng.register(self)
+        self.name = name or f"SurrogateCell[{self.index}]"
+        self.soma = h.Section(name="soma", cell=self)  # NEURON names it f"{self}.soma"
+        self.soma.L, self.soma.diam, self.soma.nseg = SOMA_L_UM, SOMA_DIAM_UM, 1
+        self.drive = h.nn_VoltageDrive(self.soma(0.5))
+        self._target = h.Vector(s.n_samples + 1)
+        self._target.fill(h.v_init)
+        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, s.n_samples), 1)
+        self._injected: list[tuple[np.ndarray, np.ndarray]] = []
+        self._prediction: np.ndarray | None = None
+        self._prediction_key: str | None = None
+        self._input: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- construction helpers
+    @classmethod
+    def sample(cls, n: int, seed: int = 0, *, checkpoint: str | Path | Surrogate | None = None,
+               strict: bool = False) -> list["SurrogateCell"]:
+        """n new neurons with features drawn uniformly inside the convex hull of the training features."""
+        s = _surrogate(checkpoint)
+        return [cls(features=f, checkpoint=s, strict=strict)
+                for i, f in enumerate(s.sample_features(n, seed))]
+
+    # ---------------------------------------------------------------- inputs
+    def inject_current(self, values_nA: Sequence[float], *, dt_ms: float | None = None,
+                       t_ms: Sequence[float] | None = None) -> None:
+        """Add an arbitrary current waveform (nA) to this cell's input (in place of ``Vector.play`` into an IClamp).
+
+        Give sample times either as a constant step ``dt_ms`` from t = 0 or explicitly as
+        ``t_ms`` (increasing). Values are linearly interpolated onto the surrogate's grid
+        and are 0 outside the given time span. Several waveforms and IClamps add up.
+        """
+        v = np.asarray(values_nA, dtype=float).ravel()
+        if (dt_ms is None) == (t_ms is None):
+            raise ValueError("give exactly one of dt_ms or t_ms")
+        if t_ms is None:
+            if not (isinstance(dt_ms, (int, float)) and dt_ms > 0):
+                raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}")
+            t = np.arange(v.size) * float(dt_ms)
+        else:
+            t = np.asarray(t_ms, dtype=float).ravel()
+        if t.shape != v.shape or v.size < 2:
+            raise ValueError(f"need >= 2 samples with one time each; got {v.size} values and {t.size} times")
+        if not (np.isfinite(v).all() and np.isfinite(t).all()):
+            raise ValueError("injected current or its times contain NaN/inf")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError("t_ms must be strictly increasing")
+        self._injected.append((t, v))
+
+    def clear_injected(self) -> None:
+        """Remove all waveforms added by `inject_current`."""
+        self._injected.clear()
+
+    def iclamps(self) -> list:
+        """IClamps on this cell's soma."""
+        return [pp for pp in self.soma(0.5).point_processes() if pp.hname().split("[")[0] == "IClamp"]
+
+    # ---------------------------------------------------------------- results
+    @property
+    def prediction_mV(self) -> np.ndarray | None:
+        """The last predicted trace (mV, on the surrogate grid t = k·dt_ms), or None before finitialize."""
+        return None if self._prediction is None else self._prediction.copy()
+
+    @property
+    def input_nA(self) -> np.ndarray | None:
+        """The input current (nA, surrogate grid) the last prediction was made for."""
+        return None if self._input is None else self._input.copy()
+
+    @property
+    def dt_ms(self) -> float:
+        return self.surrogate.dt_ms
+
+    # ---------------------------------------------------------------- engine callbacks
+    def _check_soma(self) -> None:
+        seg = self.soma(0.5)
+        for pp in seg.point_processes():
+            kind = pp.hname().split("[")[0]
+            if kind not in _ALLOWED_POINT_PROCESSES or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):
+                raise SurrogateCellError(
+                    f"{pp.hname()} sits on {self.soma.name()}: SurrogateCell takes current input from IClamps "
+                    "and cell.inject_current only. Synapses/other point processes would be silently ignored by a "
+                    "whole-trace surrogate, so they are refused; use the detailed model (or network mode) for "
+                    "synaptic input."
+                )
+        mechs = [m.name() for m in seg if not m.name().endswith("_ion")]  # ions alone are inert
+        if mechs:
+            raise SurrogateCellError(
+                f"mechanisms {mechs} are inserted in {self.soma.name()}; the surrogate imposes the whole somatic "
+                "voltage, so inserted channels would have no effect. Remove them (soma.uninsert(name))."
+            )
+
+    def _render_input(self, grid_ms: np.ndarray) -> np.ndarray:
+        i = np.zeros_like(grid_ms)
+        for stim in self.iclamps():
+            delay, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
+            if not all(math.isfinite(x) for x in (delay, dur, amp)):
+                raise SurrogateCellError(f"{stim.hname()} on {self.soma.name()} has a non-finite delay/dur/amp")
+            i += step_current(grid_ms, delay, dur, amp)
+        for t, v in self._injected:
+            i += np.interp(grid_ms, t, v, left=0.0, right=0.0)
+        return i
+
+    def _load_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, key: str) -> None:
+        self._prediction, self._input, self._prediction_key = v_mV, input_nA, key
+        target = self._target.as_numpy()
+        target[:-1] = v_mV
+        target[-1] = v_mV[-1]
+
+    def _domain_problem(self, kind: str, message: str) -> None:
+        text = f"SurrogateCell {self.model_id or list(self.features.round(4))}: {message}"
+        if self.strict:
+            raise SurrogateCellError(text + " (strict mode)")
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(text + "; the surrogate extrapolates there", DomainWarning, stacklevel=3)
+
+    def __repr__(self) -> str:
+        who = self.model_id or dict(zip(self.surrogate.config.feature_names, self.features.round(4)))
+        return f"<{self.name}: {who!r}>"
+
+    def __str__(self) -> str:
+        return self.name
