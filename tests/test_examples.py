@@ -1,4 +1,5 @@
 """Examples and benchmarks must not rot: run their --quick paths."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,27 @@ def test_datagen_benchmark_quick():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "datagen.py"), "--quick"],
                          capture_output=True, text=True, check=True).stdout
     assert '"orchestration_overhead_serial"' in out
+
+
+def test_quickstart_quick(tmp_path):
+    png = tmp_path / "quickstart.png"
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--quick", "--out", str(png)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "relative L2 error of the surrogate trace" in out and "FI curve (3 amplitudes)" in out
+    rmse = float(out.split("RMSE ")[1].split(" mV")[0])
+    assert rmse < 0.5  # recorded soma v follows predict()
+    assert png.stat().st_size > 20_000
+
+
+def test_speedup_benchmark_quick(tmp_path):
+    out_json = tmp_path / "speedup.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speedup.py"), "--quick", "--out", str(out_json)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "speedup_batched_cpu" in out
+    res = json.loads(out_json.read_text())
+    assert res["detailed"]["per_trace_s_fixed_step"] > 0.1  # a real 515 ms multicompartment solve
+    assert res["speedup_batched_cpu"] == res["detailed"]["per_trace_s_fixed_step"] / \
+        res["surrogate"]["cpu"]["per_trace_s_by_batch"]["8"]
+    assert 0 <= res["surrogate"]["cpu"]["accuracy_same_traces"]["rel_l2_mean"] < 1
+    assert res["surrogate_cell_in_neuron"]["n_cells"] == 4 and "cpu" in res["machine"]
+    assert (tmp_path / "speedup.png").stat().st_size > 10_000
