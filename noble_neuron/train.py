@@ -43,7 +43,7 @@ from .config_io import checked_mapping, yaml_section
 from .dataset import open_dataset
 from .embedding import build_input, characteristic_amplitude
 from .features import FeatureScaler
-from .surrogate_model import Surrogate, SurrogateConfig, build_fno, count_parameters, default_device
+from .surrogate_model import Surrogate, SurrogateConfig, build_fno, count_parameters, decode_voltage, default_device
 
 __all__ = ["TrainConfig", "relative_lp", "train", "resume_path"]
 
@@ -250,7 +250,7 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, n_ref: in
     inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
                       torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=n_ref, k_amp=sc.k_amp,
                       k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
-    pred = model(inp)[:, 0, :] * sc.v_scale_mV + sc.v_offset_mV
+    pred = decode_voltage(model, inp, sc)
     return pred, torch.from_numpy(y).to(device)
 
 

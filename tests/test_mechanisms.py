@@ -44,6 +44,14 @@ def test_names_and_hash(leak_dir):
     assert mod_hash(leak_dir) != h1  # editing a .mod file invalidates the cache
 
 
+def test_library_built_for_another_neuron_version_is_never_reused(leak_dir, monkeypatch):
+    import noble_neuron.mechanisms as mech
+
+    here = mod_hash(leak_dir)
+    monkeypatch.setattr(mech, "_neuron_version", lambda: "8.2.4")
+    assert mod_hash(leak_dir) != here  # another cache key → another build folder → a fresh nrnivmodl
+
+
 def test_compiled_once_and_loaded_once_per_process(leak_dir):
     env = dict(os.environ)
     run = lambda: subprocess.run([sys.executable, "-c", _LOAD_TWICE, str(leak_dir)], env=env,

@@ -164,3 +164,30 @@ def test_bad_checkpoints_raise_checkpoint_error(surrogate, tmp_path):
     torch.save({"schema": "noble_neuron.checkpoint", "obj": FeatureScaler.fit(TRAIN_FEATURES, ("a", "b"))}, pickled)
     with pytest.raises(CheckpointError, match="not a safe weights file"):
         load_surrogate(pickled)
+
+
+def test_fast_fft_length_and_padding():
+    from noble_neuron.surrogate_model import decode_voltage, fast_fft_length
+
+    assert fast_fft_length(8583) == 8640 and fast_fft_length(1000) == 1000 and fast_fft_length(7) == 8
+    for n in range(1, 400):
+        m = fast_fft_length(n)
+        assert m >= n and all(fast_fft_length(k) != k for k in range(n, m))
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        assert r == 1
+    torch.manual_seed(1)
+    config = SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8, pad_to_fast_length=True)
+    model = build_fno(config).eval()
+    inp = torch.randn(2, config.in_channels, 211)  # 211 is prime → padded to 216
+    with torch.inference_mode():
+        v = decode_voltage(model, inp, config)
+        manual = model(torch.nn.functional.pad(inp, (0, 5)))[:, 0, :211] * config.v_scale_mV + config.v_offset_mV
+        unpadded = decode_voltage(model, inp, SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8))
+    assert v.shape == (2, 211)
+    torch.testing.assert_close(v, manual)
+    assert not torch.allclose(v, unpadded)  # padding is part of the model: it changes the output
+    with pytest.raises(ValueError, match="pad_to_fast_length"):
+        SurrogateConfig(pad_to_fast_length="yes")
