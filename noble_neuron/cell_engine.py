@@ -155,7 +155,7 @@ class _Engine:
         self.last_predict_s = time.perf_counter() - start
         self.predict_calls += 1
         for row, i in enumerate(todo):
-            group[i]._load_prediction(v[row], stimuli[i], keys[i])
+            group[i]._load_prediction(v[row], stimuli[i], float(amps[row]), keys[i])
 
     # -------------------------------------------------------------- window end
     def _window_end(self) -> None:

@@ -94,7 +94,9 @@ class SurrogateCell:
             self.features = f
         self.model_id = model_id
         self._warned: set[str] = set()
-        if not s.in_hull(self.features[None, :])[0]:
+        self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
+        self._amplitude: float | None = None
+        if not self._features_in_hull:
             self._domain_problem("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
                                              "are outside the convex hull of the training models' features")
 
@@ -167,6 +169,17 @@ class SurrogateCell:
         return None if self._input is None else self._input.copy()
 
     @property
+    def domain(self) -> dict:
+        """Whether this cell and its last input lie inside the training domain, and why not.
+
+        ``features_in_hull``; ``amplitude_nA`` (characteristic amplitude of the last input,
+        None before the first run) and ``amplitude_in_range``; ``inside`` = both.
+        """
+        amp_ok = None if self._amplitude is None else bool(self.surrogate.amplitude_in_range(np.array([self._amplitude]))[0])
+        return {"features_in_hull": self._features_in_hull, "amplitude_nA": self._amplitude,
+                "amplitude_in_range": amp_ok, "inside": self._features_in_hull and amp_ok is not False}
+
+    @property
     def dt_ms(self) -> float:
         return self.surrogate.dt_ms
 
@@ -200,8 +213,9 @@ class SurrogateCell:
             i += np.interp(grid_ms, t, v, left=0.0, right=0.0)
         return i
 
-    def _load_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, key: str) -> None:
+    def _load_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, amplitude_nA: float, key: str) -> None:
         self._prediction, self._input, self._prediction_key = v_mV, input_nA, key
+        self._amplitude = float(amplitude_nA)
         target = self._target.as_numpy()
         target[:-1] = v_mV
         target[-1] = v_mV[-1]

@@ -176,14 +176,17 @@ def test_unsupported_setups_fail_clearly(h, tiny):
 def test_domain_guard_warns_once_per_cell_or_raises_in_strict_mode(h, tiny):
     with pytest.warns(DomainWarning, match="outside the convex hull"):
         far = SurrogateCell(features=(0.2, 50.0), checkpoint=tiny)
+    assert far.domain["features_in_hull"] is False and far.domain["inside"] is False
     with pytest.raises(SurrogateCellError, match="outside the convex hull.*strict"):
         SurrogateCell(features=(0.2, 50.0), checkpoint=tiny, strict=True)
     del far
 
     cell = SurrogateCell("bs0", checkpoint=tiny)
+    assert cell.domain == {"features_in_hull": True, "amplitude_nA": None, "amplitude_in_range": None, "inside": True}
     stim = step(h, cell, 0.5)  # trained range is [-0.05, 0.3] nA
     with pytest.warns(DomainWarning, match=r"amplitude 0.5 nA is outside the trained range"):
         run(h)
+    assert cell.domain["amplitude_nA"] == pytest.approx(0.5) and cell.domain["inside"] is False
     stim.amp = 0.45
     with warnings.catch_warnings():
         warnings.simplefilter("error")
