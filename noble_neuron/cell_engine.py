@@ -33,7 +33,7 @@ from .embedding import characteristic_amplitude
 if TYPE_CHECKING:  # pragma: no cover
     from .surrogate_cell import SurrogateCell
 
-__all__ = ["SurrogateCellError", "engine", "step_current"]
+__all__ = ["SurrogateCellError", "engine", "is_single_step", "step_current"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,12 @@ class _Engine:
                 lo, hi = s.amp_range_nA
                 group[i]._domain_problem(
                     "amplitude", f"input amplitude {amp:.4g} nA is outside the trained range [{lo:g}, {hi:g}] nA")
+        if s.steps_only:
+            for i in todo:
+                if not is_single_step(stimuli[i]):
+                    group[i]._domain_problem(
+                        "waveform", "its input is not a single current step, and this checkpoint was trained on "
+                                    "Long Square steps only")
         features = np.stack([group[i].features for i in todo])
         start = time.perf_counter()
         v = s.predict(stimuli[todo], features, s.dt_ms, batch_size=max(64, len(todo)), check_domain=False)
@@ -172,6 +178,16 @@ def _torch_tensor(x: np.ndarray):
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def is_single_step(current_nA: np.ndarray, tol_nA: float = 1e-9) -> bool:
+    """True if the current is zero except for one contiguous stretch at a constant amplitude (or all zero)."""
+    on = np.abs(current_nA) > tol_nA
+    if not on.any():
+        return True
+    idx = np.flatnonzero(on)
+    stretch = current_nA[idx[0]: idx[-1] + 1]
+    return bool(on[idx[0]: idx[-1] + 1].all() and np.ptp(stretch) <= tol_nA)
 
 
 def step_current(grid_ms: np.ndarray, delay_ms: float, dur_ms: float, amp_nA: float) -> np.ndarray:

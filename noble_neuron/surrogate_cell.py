@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .cell_engine import SurrogateCellError, engine, step_current
+from .cell_engine import SurrogateCellError, engine, is_single_step, step_current
 from .surrogate_model import DomainWarning, Surrogate
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -173,11 +173,16 @@ class SurrogateCell:
         """Whether this cell and its last input lie inside the training domain, and why not.
 
         ``features_in_hull``; ``amplitude_nA`` (characteristic amplitude of the last input,
-        None before the first run) and ``amplitude_in_range``; ``inside`` = both.
+        None before the first run) and ``amplitude_in_range``; ``waveform_is_step`` (only
+        checked for checkpoints trained on steps alone, else None); ``inside`` = all hold.
         """
         amp_ok = None if self._amplitude is None else bool(self.surrogate.amplitude_in_range(np.array([self._amplitude]))[0])
+        step_ok = None
+        if self._input is not None and self.surrogate.steps_only:
+            step_ok = is_single_step(self._input)
         return {"features_in_hull": self._features_in_hull, "amplitude_nA": self._amplitude,
-                "amplitude_in_range": amp_ok, "inside": self._features_in_hull and amp_ok is not False}
+                "amplitude_in_range": amp_ok, "waveform_is_step": step_ok,
+                "inside": self._features_in_hull and amp_ok is not False and step_ok is not False}
 
     @property
     def dt_ms(self) -> float:

@@ -236,7 +236,8 @@ class Surrogate:
     ``hull_points`` vertices (scaled feature space) of the convex hull of the training
     models' features; ``train_model_ids``; ``model_features`` {model id: {"split": ...,
     feature name: raw value}} for every model of the training dataset (lets users ask for
-    a neuron by id); ``metrics`` (JSON-safe dict).
+    a neuron by id); ``stimulus_kinds`` protocol kinds of the training traces (e.g.
+    ``("long_square",)``; empty = unknown); ``metrics`` (JSON-safe dict).
     """
 
     def __init__(
@@ -251,6 +252,7 @@ class Surrogate:
         hull_points: Sequence[Sequence[float]],
         train_model_ids: Sequence[str] = (),
         model_features: dict | None = None,
+        stimulus_kinds: Sequence[str] = (),
         metrics: dict | None = None,
         version: str = __version__,
         device: torch.device | str | None = None,
@@ -279,6 +281,7 @@ class Surrogate:
         self.hull_points = pts
         self.train_model_ids = tuple(str(m) for m in train_model_ids)
         self.model_features = {str(k): dict(v) for k, v in (model_features or {}).items()}
+        self.stimulus_kinds = tuple(str(k) for k in stimulus_kinds)
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -314,6 +317,7 @@ class Surrogate:
             "hull_points_scaled": self.hull_points.tolist(),
             "train_model_ids": list(self.train_model_ids),
             "model_features": self.model_features,
+            "stimulus_kinds": list(self.stimulus_kinds),
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -330,6 +334,7 @@ class Surrogate:
             model, config, dt_ms=meta["dt_ms"], n_samples=meta["n_samples"], amp_range_nA=meta["amp_range_nA"],
             feature_scaler=FeatureScaler.from_dict(meta["feature_scaler"]), hull_points=meta["hull_points_scaled"],
             train_model_ids=meta.get("train_model_ids", ()), model_features=meta.get("model_features"),
+            stimulus_kinds=meta.get("stimulus_kinds", ()),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -392,6 +397,11 @@ class Surrogate:
             raw = self.feature_scaler.inverse_transform(rng.uniform(lo, hi, size=(4 * n, lo.size)))
             out.append(raw[self.in_hull(raw)])
         return np.concatenate(out)[:n]
+
+    @property
+    def steps_only(self) -> bool:
+        """True when the training stimuli were all Long Square steps (other waveforms extrapolate)."""
+        return self.stimulus_kinds == ("long_square",)
 
     def amplitude_in_range(self, amp_nA: np.ndarray) -> np.ndarray:
         """(B,) bool: characteristic amplitudes (nA) inside the trained range (1e-6 relative tolerance)."""

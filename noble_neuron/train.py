@@ -234,6 +234,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
                                              **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])}}
                            for m in range(len(ds.model_ids)) if np.isfinite(fvals[m]).all()},
         "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
+        "stimulus_kinds": sorted(set(kinds.tolist())),
     }
     return data, meta
 
@@ -339,6 +340,7 @@ def train(
             return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=n_ref, amp_range_nA=meta["amp_range_nA"],
                              feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
                              train_model_ids=meta["train_model_ids"], model_features=meta["model_features"],
+                             stimulus_kinds=meta["stimulus_kinds"],
                              metrics=metrics, device=device)
 
         p = _LOSSES[tc.loss]

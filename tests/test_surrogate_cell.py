@@ -125,7 +125,10 @@ def test_inject_current_waveform(h, tiny):
     ramp_i = np.array([0.0, 0.0, 0.2, 0.0])
     cell.inject_current(ramp_i, t_ms=ramp_t)
     stim = step(h, cell, 0.05, delay=20, dur=5)  # IClamps and injected waveforms add up
-    run(h)
+    assert tiny.steps_only
+    with pytest.warns(DomainWarning, match="not a single current step.*Long Square steps only"):
+        run(h)
+    assert cell.domain["waveform_is_step"] is False
     grid = np.arange(tiny.n_samples) * tiny.dt_ms
     expected = np.interp(grid, ramp_t, ramp_i, left=0, right=0) + np.where((grid >= 20) & (grid < 25), 0.05, 0)
     np.testing.assert_allclose(cell.input_nA, expected, atol=1e-12)
@@ -182,7 +185,8 @@ def test_domain_guard_warns_once_per_cell_or_raises_in_strict_mode(h, tiny):
     del far
 
     cell = SurrogateCell("bs0", checkpoint=tiny)
-    assert cell.domain == {"features_in_hull": True, "amplitude_nA": None, "amplitude_in_range": None, "inside": True}
+    assert cell.domain == {"features_in_hull": True, "amplitude_nA": None, "amplitude_in_range": None,
+                           "waveform_is_step": None, "inside": True}
     stim = step(h, cell, 0.5)  # trained range is [-0.05, 0.3] nA
     with pytest.warns(DomainWarning, match=r"amplitude 0.5 nA is outside the trained range"):
         run(h)
@@ -227,3 +231,17 @@ def test_shipped_checkpoint_default_cell(h):
     assert s.model_features["hof_055"]["split"] == "unseen"
     assert hasattr(cell.soma, "L") and cell.soma.name() == f"{cell}.soma"
     del cell, unseen
+
+
+def test_is_single_step():
+    from noble_neuron.cell_engine import is_single_step
+
+    x = np.zeros(100)
+    assert is_single_step(x)
+    x[10:50] = 0.2
+    assert is_single_step(x)
+    x[60:70] = 0.2
+    assert not is_single_step(x)  # two pulses
+    y = np.zeros(100)
+    y[10:50] = np.linspace(0.1, 0.2, 40)
+    assert not is_single_step(y)  # a ramp

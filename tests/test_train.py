@@ -51,6 +51,7 @@ def test_tiny_model_overfits_tiny_real_dataset(tiny_trained):
     s = load_surrogate(out, device="cpu")
     ds = open_dataset(metrics["dataset"]["path"])
     assert s.train_model_ids == ("bs0", "bs1", "bs2")  # 'unseen' model excluded
+    assert s.stimulus_kinds == ("long_square",) and s.steps_only
     assert sorted(s.model_features) == ["bs0", "bs1", "bs2", "bs3"] and s.model_features["bs3"]["split"] == "unseen"
     feats = ds.features()
     cols = [feats["names"].index(n) for n in config.feature_names]
