@@ -38,8 +38,11 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
     firing_mismatch = (n_pred > 0) != (n_true > 0)
     both = (n_true > 0) & (n_pred > 0)
     time_err = []
+    lo, hi = window_ms
     for i in np.flatnonzero(both & (n_pred == n_true)):
-        time_err.append(np.abs(spike_times(pred[i], dt_ms) - spike_times(true[i], dt_ms)))
+        tp, tt = spike_times(pred[i], dt_ms), spike_times(true[i], dt_ms)
+        # the counts above are of spikes inside the window; rebound spikes after it are not compared
+        time_err.append(np.abs(tp[(tp >= lo) & (tp < hi)] - tt[(tt >= lo) & (tt < hi)]))
     time_err = np.concatenate(time_err) if time_err else np.array([])
     out: dict[str, Any] = {
         "n_traces": int(len(rel)),

@@ -31,6 +31,13 @@ def test_trace_metrics_identity_and_mismatch():
     assert m["rel_l2_mean"] > 0.05
 
 
+def test_spikes_outside_the_window_are_not_compared():
+    # 4 spikes inside [10, 40) in both; the prediction has an extra spike after the window (a rebound)
+    true, pred = _spiky(4), _spiky(6)
+    m = trace_metrics(pred[None], true[None], 0.06, (10.0, 40.0))
+    assert m["spike_count_exact_match_rate"] == 1.0 and m["spike_time_error_median_ms"] == 0.0
+
+
 def test_accuracy_report_and_hull_sampling(dataset, tmp_path):  # noqa: F811
     ckpt = tmp_path / "s.pt"
     train(dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64),
