@@ -95,3 +95,16 @@ def test_dataset_without_features_is_refused(dataset, tmp_path):
     with pytest.raises(ValueError, match="extract_features"):
         train(copy, SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8), TrainConfig(epochs=1),
               tmp_path / "x.pt", progress=False)
+
+
+def test_init_from_and_plateau_on(tiny_trained, dataset, tmp_path):
+    src, metrics, config = tiny_trained
+    with pytest.raises(ValueError, match="plateau_on"):
+        TrainConfig(plateau_on="test")
+    tc = TrainConfig(epochs=1, batch_size=8, lr=1e-9, val_every_kth_amplitude=0, init_from=str(src), plateau_on="train")
+    m = train(dataset, config, tc, tmp_path / "cont.pt", progress=False, device="cpu")
+    # starts where the source model ended (lr ~0 keeps it there), not from a random network
+    assert m["probe_rel_l4_initial"] == pytest.approx(metrics["probe_rel_l4_final"], rel=1e-4)
+    other = SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8)
+    with pytest.raises(ValueError, match="another architecture"):
+        train(dataset, other, tc, tmp_path / "bad.pt", progress=False, device="cpu")
