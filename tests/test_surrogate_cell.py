@@ -245,3 +245,18 @@ def test_is_single_step():
     y = np.zeros(100)
     y[10:50] = np.linspace(0.1, 0.2, 40)
     assert not is_single_step(y)  # a ramp
+
+
+def test_h_run_and_tstop(h, tiny):
+    cell = SurrogateCell("bs2", checkpoint=tiny)
+    stim = step(h, cell, 0.15)
+    v = h.Vector().record(cell.soma(0.5)._ref_v)
+    h.cvode_active(0)
+    h.tstop = 30.0  # shorter than the trained window: fine, the prediction is simply cut
+    h.run()
+    assert h.t == pytest.approx(30.0) and v.size() == int(round(30.0 / h.dt)) + 1
+    h.tstop = 80.0
+    with pytest.raises(RuntimeError, match="does not tile"):
+        h.run()
+    h.tstop = WINDOW_MS
+    del stim, v, cell
