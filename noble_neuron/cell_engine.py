@@ -58,6 +58,8 @@ class _Engine:
         self._limit_ms: float | None = None
         self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
         self.last_predict_s = 0.0
+        self.network_groups: list = []
+        self.network_iterations = 2  # fixed-point passes per epoch when cells have conductance synapses  # network mode: one NetworkGroup per sliding checkpoint, this run
         # Handlers must outlive every cell: they are kept for the life of the process.
         self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
                           h.FInitializeHandler(1, self._on_initialized)]
@@ -73,9 +75,11 @@ class _Engine:
     def cells(self) -> list["SurrogateCell"]:
         return [c for _, c in sorted(self._cells.items())]
 
-    def time_vector(self, dt_ms: float, n: int):
-        """Shared clamp time base (n+1 samples) for surrogates of this dt/length; refilled at each init."""
-        key = (dt_ms, n)
+    def time_vector(self, dt_ms: float, n: int, sliding_surrogate=None):
+        """Shared clamp time base (n+1 samples) for surrogates of this dt/length; refilled at each init.
+
+        Sliding-window (network-mode) surrogates get one per checkpoint, rewritten every epoch."""
+        key = (dt_ms, n) if sliding_surrogate is None else ("sliding", id(sliding_surrogate), n)
         if key not in self._time_vectors:
             self._time_vectors[key] = self._h.Vector(np.arange(n + 1) * dt_ms)
         return self._time_vectors[key]
@@ -86,6 +90,7 @@ class _Engine:
         cells = self.cells()
         for cell in cells:
             cell._check_soma()
+        self._prepare_network_groups(cells)
         for cell in cells:
             for stim in cell.iclamps():
                 self._sentinels.append((stim, float(stim.amp)))
@@ -119,6 +124,9 @@ class _Engine:
         fixed_step = not h.cvode.active()
         shift = -0.5 * h.dt if fixed_step else 0.0
         limits = []
+        for net in self.network_groups:
+            net.start()
+            del groups[id(net.s)]
         for group in groups.values():
             self._predict_group(group)
             s = group[0].surrogate
@@ -127,9 +135,33 @@ class _Engine:
             limits.append((s.n_samples + 1) * s.dt_ms)  # last sample is held for one more step
             for cell in group:
                 cell.soma(0.5).v = float(cell._prediction[0])
-        self._limit_ms = min(limits)
-        # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
-        h.cvode.event(self._limit_ms + 1e-6, self._window_end)
+        if limits:
+            self._limit_ms = min(limits)
+            # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
+            h.cvode.event(self._limit_ms + 1e-6, self._window_end)
+
+    def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
+        """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""
+        from .network_engine import PLAY_MARGIN_SAMPLES, NetworkGroup
+
+        self.network_groups = []
+        groups: dict[int, list["SurrogateCell"]] = {}
+        for cell in cells:
+            if cell.surrogate.is_sliding:
+                groups.setdefault(id(cell.surrogate), []).append(cell)
+        for group in groups.values():
+            s = group[0].surrogate
+            net = NetworkGroup(group, self._h, iterations=self.network_iterations)
+            net.bind_time_vector(self.time_vector(s.dt_ms, s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES,
+                                                  s).as_numpy())
+            self.network_groups.append(net)
+
+    def network_group_of(self, cell: "SurrogateCell"):
+        """The NetworkGroup running `cell` in this run, or None."""
+        for g in self.network_groups:
+            if any(c is cell for c in g.cells):
+                return g
+        return None
 
     def _predict_group(self, group: list["SurrogateCell"]) -> None:
         import time
@@ -165,7 +197,7 @@ class _Engine:
 
     # -------------------------------------------------------------- window end
     def _window_end(self) -> None:
-        if not self.cells():
+        if not any(not c.surrogate.is_sliding for c in self.cells()):
             return
         raise SurrogateCellError(
             f"the run went past t = {self._limit_ms:.6g} ms, the end of the surrogate's trained window; "

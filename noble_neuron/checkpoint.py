@@ -116,6 +116,8 @@ def load_surrogate(path: str | Path, device: str | torch.device | None = None) -
 
 #: The shipped default surrogate of the PV family (see README, "Shipped checkpoint").
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pv_fno_cpu.pt"
+#: The shipped sliding-window (network-mode) surrogate of the PV family.
+SHIPPED_NETWORK_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "pv_fno_network.pt"
 _default_surrogates: dict[str, Surrogate] = {}
 
 

@@ -281,6 +281,18 @@ PRESETS: dict[str, callable] = {
         + [Ramp(start_nA=0.0, end_nA=0.4), Ramp(start_nA=0.4, end_nA=0.0)]
         + [SynapticBarrage(seed=i, rate_exc_Hz=r) for i, r in enumerate([600.0, 1200.0, 2000.0])]
     ),
+    # Network mode (causal surrogate): fluctuating somatic input of the kind a cell sees in a network,
+    # OU currents (mean, sigma nA; tau 3 or 10 ms) and Poisson PSC barrages (exc Hz, inh Hz, w_exc nA),
+    # on for 500 of 515 ms, plus four Long Squares.
+    "network": lambda: (
+        [OUNoise(mean_nA=m, sigma_nA=s, tau_ms=(3.0 if i % 2 else 10.0), seed=100 + i, dur_ms=500.0)
+         for i, (m, s) in enumerate([(-0.05, 0.05), (0.02, 0.08), (0.08, 0.05), (0.12, 0.1), (0.18, 0.06),
+                                     (0.25, 0.1), (0.1, 0.2), (0.3, 0.15)])]
+        + [SynapticBarrage(rate_exc_Hz=e, rate_inh_Hz=i, w_exc_nA=w, seed=200 + k, dur_ms=500.0)
+           for k, (e, i, w) in enumerate([(1000.0, 1000.0, 0.02), (2000.0, 500.0, 0.03), (3000.0, 800.0, 0.035),
+                                          (2500.0, 300.0, 0.04)])]
+        + long_square_grid([-0.08, 0.1, 0.2, 0.3])
+    ),
 }
 
 

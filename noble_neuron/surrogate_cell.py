@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from .cell_engine import SurrogateCellError, engine, is_single_step, step_current
+from .network_engine import PLAY_MARGIN_SAMPLES
 from .surrogate_model import DomainWarning, Surrogate
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -41,14 +42,20 @@ __all__ = ["SurrogateCell", "SurrogateCellError"]
 SOMA_L_UM = 15.0
 SOMA_DIAM_UM = 15.0
 _ALLOWED_POINT_PROCESSES = ("IClamp", "nn_VoltageDrive")
+_NETWORK_SYNAPSES = ("ExpSyn", "Exp2Syn")  # network mode (sliding-window checkpoints) only
 
 
-def _surrogate(checkpoint: str | Path | Surrogate | None) -> Surrogate:
+def _surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False) -> Surrogate:
     if isinstance(checkpoint, Surrogate):
-        return checkpoint
-    from .checkpoint import default_surrogate
+        s = checkpoint
+    else:
+        from .checkpoint import SHIPPED_NETWORK_CHECKPOINT, default_surrogate
 
-    return default_surrogate(checkpoint)
+        s = default_surrogate(SHIPPED_NETWORK_CHECKPOINT if network and checkpoint is None else checkpoint)
+    if network and not s.is_sliding:
+        raise ValueError("network=True needs a sliding-window (network-mode) checkpoint; this one predicts whole "
+                         "traces (leave checkpoint=None for the shipped network checkpoint)")
+    return s
 
 
 def default_model_id(surrogate: Surrogate) -> str:
@@ -72,13 +79,14 @@ class SurrogateCell:
     """
 
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | None = None,
-                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None):
+                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
+                 network: bool = False):
         from neuron import h
 
         from .mechanisms import load_mechanisms
 
         load_mechanisms()
-        self.surrogate = _surrogate(checkpoint)
+        self.surrogate = _surrogate(checkpoint, network)
         self.strict = bool(strict)
         s = self.surrogate
         if model_id is not None and features is not None:
@@ -106,9 +114,12 @@ class SurrogateCell:
         self.soma = h.Section(name="soma", cell=self)  # NEURON names it f"{self}.soma"
         self.soma.L, self.soma.diam, self.soma.nseg = SOMA_L_UM, SOMA_DIAM_UM, 1
         self.drive = h.nn_VoltageDrive(self.soma(0.5))
-        self._target = h.Vector(s.n_samples + 1)
+        # whole-trace: the predicted trace; sliding (network mode): a short rolling buffer per epoch
+        n_play = s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES if s.is_sliding else s.n_samples
+        self._target = h.Vector(n_play + 1)
         self._target.fill(h.v_init)
-        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, s.n_samples), 1)
+        self._target_view = self._target.as_numpy()
+        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, n_play, s if s.is_sliding else None), 1)
         self._injected: list[tuple[np.ndarray, np.ndarray]] = []
         self._prediction: np.ndarray | None = None
         self._prediction_key: str | None = None
@@ -117,9 +128,9 @@ class SurrogateCell:
     # ---------------------------------------------------------------- construction helpers
     @classmethod
     def sample(cls, n: int, seed: int = 0, *, checkpoint: str | Path | Surrogate | None = None,
-               strict: bool = False) -> list["SurrogateCell"]:
+               strict: bool = False, network: bool = False) -> list["SurrogateCell"]:
         """n new neurons with features drawn uniformly inside the convex hull of the training features."""
-        s = _surrogate(checkpoint)
+        s = _surrogate(checkpoint, network)
         return [cls(features=f, checkpoint=s, strict=strict)
                 for i, f in enumerate(s.sample_features(n, seed))]
 
@@ -160,7 +171,12 @@ class SurrogateCell:
     # ---------------------------------------------------------------- results
     @property
     def prediction_mV(self) -> np.ndarray | None:
-        """The last predicted trace (mV, on the surrogate grid t = k·dt_ms), or None before finitialize."""
+        """The last predicted trace (mV, on the surrogate grid t = k·dt_ms), or None before finitialize.
+
+        Network mode: the closed-loop voltage predicted so far in the current run."""
+        if self.surrogate.is_sliding:
+            group = engine().network_group_of(self)
+            return None if group is None else group.closed_loop_traces()[group.cells.index(self)]
         return None if self._prediction is None else self._prediction.copy()
 
     @property
@@ -191,14 +207,20 @@ class SurrogateCell:
     # ---------------------------------------------------------------- engine callbacks
     def _check_soma(self) -> None:
         seg = self.soma(0.5)
+        allowed = _ALLOWED_POINT_PROCESSES + (_NETWORK_SYNAPSES if self.surrogate.is_sliding else ())
         for pp in seg.point_processes():
             kind = pp.hname().split("[")[0]
-            if kind not in _ALLOWED_POINT_PROCESSES or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):
+            if kind in _NETWORK_SYNAPSES and kind not in allowed:
                 raise SurrogateCellError(
-                    f"{pp.hname()} sits on {self.soma.name()}: SurrogateCell takes current input from IClamps "
-                    "and cell.inject_current only. Synapses/other point processes would be silently ignored by a "
-                    "whole-trace surrogate, so they are refused; use the detailed model (or network mode) for "
-                    "synaptic input."
+                    f"{pp.hname()} sits on {self.soma.name()}, but this SurrogateCell uses a whole-trace checkpoint "
+                    "that predicts from inputs known at finitialize and would silently ignore synaptic input. "
+                    "Use network mode: SurrogateCell(..., network=True) (or a sliding-window checkpoint)."
+                )
+            if kind not in allowed or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):
+                raise SurrogateCellError(
+                    f"{pp.hname()} sits on {self.soma.name()}: SurrogateCell takes input from IClamps, "
+                    f"cell.inject_current and (network mode) {', '.join(_NETWORK_SYNAPSES)} only; anything else "
+                    "would be silently ignored by the surrogate, so it is refused."
                 )
         mechs = [m.name() for m in seg if not m.name().endswith("_ion")]  # ions alone are inert
         if mechs:

@@ -41,6 +41,7 @@ from .config_io import checked_mapping, yaml_section
 from .features import FeatureScaler
 
 __all__ = ["DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "fast_fft_length", "count_parameters",
+           "history_channels",
            "Surrogate", "default_device"]
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,10 @@ class SurrogateConfig:
     ``n_modes`` is the neuraloperator convention: for the (real, 1-D) time axis the
     spectral convolution keeps ``n_modes // 2 + 1`` rfft modes.
 
+    ``voltage_history``: two more input channels for sliding-window (network-mode) models:
+    the window's known voltage (normalised; the unknown last samples hold the last known
+    value) and a mask (1 known, 0 to predict), see `history_channels`.
+
     ``pad_to_fast_length``: zero-pad the time axis to the next 2^a·3^b·5^c length before the
     FNO and crop after it. 8583 = 3 · 2861 (a prime) makes every FFT ~6x slower than at 8640;
     the padding changes what each Fourier mode means, so it is part of the trained model
@@ -97,6 +102,7 @@ class SurrogateConfig:
     scaled_low: float = 0.5
     scaled_high: float = 3.5
     pad_to_fast_length: bool = False
+    voltage_history: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "hidden_channels", "n_modes"):
@@ -113,8 +119,9 @@ class SurrogateConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
-        if not isinstance(self.pad_to_fast_length, bool):
-            raise ValueError(f"pad_to_fast_length must be true or false, got {self.pad_to_fast_length!r}")
+        for name in ("pad_to_fast_length", "voltage_history"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not self.scaled_high > self.scaled_low:
             raise ValueError(f"need scaled_low < scaled_high, got {self.scaled_low} and {self.scaled_high}")
         names = self.feature_names
@@ -126,7 +133,8 @@ class SurrogateConfig:
 
     @property
     def in_channels(self) -> int:
-        return n_input_channels(self.k_amp, self.k_feat, len(self.feature_names))
+        extra = 2 if self.voltage_history else 0  # known voltage + its mask (sliding-window models)
+        return n_input_channels(self.k_amp, self.k_feat, len(self.feature_names)) + extra
 
     @classmethod
     def paper(cls, **overrides: Any) -> "SurrogateConfig":
@@ -210,6 +218,22 @@ def decode_voltage(model: torch.nn.Module, inp: torch.Tensor, config: "Surrogate
     return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV
 
 
+def history_channels(v_mV: torch.Tensor, n_future: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
+    """(B, 2, W) voltage-history channels: normalised known voltage, then the known-mask.
+
+    ``v_mV`` (B, W): voltage of the window; its last ``n_future[b]`` samples are unknown
+    (ignored) and are filled with the last known value. ``n_future`` (B,) integers in [1, W).
+    """
+    b, w = v_mV.shape
+    idx = torch.arange(w, device=v_mV.device)[None, :]
+    last = (w - 1 - n_future.to(v_mV.device).long())[:, None]  # index of the last known sample
+    known = idx <= last
+    held = torch.gather(v_mV, 1, last)
+    v = torch.where(known, v_mV, held)
+    v_norm = (v.to(torch.float32) - config.v_offset_mV) / config.v_scale_mV
+    return torch.stack([v_norm, known.to(torch.float32)], dim=1)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Trainable real parameters (a complex weight counts twice)."""
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
@@ -238,6 +262,11 @@ class Surrogate:
     feature name: raw value}} for every model of the training dataset (lets users ask for
     a neuron by id); ``stimulus_kinds`` protocol kinds of the training traces (e.g.
     ``("long_square",)``; empty = unknown); ``metrics`` (JSON-safe dict).
+    ``sliding_horizon_samples``: None for a whole-trace surrogate (NOBLE: one call predicts
+    a trace of ``n_samples`` from t = 0); an int H for a sliding-window (causal) surrogate
+    for network mode (``config.voltage_history``): trained on windows of ``n_samples`` cut
+    anywhere from fluctuating inputs, each with its own time axis, it predicts the last
+    1..H samples of a window from the window's input current and the voltage before them.
     """
 
     def __init__(
@@ -256,6 +285,7 @@ class Surrogate:
         metrics: dict | None = None,
         version: str = __version__,
         device: torch.device | str | None = None,
+        sliding_horizon_samples: int | None = None,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -282,6 +312,14 @@ class Surrogate:
         self.train_model_ids = tuple(str(m) for m in train_model_ids)
         self.model_features = {str(k): dict(v) for k, v in (model_features or {}).items()}
         self.stimulus_kinds = tuple(str(k) for k in stimulus_kinds)
+        if sliding_horizon_samples is not None:
+            b = sliding_horizon_samples
+            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b < self.n_samples:
+                raise ValueError(f"sliding_horizon_samples must be an integer in [1, {self.n_samples}), got {b!r}")
+            if not config.voltage_history:
+                raise ValueError("a sliding-window surrogate needs config.voltage_history=True")
+            sliding_horizon_samples = int(b)
+        self.sliding_horizon_samples = sliding_horizon_samples
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -318,6 +356,7 @@ class Surrogate:
             "train_model_ids": list(self.train_model_ids),
             "model_features": self.model_features,
             "stimulus_kinds": list(self.stimulus_kinds),
+            "sliding_horizon_samples": self.sliding_horizon_samples,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -335,6 +374,7 @@ class Surrogate:
             feature_scaler=FeatureScaler.from_dict(meta["feature_scaler"]), hull_points=meta["hull_points_scaled"],
             train_model_ids=meta.get("train_model_ids", ()), model_features=meta.get("model_features"),
             stimulus_kinds=meta.get("stimulus_kinds", ()),
+            sliding_horizon_samples=meta.get("sliding_horizon_samples"),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -399,6 +439,11 @@ class Surrogate:
         return np.concatenate(out)[:n]
 
     @property
+    def is_sliding(self) -> bool:
+        """True for a sliding-window (causal) surrogate, the kind network mode needs."""
+        return self.sliding_horizon_samples is not None
+
+    @property
     def steps_only(self) -> bool:
         """True when the training stimuli were all Long Square steps (other waveforms extrapolate)."""
         return self.stimulus_kinds == ("long_square",)
@@ -431,6 +476,8 @@ class Surrogate:
         strict: bool = False,
         check_domain: bool = True,
         progress: bool = False,
+        voltage_history_mV: np.ndarray | torch.Tensor | None = None,
+        n_future: int | None = None,
     ) -> np.ndarray:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
 
@@ -443,6 +490,10 @@ class Surrogate:
         ``check_domain=False`` skips the domain warnings (for callers such as the
         SurrogateCell engine that check and report per cell themselves); dt, shape and
         NaN checks always run.
+
+        Sliding-window surrogates (`is_sliding`) also need ``voltage_history_mV`` (B, L):
+        the voltage of the window, of which the last ``n_future`` samples (1 ..
+        ``sliding_horizon_samples``) are to be predicted (their values are ignored).
         """
         from tqdm import tqdm
 
@@ -490,6 +541,25 @@ class Surrogate:
                 raise ValueError(msg + "; pass strict=False to predict anyway")
             warnings.warn(msg + "; accuracy away from the trained window is untested", DomainWarning, stacklevel=2)
 
+        hist = None
+        if self.is_sliding:
+            if voltage_history_mV is None or n_future is None:
+                raise ValueError("this is a sliding-window (network-mode) surrogate: pass voltage_history_mV (B, L) "
+                                 "and n_future (samples to predict at the end of the window)")
+            hist = _as_float_tensor(voltage_history_mV, "voltage_history_mV")
+            if hist.ndim == 1:
+                hist = hist[None, :]
+            if tuple(hist.shape) != (b, length):
+                raise ValueError(f"voltage_history_mV must have the stimuli's shape {(b, length)}, got {tuple(hist.shape)}")
+            if isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or not (
+                    1 <= n_future <= self.sliding_horizon_samples):
+                raise ValueError(f"n_future must be an integer in [1, {self.sliding_horizon_samples}] (the trained "
+                                 f"horizon), got {n_future!r}")
+            if not bool(torch.isfinite(hist[:, :length - n_future]).all()):
+                raise ValueError("voltage_history_mV contains NaN/inf in its known part")
+        elif voltage_history_mV is not None:
+            raise ValueError("voltage_history_mV is only for sliding-window surrogates; this one predicts whole traces")
+
         amp = characteristic_amplitude(x).cpu().numpy().astype(np.float64)
         lo, hi = self.amp_range_nA
         if check_domain:
@@ -509,6 +579,9 @@ class Surrogate:
                 j = min(i + batch_size, b)
                 inp = build_input(x[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=self.n_samples,
                                   k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
+                if hist is not None:
+                    fut = torch.full((j - i,), int(n_future), dtype=torch.long)
+                    inp = torch.cat([inp, history_channels(hist[i:j].to(dev), fut, c)], dim=1)
                 v = decode_voltage(self.model, inp, c)
                 if not bool(torch.isfinite(v).all()):
                     raise RuntimeError(

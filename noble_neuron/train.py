@@ -41,9 +41,10 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config_io import checked_mapping, yaml_section
 from .dataset import open_dataset
-from .embedding import build_input, characteristic_amplitude
+from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude
 from .features import FeatureScaler
-from .surrogate_model import Surrogate, SurrogateConfig, build_fno, count_parameters, decode_voltage, default_device
+from .surrogate_model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_voltage, default_device,
+                              history_channels)
 
 __all__ = ["TrainConfig", "relative_lp", "train", "resume_path"]
 
@@ -66,6 +67,14 @@ class TrainConfig:
     twice) and "val" then decays the learning rate before spikes are learned.
     ``init_from``: a checkpoint whose weights start the network (same architecture), to
     continue training with a fresh optimiser and schedule.
+    ``window_time``: ``"absolute"`` (a window sees the full trace's embedding time values)
+    or ``"relative"``: a sliding-window, causal surrogate for network mode (needs a model
+    with ``voltage_history``). Every window starts its own time axis at 0; the model sees
+    the window's current and its voltage except the last P samples, P drawn uniformly
+    from 1 .. ``history_horizon_samples`` per window, and the loss is taken on those P
+    samples. Known voltages get Gaussian noise of ``history_noise_mV`` so the model
+    tolerates its own small errors when it runs closed-loop. Traces are padded in front
+    with a window of rest (I = 0, v = first sample), as a simulation sees at t = 0.
     """
 
     epochs: int = 50
@@ -83,6 +92,9 @@ class TrainConfig:
     probe_rows: int = 64
     plateau_on: str = "val"
     init_from: str | None = None
+    window_time: str = "absolute"
+    history_horizon_samples: int = 34
+    history_noise_mV: float = 0.5
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -92,9 +104,9 @@ class TrainConfig:
             object.__setattr__(self, name, int(v))
 
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("plateau_patience", 0), ("seed", 0),
-                              ("val_every_kth_amplitude", 0), ("probe_rows", 0)):
+                              ("val_every_kth_amplitude", 0), ("probe_rows", 0), ("history_horizon_samples", 1)):
             _int(name, minimum)
-        for name in ("lr", "weight_decay", "plateau_factor", "min_lr"):
+        for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "history_noise_mV"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -113,6 +125,13 @@ class TrainConfig:
             raise ValueError(f"plateau_on must be 'val' or 'train', got {self.plateau_on!r}")
         if self.init_from is not None:
             object.__setattr__(self, "init_from", str(self.init_from))
+        if self.window_time not in ("absolute", "relative"):
+            raise ValueError(f"window_time must be 'absolute' or 'relative', got {self.window_time!r}")
+        if self.window_time == "relative" and self.window_samples is None:
+            raise ValueError("window_time='relative' (sliding-window surrogate) needs window_samples")
+        if self.window_time == "relative" and self.history_horizon_samples >= self.window_samples:
+            raise ValueError(f"history_horizon_samples={self.history_horizon_samples} leaves no history in a "
+                             f"{self.window_samples}-sample window")
         if self.kinds is not None:
             if isinstance(self.kinds, str):
                 raise TypeError(f"kinds must be a sequence of protocol kinds, e.g. ['long_square'], got {self.kinds!r}")
@@ -169,10 +188,19 @@ class _Data:
     feat_scaled: np.ndarray  # (N, F) float32
     train_idx: np.ndarray
     val_idx: np.ndarray
+    amp_range_nA: tuple[float, float] = (0.0, 1.0)
+    scaled_range: tuple[float, float] = (0.5, 3.5)
+
+    def window_amp_scaled(self, x: np.ndarray) -> np.ndarray:
+        """Scaled characteristic amplitude of each window (B, W) of current (nA)."""
+        amp = characteristic_amplitude(torch.from_numpy(np.ascontiguousarray(x))).numpy().astype(np.float64)
+        (lo, hi), (a, b) = self.amp_range_nA, self.scaled_range
+        return (a + (amp - lo) * (b - a) / (hi - lo)).astype(np.float32)
 
 
 def _heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
-    """Every k-th interior Long Square amplitude of each model → validation."""
+    """Every k-th interior Long Square amplitude of each model → validation, and every k-th of
+    its other stimuli (noise, barrages, ramps; in row order)."""
     held = np.zeros(amps.shape, dtype=bool)
     if k == 0:
         return held
@@ -181,7 +209,20 @@ def _heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k
         uniq = np.unique(amps[sel])
         pick = uniq[[i for i in range(1, uniq.size - 1) if (i + 1) % k == 0]]
         held |= sel & np.isin(amps, pick)
+        other = np.flatnonzero((rows_model == m) & ~is_ls)
+        held[other[k - 1::k]] = True
     return held
+
+
+def window_amplitudes(stim_nA: np.ndarray, window: int, stride: int = 32) -> np.ndarray:
+    """Characteristic amplitudes (nA) of every `window`-sample window (offsets every `stride`) of each trace."""
+    on = (np.abs(stim_nA) > AMPLITUDE_THRESHOLD_NA).astype(np.float64)
+    cs_i = np.concatenate([np.zeros((len(stim_nA), 1)), np.cumsum(stim_nA * on, axis=1)], axis=1)
+    cs_n = np.concatenate([np.zeros((len(stim_nA), 1)), np.cumsum(on, axis=1)], axis=1)
+    starts = np.arange(0, stim_nA.shape[1] - window + 1, stride)
+    total = cs_i[:, starts + window] - cs_i[:, starts]
+    count = cs_n[:, starts + window] - cs_n[:, starts]
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0).ravel()
 
 
 def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_Data, dict]:
@@ -222,7 +263,14 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
         raise ValueError(f"{data_path} contains NaN/inf traces among the training rows; regenerate them")
     amps = characteristic_amplitude(torch.from_numpy(stim)).numpy().astype(np.float64)
     train_idx, val_idx = np.flatnonzero(~held), np.flatnonzero(held)
-    lo, hi = float(amps[train_idx].min()), float(amps[train_idx].max())
+    ref = amps[train_idx]
+    if tc.window_time == "relative":
+        # a simulation starts at rest: windows reaching before t = 0 see I = 0 and v = v(0) there
+        pad = tc.window_samples - 1
+        stim = np.concatenate([np.zeros((len(stim), pad), np.float32), stim], axis=1)
+        volt = np.concatenate([np.repeat(volt[:, :1], pad, axis=1), volt], axis=1)
+        ref = window_amplitudes(stim[train_idx], tc.window_samples)
+    lo, hi = float(ref.min()), float(ref.max())
     if not hi > lo:
         raise ValueError(f"training stimuli all have the same amplitude {lo} nA; need a range of amplitudes")
     scaler = FeatureScaler.fit(fvals[train_models], sc.feature_names, sc.scaled_low, sc.scaled_high)
@@ -237,7 +285,8 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
             pass  # degenerate: keep all points; Surrogate falls back to a bounding box
     amp_scaled = sc.scaled_low + (amps - lo) * (sc.scaled_high - sc.scaled_low) / (hi - lo)
     data = _Data(stim, volt, amp_scaled.astype(np.float32),
-                 scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx)
+                 scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx,
+                 (lo, hi), (sc.scaled_low, sc.scaled_high))
     meta = {
         "dt_ms": ds.dt_ms, "n_samples": int(stim.shape[1]), "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
@@ -251,31 +300,79 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
 
 
 # ---------------------------------------------------------------------------- loop
-def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, n_ref: int, device,
-             offsets: np.ndarray | None, window: int | None):
+def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Windows", device,
+             offsets: np.ndarray | None, rng: np.random.Generator | None = None):
+    """(prediction, target, loss mask or None) for rows `idx` (windows at `offsets`, if given).
+
+    Sliding-window models: the last P samples of each window are predicted from the rest,
+    P ~ U{1..horizon} when `rng` is given (training, with noisy history), else P = horizon.
+    """
+    mask = None
     if offsets is None:
         x, y, start = data.stim[idx], data.volt[idx], 0
+        amp = data.amp_scaled[idx]
     else:
-        cols = offsets[:, None] + np.arange(window)[None, :]
+        cols = offsets[:, None] + np.arange(win.window)[None, :]
         x, y = data.stim[idx[:, None], cols], data.volt[idx[:, None], cols]
-        start = torch.from_numpy(offsets.astype(np.int64)).to(device)
-    inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
-                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=n_ref, k_amp=sc.k_amp,
+        start = 0 if win.relative else torch.from_numpy(offsets.astype(np.int64)).to(device)
+        # A sliding-window model sees each window as a trace of its own: amplitude of the window.
+        amp = data.window_amp_scaled(x) if win.relative else data.amp_scaled[idx]
+    inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
+                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
                       k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
-    pred = decode_voltage(model, inp, sc)
-    return pred, torch.from_numpy(y).to(device)
+    target = torch.from_numpy(y).to(device)
+    if win.relative:
+        if rng is None:
+            n_future, v_known = np.full(idx.size, win.horizon), y
+        else:
+            n_future = rng.integers(1, win.horizon + 1, size=idx.size)
+            v_known = y + rng.normal(0.0, win.noise_mV, size=y.shape).astype(np.float32)
+        n_future_t = torch.from_numpy(n_future).to(device)
+        inp = torch.cat([inp, history_channels(torch.from_numpy(v_known).to(device), n_future_t, sc)], dim=1)
+        mask = torch.arange(win.window, device=device)[None, :] >= (win.window - n_future_t)[:, None]
+    return decode_voltage(model, inp, sc), target, mask
 
 
-def _evaluate(model, sc, data, idx, n_ref, device, batch_size) -> dict[str, float]:
+def _errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
+    """Per-item relative Lp error, over the masked samples only when a mask is given."""
+    if mask is None:
+        return relative_lp(pred, y, p)
+    m = mask.to(pred.dtype)
+    num = ((pred - y).abs() ** p * m).sum(-1) ** (1 / p)
+    den = (y.abs() ** p * m).sum(-1) ** (1 / p)
+    return num / den.clamp(min=1e-12)
+
+
+@dataclass(frozen=True)
+class _Windows:
+    """How a loop sees traces: full traces (window None), windows, or sliding-model windows."""
+
+    n_ref: int  # embedding reference length (trace length, or the window for a sliding model)
+    window: int | None = None
+    relative: bool = False
+    horizon: int = 0  # sliding models: most samples predicted at the end of a window
+    noise_mV: float = 0.0
+
+    def eval_offsets(self, n_trace: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(rows, offsets) for evaluation: full traces, or 16 evenly spread windows per sliding-model row."""
+        if not self.relative:
+            return idx, None
+        offs = np.linspace(0, n_trace - self.window, 16).round().astype(np.int64)
+        return np.repeat(idx, offs.size), np.tile(offs, idx.size)
+
+
+def _evaluate(model, sc, data, idx, win: "_Windows", device, batch_size) -> dict[str, float]:
     if idx.size == 0:
         return {}
     model.eval()
     l4, l2 = [], []
+    idx, offsets = win.eval_offsets(data.stim.shape[1], idx)
     with torch.inference_mode():
         for i in range(0, idx.size, batch_size):
-            pred, y = _forward(model, sc, data, idx[i:i + batch_size], n_ref, device, None, None)
-            l4.append(relative_lp(pred, y, 4.0))
-            l2.append(relative_lp(pred, y, 2.0))
+            off = None if offsets is None else offsets[i:i + batch_size]
+            pred, y, mask = _forward(model, sc, data, idx[i:i + batch_size], win, device, off)
+            l4.append(_errors(pred, y, mask, 4.0))
+            l2.append(_errors(pred, y, mask, 2.0))
     return {"rel_l4": float(torch.cat(l4).mean()), "rel_l2": float(torch.cat(l2).mean())}
 
 
@@ -316,8 +413,18 @@ def train(
     data, meta = _load_data(Path(data_path), sc, tc)
     n_ref = meta["n_samples"]
     window = tc.window_samples
-    if window is not None and window >= n_ref:
+    relative = tc.window_time == "relative"
+    if relative and window > n_ref:
+        raise ValueError(f"window_samples={window} is longer than the traces ({n_ref} samples)")
+    if window is not None and window >= n_ref and not relative:
         window = None
+    if relative and not sc.voltage_history:
+        raise ValueError("window_time='relative' trains a sliding-window surrogate: set model.voltage_history: true")
+    if sc.voltage_history and not relative:
+        raise ValueError("model.voltage_history is for sliding-window surrogates: set train.window_time: relative")
+    win = _Windows(n_ref=window if relative else n_ref, window=window, relative=relative,
+                   horizon=tc.history_horizon_samples if relative else 0, noise_mV=tc.history_noise_mV)
+    full = _Windows(n_ref=n_ref) if not relative else win  # what validation/probes look at
     device = default_device() if device is None else torch.device(device)
     key = _settings_key(sc, tc, meta["dataset"])
     rpath = resume_path(out_path)
@@ -351,10 +458,11 @@ def train(
                     raise ValueError(f"init_from {tc.init_from} has another architecture/encoding than this config")
                 model.load_state_dict(init["state_dict"])
                 log.info("initialised weights from %s", tc.init_from)
-            state = {"probe_initial": _evaluate(model, sc, data, probe, n_ref, device, tc.batch_size)}
+            state = {"probe_initial": _evaluate(model, sc, data, probe, full, device, tc.batch_size)}
 
         def surrogate(metrics: dict) -> Surrogate:
-            return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=n_ref, amp_range_nA=meta["amp_range_nA"],
+            return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=win.n_ref, amp_range_nA=meta["amp_range_nA"],
+                             sliding_horizon_samples=win.horizon if relative else None,
                              feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
                              train_model_ids=meta["train_model_ids"], model_features=meta["model_features"],
                              stimulus_kinds=meta["stimulus_kinds"],
@@ -367,22 +475,23 @@ def train(
         for epoch in bar:
             rng = np.random.default_rng([tc.seed, epoch])
             order = rng.permutation(data.train_idx)
-            offsets = None if window is None else rng.integers(0, n_ref - window + 1, size=order.size)
+            n_trace = data.stim.shape[1]
+            offsets = None if window is None else rng.integers(0, n_trace - window + 1, size=order.size)
             model.train()
             sums, n = np.zeros(2), 0
             for i in range(0, order.size, tc.batch_size):
                 idx = order[i:i + tc.batch_size]
                 off = None if offsets is None else offsets[i:i + tc.batch_size]
-                pred, y = _forward(model, sc, data, idx, n_ref, device, off, window)
-                err = relative_lp(pred, y, p)
+                pred, y, mask = _forward(model, sc, data, idx, win, device, off, rng if relative else None)
+                err = _errors(pred, y, mask, p)
                 loss = err.mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
-                    sums += [float(relative_lp(pred, y, 4.0).sum()), float(relative_lp(pred, y, 2.0).sum())]
+                    sums += [float(_errors(pred, y, mask, 4.0).sum()), float(_errors(pred, y, mask, 2.0).sum())]
                 n += idx.size
-            val = _evaluate(model, sc, data, data.val_idx, n_ref, device, tc.batch_size)
+            val = _evaluate(model, sc, data, data.val_idx, full, device, tc.batch_size)
             rec = {"epoch": epoch + 1, "train_rel_l4": float(sums[0] / n), "train_rel_l2": float(sums[1] / n),
                    "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
             watched = rec[f"train_rel_l{int(p)}"] if tc.plateau_on == "train" else val.get(f"rel_l{int(p)}")
@@ -409,7 +518,7 @@ def train(
             "loss": tc.loss,
             **{k: v for k, v in last.items() if k not in ("epoch",)},
             "probe_rel_l4_initial": state["probe_initial"].get("rel_l4"),
-            "probe_rel_l4_final": _evaluate(model, sc, data, probe, n_ref, device, tc.batch_size).get("rel_l4"),
+            "probe_rel_l4_final": _evaluate(model, sc, data, probe, full, device, tc.batch_size).get("rel_l4"),
             "n_train_traces": int(data.train_idx.size),
             "n_val_traces": int(data.val_idx.size),
             "n_parameters": count_parameters(model),

@@ -108,3 +108,32 @@ def test_init_from_and_plateau_on(tiny_trained, dataset, tmp_path):
     other = SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8)
     with pytest.raises(ValueError, match="another architecture"):
         train(dataset, other, tc, tmp_path / "bad.pt", progress=False, device="cpu")
+
+
+def test_sliding_window_surrogate_learns_to_continue_the_voltage(dataset, tmp_path):
+    """window_time='relative': a causal sliding-window model for network mode (trained length = window)."""
+    with pytest.raises(ValueError, match="needs window_samples"):
+        TrainConfig(window_time="relative")
+    with pytest.raises(ValueError, match="leaves no history"):
+        TrainConfig(window_time="relative", window_samples=64, history_horizon_samples=64)
+    config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, voltage_history=True)
+    with pytest.raises(ValueError, match="window_time: relative"):
+        train(dataset, config, TrainConfig(epochs=1), tmp_path / "x.pt", progress=False, device="cpu")
+    tc = TrainConfig(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
+                     history_horizon_samples=16, val_every_kth_amplitude=0)
+    metrics = train(dataset, config, tc, tmp_path / "w.pt", progress=False, device="cpu")
+    s = load_surrogate(tmp_path / "w.pt", device="cpu")
+    assert s.is_sliding and s.sliding_horizon_samples == 16 and s.n_samples == 128
+    assert s.config.in_channels == 25
+    assert metrics["probe_rel_l4_final"] < 0.75 * metrics["probe_rel_l4_initial"], metrics
+    # the amplitude range is that of 128-sample windows: a window inside a step has the step's amplitude
+    assert s.amp_range_nA == pytest.approx((-0.05, 0.3))
+    with pytest.raises(ValueError, match="voltage_history_mV"):
+        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms)
+    with pytest.raises(ValueError, match="n_future"):
+        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full(128, -65.0),
+                  n_future=17)
+    v = s.predict(np.zeros((2, 128)), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full((2, 128), -65.0),
+                  n_future=16)
+    assert v.shape == (2, 128) and np.isfinite(v).all()
+    assert np.abs(v[:, -16:] + 65.0).max() < 5.0  # at rest with no input, it stays near rest

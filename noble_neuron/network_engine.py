@@ -1,0 +1,262 @@
+"""Network mode: sliding-window surrogates advanced in epochs, closed loop, inside NEURON.
+
+NEURON-facing edge of the package, used by `noble_neuron.cell_engine` for SurrogateCells
+whose checkpoint is a sliding-window surrogate (``Surrogate.is_sliding``).
+
+Epochs. The run is cut into epochs of D = n_e · dt_s (dt_s = 0.06 ms, the surrogate grid),
+with D shorter than the smallest NetCon delay into any surrogate synapse (and at most the
+trained horizon). A spike that arrives in [t_k, t_k + D] was then emitted before t_k, so at
+the epoch boundary t_k every input of the epoch is known: IClamps (delay/dur/amp) and the
+synaptic events waiting in NEURON's queue (``CVode.event_queue_info``). At each boundary
+the engine builds, for ALL surrogate cells of a checkpoint at once, the window of input
+current and of known voltage that ends at t_k + D, calls ``Surrogate.predict`` once, and
+writes the n_e new voltage samples into each cell's clamp target; a ``CVode.event`` chain
+(started in the type-1 FInitializeHandler) fires the next boundary. Spikes leave through
+ordinary NetCons watching the clamped soma voltage.
+
+Synapses. ExpSyn and Exp2Syn on a surrogate soma are integrated by NEURON as usual (their
+state is read at each boundary), but their current is fed to the surrogate, not to the
+clamped soma: i_syn(t) = −g(t)·(v(t) − e), with g(t) over the epoch computed exactly from
+the state at t_k and the pending events (exponential kernels), and v(t) the surrogate's own
+voltage. v over the epoch is not known before the prediction, so the epoch is predicted
+``iterations`` times: first with v held at v(t_k), then with the previous pass's voltage
+(a fixed-point iteration; each pass is one batched call). The surrogate was trained on
+current inputs; conductance input enters only through this driving force.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .surrogate_cell import SurrogateCell
+
+__all__ = ["NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYNAPSES", "epoch_samples"]
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SYNAPSES = ("ExpSyn", "Exp2Syn")
+#: clamp buffer = horizon + this many samples (history before t_k for steps up to ~0.4 ms, plus a held value)
+PLAY_MARGIN_SAMPLES = 10
+
+
+class NetworkError(RuntimeError):
+    """A network-mode setup the surrogate engine cannot run correctly."""
+
+
+def epoch_samples(min_delay_ms: float | None, dt_s: float, horizon: int, margin_ms: float = 0.0) -> int:
+    """Samples per epoch: the most n_e <= horizon with n_e·dt_s + margin_ms strictly below the smallest delay."""
+    if min_delay_ms is None:
+        return horizon
+    n = int(math.ceil((min_delay_ms - margin_ms) / dt_s - 1e-9)) - 1
+    if n < 2:
+        raise NetworkError(
+            f"a NetCon into a surrogate cell has delay {min_delay_ms:g} ms; network mode needs every delay into "
+            f"surrogate synapses to exceed {2 * dt_s + margin_ms:g} ms (2 surrogate samples + one NEURON step) so "
+            "that an epoch's inputs are known at its start. Use a longer delay (cortical connections are >= 0.5 ms) "
+            "or the detailed model."
+        )
+    return min(n, horizon)
+
+
+def _exp2_factor(tau1: float, tau2: float) -> float:
+    """Exp2Syn's peak normalisation (as in NEURON's exp2syn.mod)."""
+    if tau1 / tau2 > 0.9999:
+        tau1 = 0.9999 * tau2
+    tp = (tau1 * tau2) / (tau2 - tau1) * math.log(tau2 / tau1)
+    return 1.0 / (-math.exp(-tp / tau1) + math.exp(-tp / tau2))
+
+
+class NetworkGroup:
+    """All sliding-surrogate cells of one checkpoint during one run (created at finitialize)."""
+
+    def __init__(self, cells: list["SurrogateCell"], h: Any, iterations: int = 2) -> None:
+        self.cells = cells
+        self.h = h
+        self.s = cells[0].surrogate
+        self.dt_s = self.s.dt_ms
+        self.window = self.s.n_samples
+        self.iterations = int(iterations)
+        self.predict_calls = 0
+        self.predict_s = 0.0
+        self._collect_synapses()
+        # The boundary callback runs one NEURON step early (fixed step fires events on the step grid), so
+        # events must be queued one step more ahead, and the clamp buffer reaches back past that step.
+        self.lead_ms = 0.0 if h.cvode.active() else float(h.dt)
+        self.n_back = int(math.ceil(self.lead_ms / self.dt_s)) + 2
+        if self.n_back + 1 > PLAY_MARGIN_SAMPLES:
+            raise NetworkError(f"h.dt = {h.dt:g} ms is too coarse for network mode (at most "
+                               f"{(PLAY_MARGIN_SAMPLES - 3) * self.dt_s:g} ms); use a smaller dt or CVode")
+        self.n_e = epoch_samples(self._min_delay(), self.dt_s, self.s.sliding_horizon_samples, self.lead_ms)
+        self.epoch_ms = self.n_e * self.dt_s
+        self._collect_clamps()
+        self.features = np.stack([c.features for c in cells])
+
+    # ------------------------------------------------------------------ setup
+    def _collect_synapses(self) -> None:
+        index = {c.soma.name(): i for i, c in enumerate(self.cells)}
+        self.syns, cell_of, kinds, e, tau1, tau2, factor = [], [], [], [], [], [], []
+        self._syn_index: dict[str, int] = {}
+        for i, cell in enumerate(self.cells):
+            for pp in cell.soma(0.5).point_processes():
+                kind = pp.hname().split("[")[0]
+                if kind not in SUPPORTED_SYNAPSES:
+                    continue
+                self._syn_index[pp.hname()] = len(self.syns)
+                self.syns.append(pp)
+                cell_of.append(i)
+                kinds.append(kind == "Exp2Syn")
+                e.append(float(pp.e))
+                if kind == "ExpSyn":
+                    tau1.append(float(pp.tau)), tau2.append(float(pp.tau)), factor.append(1.0)
+                else:
+                    t1, t2 = float(pp.tau1), float(pp.tau2)
+                    tau1.append(min(t1, 0.9999 * t2)), tau2.append(t2), factor.append(_exp2_factor(t1, t2))
+        del index
+        self.syn_cell = np.array(cell_of, dtype=np.int64)
+        self.syn_two = np.array(kinds, dtype=bool)
+        self.syn_e = np.array(e)
+        self.syn_tau1, self.syn_tau2, self.syn_factor = np.array(tau1), np.array(tau2), np.array(factor)
+
+    def _min_delay(self) -> float | None:
+        if not self.syns:
+            return None
+        delays = [float(nc.delay) for nc in self.h.List("NetCon")
+                  if nc.syn() is not None and nc.syn().hname() in self._syn_index]
+        return min(delays) if delays else None
+
+    def _collect_clamps(self) -> None:
+        rows = []
+        for i, cell in enumerate(self.cells):
+            for stim in cell.iclamps():
+                d, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
+                if not all(math.isfinite(x) for x in (d, dur, amp)):
+                    raise NetworkError(f"{stim.hname()} on {cell.soma.name()} has a non-finite delay/dur/amp")
+                rows.append((i, d, d + dur, amp))
+        arr = np.array(rows, dtype=float).reshape(-1, 4)
+        self.clamp_cell, self.clamp_on, self.clamp_off, self.clamp_amp = (
+            arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], arr[:, 3])
+        self.injected = [(i, c._injected) for i, c in enumerate(self.cells) if c._injected]
+
+    # ------------------------------------------------------------------ run
+    def start(self) -> None:
+        """At finitialize (type 1): fill the history with rest and predict the first epoch."""
+        n, w = len(self.cells), self.window
+        v0 = np.array([c.soma(0.5).v for c in self.cells])
+        self.i_hist = np.zeros((n, w), dtype=np.float32)
+        self.v_hist = np.repeat(v0[:, None], w, axis=1).astype(np.float32)
+        self.t_k = 0.0
+        self.trace = [v0[:, None].astype(np.float32)]
+        self._advance()
+
+    def on_boundary(self) -> None:
+        """CVode event just before t_k: predict (t_k, t_k + D] and schedule the next boundary."""
+        self.t_k += self.epoch_ms
+        self._advance()
+
+    def _advance(self) -> None:
+        h, n_e = self.h, self.n_e
+        tau = self.t_k + self.dt_s * np.arange(1, n_e + 1)  # the epoch's new samples (t_k, t_k + D]
+        i_ext = self._clamp_current(tau)
+        g, ge = self._conductances(tau)
+        self.i_hist = np.roll(self.i_hist, -n_e, axis=1)
+        self.v_hist = np.roll(self.v_hist, -n_e, axis=1)
+        v_guess = np.repeat(self.v_hist[:, -n_e - 1:-n_e], n_e, axis=1)  # v held at v(t_k)
+        for _ in range(max(1, self.iterations) if self.syns else 1):
+            self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
+            start = time.perf_counter()
+            v = self.s.predict(self.i_hist, self.features, self.dt_s, voltage_history_mV=self.v_hist,
+                               n_future=n_e, check_domain=False, batch_size=max(64, len(self.cells)))
+            self.predict_s += time.perf_counter() - start
+            self.predict_calls += 1
+            v_guess = v[:, -n_e:]
+        self.v_hist[:, -n_e:] = v_guess
+        self.trace.append(v_guess.copy())
+        self._write_targets()
+        # at most one step early under fixed step (it fires at the first step boundary >= its time)
+        h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
+
+    def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(self.cells), tau.size))
+        if self.clamp_cell.size:
+            eps = 1e-9
+            on = (tau[None, :] >= self.clamp_on[:, None] - eps) & (tau[None, :] < self.clamp_off[:, None] - eps)
+            np.add.at(out, self.clamp_cell, on * self.clamp_amp[:, None])
+        for i, waves in self.injected:
+            for t, v in waves:
+                out[i] += np.interp(tau, t, v, left=0.0, right=0.0)
+        return out
+
+    def _conductances(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell, total synaptic conductance g (uS) and sum of g·e over the epoch samples."""
+        n = len(self.cells)
+        if not self.syns:
+            return np.zeros((n, tau.size)), np.zeros((n, tau.size))
+        # state at t_k: ExpSyn g, Exp2Syn (A, B); g = B - A
+        a = np.array([float(s.A) if two else 0.0 for s, two in zip(self.syns, self.syn_two)])
+        b = np.array([float(s.B) if two else float(s.g) for s, two in zip(self.syns, self.syn_two)])
+        dt = tau[None, :] - self.h.t  # the state was read now (at or one step before t_k)
+        b_t = b[:, None] * np.exp(-dt / self.syn_tau2[:, None])
+        a_t = a[:, None] * np.exp(-dt / self.syn_tau1[:, None])
+        for idx, t_e, w in self._pending_events(tau[-1], tau[0]):
+            lag = tau[None, :] - t_e[:, None]
+            hit = lag >= -1e-9
+            wf = (w * self.syn_factor[idx])[:, None]
+            np.add.at(b_t, idx, np.where(hit, wf * np.exp(-np.maximum(lag, 0) / self.syn_tau2[idx, None]), 0.0))
+            two = self.syn_two[idx]
+            if two.any():
+                np.add.at(a_t, idx[two], np.where(hit[two], wf[two] * np.exp(
+                    -np.maximum(lag[two], 0) / self.syn_tau1[idx[two], None]), 0.0))
+        g_syn = b_t - a_t
+        g = np.zeros((n, tau.size))
+        ge = np.zeros((n, tau.size))
+        np.add.at(g, self.syn_cell, g_syn)
+        np.add.at(ge, self.syn_cell, g_syn * self.syn_e[:, None])
+        return g, ge
+
+    def _pending_events(self, t_end: float, t_first: float):
+        """(synapse indices, delivery times ms, weights) of queued NetCon events into our synapses up to t_end.
+
+        Events due before the first new sample (between the callback and t_k) are included:
+        their effect on the new samples is the same exponential kernel."""
+        del t_first
+        tvec, ncs = self.h.Vector(), self.h.List()
+        self.h.cvode.event_queue_info(2, tvec, ncs)
+        idx, times, weights = [], [], []
+        for t_e, nc in zip(tvec, ncs):
+            if t_e > t_end + 1e-9:
+                continue
+            target = nc.syn()
+            k = None if target is None else self._syn_index.get(target.hname())
+            if k is not None:
+                idx.append(k), times.append(t_e), weights.append(nc.weight[0])
+        if idx:
+            yield np.array(idx, dtype=np.int64), np.array(times), np.array(weights)
+
+    def _write_targets(self) -> None:
+        """Clamp targets: samples t_k − n_back·dt_s … t_k + D, then the last value held (shared time base)."""
+        nb, n_e = self.n_back, self.n_e
+        self._set_time_base()
+        known = self.v_hist[:, -n_e - nb - 1:]  # v(t_k − n_back·dt_s) … v(t_k + D)
+        for i, cell in enumerate(self.cells):
+            buf = cell._target_view
+            buf[:nb + 1 + n_e] = known[i]
+            buf[nb + 1 + n_e:] = known[i, -1]
+
+    def bind_time_vector(self, tvec_view: np.ndarray) -> None:
+        """Use this clamp time base and set it for the first epoch now (before NEURON starts the plays)."""
+        self.tvec_view = tvec_view
+        self.t_k = 0.0
+        self._set_time_base()
+
+    def _set_time_base(self) -> None:
+        shift = -0.5 * self.h.dt if not self.h.cvode.active() else 0.0
+        self.tvec_view[:] = self.t_k + self.dt_s * (np.arange(self.tvec_view.size) - self.n_back) + shift
+
+    def closed_loop_traces(self) -> np.ndarray:
+        """(cells, samples) the voltages predicted so far on the grid t = k·dt_s (mV)."""
+        return np.concatenate(self.trace, axis=1)
