@@ -159,7 +159,7 @@ class _Engine:
     def network_group_of(self, cell: "SurrogateCell"):
         """The NetworkGroup running `cell` in this run, or None."""
         for g in self.network_groups:
-            if any(c is cell for c in g.cells):
+            if g.index_of(cell) is not None:
                 return g
         return None
 

@@ -83,9 +83,12 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from .feature_table import extract_features
+    from .feature_table import copy_features, extract_features
 
-    table = extract_features(args.data, progress=not args.no_progress)
+    if args.copy_from:
+        table = copy_features(args.copy_from, args.data)
+    else:
+        table = extract_features(args.data, progress=not args.no_progress)
     names = table["names"]
     for mid, row in zip(table["model_ids"], table["values"]):
         print(mid, {n: round(float(v), 4) for n, v in zip(names[:3], row[:3])})
@@ -204,6 +207,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("features", help="compute/store the per-model feature table of a dataset")
     s.add_argument("--data", required=True)
+    s.add_argument("--copy-from", default=None, help="take the features of the same models from this dataset or "
+                   "checkpoint (.pt) instead of measuring them (for datasets without a Long Square grid)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_features)
 

@@ -17,7 +17,7 @@ from .dataset import _open_h5, open_dataset
 from .features import model_features
 from .protocols import protocol_from_dict
 
-__all__ = ["SCALAR_FEATURES", "extract_features"]
+__all__ = ["SCALAR_FEATURES", "copy_features", "extract_features"]
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +58,57 @@ def extract_features(path: str | Path, progress: bool = True) -> dict:
             fi_rates[m, np.argmin(np.abs(ls_amps - a))] = r
     import h5py
 
-    with _open_h5(Path(path), "r+") as f:
-        if "features" in f:
-            del f["features"]
-        g = f.create_group("features")
-        g.create_dataset("names", data=scalar_names, dtype=h5py.string_dtype())
-        g.create_dataset("values", data=values)
-        g.create_dataset("fi_amps_nA", data=np.tile(ls_amps, (len(per_model), 1)))
-        g.create_dataset("fi_rates_Hz", data=fi_rates)
-        g.create_dataset("json", data=[json.dumps(x) for x in per_model], dtype=h5py.string_dtype())
+    _store(path, scalar_names, values, np.tile(ls_amps, (len(per_model), 1)), fi_rates,
+           [json.dumps(x) for x in per_model])
     return {"names": scalar_names, "values": values, "fi_amps_nA": ls_amps, "fi_rates_Hz": fi_rates,
             "model_ids": ds.model_ids, "splits": ds.model_splits}
 
 
 SCALAR_FEATURES = ("I_thr_nA", "s_thr_Hz_per_nA", "input_resistance_MOhm")
+
+
+def _store(path, names, values, fi_amps, fi_rates, per_model_json) -> None:
+    import h5py
+
+    with _open_h5(Path(path), "r+") as f:
+        if "features" in f:
+            del f["features"]
+        g = f.create_group("features")
+        g.create_dataset("names", data=list(names), dtype=h5py.string_dtype())
+        g.create_dataset("values", data=values)
+        g.create_dataset("fi_amps_nA", data=fi_amps)
+        g.create_dataset("fi_rates_Hz", data=fi_rates)
+        g.create_dataset("json", data=per_model_json, dtype=h5py.string_dtype())
+
+
+def copy_features(source: str | Path, path: str | Path) -> dict:
+    """Give dataset `path` the per-model features of another dataset (or checkpoint) of the same models.
+
+    A dataset without a fine Long Square grid (e.g. noise protocols for network mode) cannot
+    measure I_thr and s_thr itself; copying them from the dataset the whole-trace surrogate
+    was trained on keeps one definition of each neuron's features across checkpoints.
+    Models missing from `source` raise ValueError.
+    """
+    ds = open_dataset(path)
+    source = Path(source)
+    if source.suffix == ".pt":
+        from .checkpoint import load_surrogate
+
+        s = load_surrogate(source, device="cpu")
+        names = list(s.config.feature_names)
+        table = {m: [v[n] for n in names] for m, v in s.model_features.items()}
+    else:
+        src = open_dataset(source)
+        feats = src.features()
+        if not feats:
+            raise ValueError(f"{source} has no /features table to copy")
+        names = feats["names"]
+        table = dict(zip(src.model_ids, feats["values"].tolist()))
+    missing = [m for m in ds.model_ids if m not in table]
+    if missing:
+        raise ValueError(f"{source} has no features for model(s) {missing[:5]} of {path}")
+    values = np.array([table[m] for m in ds.model_ids], dtype=float)
+    n = len(ds.model_ids)
+    _store(path, names, values, np.zeros((n, 0)), np.zeros((n, 0)),
+           [json.dumps({"copied_from": str(source)})] * n)
+    return {"names": names, "values": values, "model_ids": ds.model_ids}

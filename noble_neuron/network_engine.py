@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,7 +76,11 @@ class NetworkGroup:
     """All sliding-surrogate cells of one checkpoint during one run (created at finitialize)."""
 
     def __init__(self, cells: list["SurrogateCell"], h: Any, iterations: int = 2) -> None:
-        self.cells = cells
+        # weak: a group outlives its run (for inspection) but must not keep deleted cells alive
+        self._cell_refs = [weakref.ref(c) for c in cells]
+        self.n_cells = len(cells)
+        self._targets = [c._target for c in cells]  # the Vectors are kept so their numpy views stay valid
+        self._target_views = [c._target_view for c in cells]
         self.h = h
         self.s = cells[0].surrogate
         self.dt_s = self.s.dt_ms
@@ -83,7 +88,7 @@ class NetworkGroup:
         self.iterations = int(iterations)
         self.predict_calls = 0
         self.predict_s = 0.0
-        self._collect_synapses()
+        self._collect_synapses(cells)
         # The boundary callback runs one NEURON step early (fixed step fires events on the step grid), so
         # events must be queued one step more ahead, and the clamp buffer reaches back past that step.
         self.lead_ms = 0.0 if h.cvode.active() else float(h.dt)
@@ -93,15 +98,25 @@ class NetworkGroup:
                                f"{(PLAY_MARGIN_SAMPLES - 3) * self.dt_s:g} ms); use a smaller dt or CVode")
         self.n_e = epoch_samples(self._min_delay(), self.dt_s, self.s.sliding_horizon_samples, self.lead_ms)
         self.epoch_ms = self.n_e * self.dt_s
-        self._collect_clamps()
+        self._collect_clamps(cells)
         self.features = np.stack([c.features for c in cells])
 
+    @property
+    def cells(self) -> list["SurrogateCell"]:
+        """The cells of this group that are still alive (in group order)."""
+        return [c for c in (r() for r in self._cell_refs) if c is not None]
+
+    def index_of(self, cell: "SurrogateCell") -> int | None:
+        for i, r in enumerate(self._cell_refs):
+            if r() is cell:
+                return i
+        return None
+
     # ------------------------------------------------------------------ setup
-    def _collect_synapses(self) -> None:
-        index = {c.soma.name(): i for i, c in enumerate(self.cells)}
+    def _collect_synapses(self, cells: list["SurrogateCell"]) -> None:
         self.syns, cell_of, kinds, e, tau1, tau2, factor = [], [], [], [], [], [], []
         self._syn_index: dict[str, int] = {}
-        for i, cell in enumerate(self.cells):
+        for i, cell in enumerate(cells):
             for pp in cell.soma(0.5).point_processes():
                 kind = pp.hname().split("[")[0]
                 if kind not in SUPPORTED_SYNAPSES:
@@ -116,7 +131,6 @@ class NetworkGroup:
                 else:
                     t1, t2 = float(pp.tau1), float(pp.tau2)
                     tau1.append(min(t1, 0.9999 * t2)), tau2.append(t2), factor.append(_exp2_factor(t1, t2))
-        del index
         self.syn_cell = np.array(cell_of, dtype=np.int64)
         self.syn_two = np.array(kinds, dtype=bool)
         self.syn_e = np.array(e)
@@ -129,9 +143,9 @@ class NetworkGroup:
                   if nc.syn() is not None and nc.syn().hname() in self._syn_index]
         return min(delays) if delays else None
 
-    def _collect_clamps(self) -> None:
+    def _collect_clamps(self, cells: list["SurrogateCell"]) -> None:
         rows = []
-        for i, cell in enumerate(self.cells):
+        for i, cell in enumerate(cells):
             for stim in cell.iclamps():
                 d, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
                 if not all(math.isfinite(x) for x in (d, dur, amp)):
@@ -140,17 +154,20 @@ class NetworkGroup:
         arr = np.array(rows, dtype=float).reshape(-1, 4)
         self.clamp_cell, self.clamp_on, self.clamp_off, self.clamp_amp = (
             arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], arr[:, 3])
-        self.injected = [(i, c._injected) for i, c in enumerate(self.cells) if c._injected]
+        self.injected = [(i, list(c._injected)) for i, c in enumerate(cells) if c._injected]
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
         """At finitialize (type 1): fill the history with rest and predict the first epoch."""
-        n, w = len(self.cells), self.window
+        n, w = self.n_cells, self.window
         v0 = np.array([c.soma(0.5).v for c in self.cells])
+        if v0.size != n:
+            raise NetworkError("a SurrogateCell was deleted during finitialize")
         self.i_hist = np.zeros((n, w), dtype=np.float32)
         self.v_hist = np.repeat(v0[:, None], w, axis=1).astype(np.float32)
         self.t_k = 0.0
         self.trace = [v0[:, None].astype(np.float32)]
+        self.g_trace = [np.zeros((n, 1), dtype=np.float32)]
         self._advance()
 
     def on_boundary(self) -> None:
@@ -170,18 +187,19 @@ class NetworkGroup:
             self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
             start = time.perf_counter()
             v = self.s.predict(self.i_hist, self.features, self.dt_s, voltage_history_mV=self.v_hist,
-                               n_future=n_e, check_domain=False, batch_size=max(64, len(self.cells)))
+                               n_future=n_e, check_domain=False, batch_size=max(64, self.n_cells))
             self.predict_s += time.perf_counter() - start
             self.predict_calls += 1
             v_guess = v[:, -n_e:]
         self.v_hist[:, -n_e:] = v_guess
         self.trace.append(v_guess.copy())
+        self.g_trace.append(g.astype(np.float32))
         self._write_targets()
         # at most one step early under fixed step (it fires at the first step boundary >= its time)
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
 
     def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(self.cells), tau.size))
+        out = np.zeros((self.n_cells, tau.size))
         if self.clamp_cell.size:
             eps = 1e-9
             on = (tau[None, :] >= self.clamp_on[:, None] - eps) & (tau[None, :] < self.clamp_off[:, None] - eps)
@@ -193,7 +211,7 @@ class NetworkGroup:
 
     def _conductances(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per cell, total synaptic conductance g (uS) and sum of g·e over the epoch samples."""
-        n = len(self.cells)
+        n = self.n_cells
         if not self.syns:
             return np.zeros((n, tau.size)), np.zeros((n, tau.size))
         # state at t_k: ExpSyn g, Exp2Syn (A, B); g = B - A
@@ -242,8 +260,7 @@ class NetworkGroup:
         nb, n_e = self.n_back, self.n_e
         self._set_time_base()
         known = self.v_hist[:, -n_e - nb - 1:]  # v(t_k − n_back·dt_s) … v(t_k + D)
-        for i, cell in enumerate(self.cells):
-            buf = cell._target_view
+        for i, buf in enumerate(self._target_views):
             buf[:nb + 1 + n_e] = known[i]
             buf[nb + 1 + n_e:] = known[i, -1]
 
@@ -256,6 +273,10 @@ class NetworkGroup:
     def _set_time_base(self) -> None:
         shift = -0.5 * self.h.dt if not self.h.cvode.active() else 0.0
         self.tvec_view[:] = self.t_k + self.dt_s * (np.arange(self.tvec_view.size) - self.n_back) + shift
+
+    def conductance_trace(self) -> np.ndarray:
+        """(cells, samples) total synaptic conductance (uS) the engine used, on the grid t = k·dt_s."""
+        return np.concatenate(self.g_trace, axis=1)
 
     def closed_loop_traces(self) -> np.ndarray:
         """(cells, samples) the voltages predicted so far on the grid t = k·dt_s (mV)."""

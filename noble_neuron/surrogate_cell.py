@@ -176,7 +176,7 @@ class SurrogateCell:
         Network mode: the closed-loop voltage predicted so far in the current run."""
         if self.surrogate.is_sliding:
             group = engine().network_group_of(self)
-            return None if group is None else group.closed_loop_traces()[group.cells.index(self)]
+            return None if group is None else group.closed_loop_traces()[group.index_of(self)]
         return None if self._prediction is None else self._prediction.copy()
 
     @property

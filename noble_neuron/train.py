@@ -354,10 +354,10 @@ class _Windows:
     noise_mV: float = 0.0
 
     def eval_offsets(self, n_trace: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(rows, offsets) for evaluation: full traces, or 16 evenly spread windows per sliding-model row."""
+        """(rows, offsets) for evaluation: full traces, or 6 evenly spread windows per sliding-model row."""
         if not self.relative:
             return idx, None
-        offs = np.linspace(0, n_trace - self.window, 16).round().astype(np.int64)
+        offs = np.linspace(0, n_trace - self.window, 6).round().astype(np.int64)
         return np.repeat(idx, offs.size), np.tile(offs, idx.size)
 
 

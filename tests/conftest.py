@@ -70,3 +70,23 @@ def tiny_trained(tiny_dataset, tmp_path_factory):
     finally:
         torch.set_num_threads(n)
     return out, metrics, config
+
+
+@pytest.fixture(scope="session")
+def tiny_sliding(tiny_dataset, tmp_path_factory):
+    """A tiny sliding-window (network-mode) surrogate trained briefly on `tiny_dataset` (~5 s)."""
+    import torch
+
+    from noble_neuron.surrogate_model import SurrogateConfig
+    from noble_neuron.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_sliding") / "w.pt"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(tiny_dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, voltage_history=True),
+              TrainConfig(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
+                          history_horizon_samples=16, val_every_kth_amplitude=0), out, progress=False, device="cpu")
+    finally:
+        torch.set_num_threads(n)
+    return out
