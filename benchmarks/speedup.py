@@ -167,8 +167,7 @@ def main() -> None:
             f = np.repeat(features, int(np.ceil(b / len(features))), axis=0)[:b]
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            t = time_call(lambda: s.predict(x, f, s.dt_ms, batch_size=min(b, 64 if dev.type == "cpu" else 1024),
-                                            check_domain=False), dev, repeats=1 if b >= 256 else 3)
+            t = time_call(lambda: s.predict(x, f, s.dt_ms, check_domain=False), dev, repeats=1 if b >= 256 else 3)
             per_batch[b] = {"total_s": t, "per_trace_s": t / b,
                             "peak_mem_MB": (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else
                                             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}

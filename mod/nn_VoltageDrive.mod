@@ -4,12 +4,13 @@
 : predicted trace (linear interpolation between samples); rs (megohm) = 1e-3 keeps the
 : error from other currents into the node below 1 uV per nA.
 : No VERBATIM: the mechanism stays compatible with CoreNEURON/GPU builds.
+: feat0/feat1 carry the neuron's features for cells built from a NetPyNE rule (noble_neuron.netpyne).
 : Name avoids "syn"/"ampa"/"gaba"/"nmda"/"glu" so NetPyNE does not treat it as a synapse.
 
 NEURON {
     POINT_PROCESS nn_VoltageDrive
     ELECTRODE_CURRENT i
-    RANGE vc, rs, i
+    RANGE vc, rs, i, feat0, feat1
 }
 
 UNITS {
@@ -20,6 +21,10 @@ UNITS {
 
 PARAMETER {
     rs = 0.001 (MOhm) <1e-9, 1e9>
+    : the neuron's surrogate features (I_thr nA, s_thr Hz/nA) when a NetPyNE cell rule creates the drive;
+    : -1e9 = not set (the checkpoint's default neuron)
+    feat0 = -1e9
+    feat1 = -1e9
 }
 
 ASSIGNED {

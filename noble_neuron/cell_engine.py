@@ -59,6 +59,8 @@ class _Engine:
         self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
         self.last_predict_s = 0.0
         self.network_groups: list = []
+        self._adopted: dict[str, "SurrogateCell"] = {}  # wrappers of NetPyNE-made drives, owned here
+        self.adopted_checkpoint = None  # checkpoint for those (None: the shipped network checkpoint)
         self.network_iterations = 2  # fixed-point passes per epoch when cells have conductance synapses  # network mode: one NetworkGroup per sliding checkpoint, this run
         # Handlers must outlive every cell: they are kept for the life of the process.
         self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
@@ -87,6 +89,7 @@ class _Engine:
     # -------------------------------------------------------------- type 3
     def _on_start(self) -> None:
         self._sentinels = []
+        self._adopt_foreign_drives()
         cells = self.cells()
         for cell in cells:
             cell._check_soma()
@@ -140,6 +143,24 @@ class _Engine:
             # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
             h.cvode.event(self._limit_ms + 1e-6, self._window_end)
 
+    def _adopt_foreign_drives(self) -> None:
+        """Wrap nn_VoltageDrives not made by a SurrogateCell (NetPyNE cell rules) as network-mode cells.
+
+        The engine owns these wrappers (nobody else does); a wrapper whose drive lost its
+        section (cells cleared) is dropped.
+        """
+        from .surrogate_cell import SurrogateCell
+
+        self._adopted = {k: c for k, c in self._adopted.items() if c.drive.has_loc()}
+        owned = {c.drive.hname() for c in self.cells()}
+        for drive in self._h.List("nn_VoltageDrive"):
+            if drive.hname() in owned or not drive.has_loc():
+                continue
+            from .surrogate_cell import _surrogate
+
+            cell = SurrogateCell.adopt(drive, checkpoint=_surrogate(self.adopted_checkpoint, network=True))
+            self._adopted[drive.hname()] = cell
+
     def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
         """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""
         from .network_engine import PLAY_MARGIN_SAMPLES, NetworkGroup
@@ -189,7 +210,7 @@ class _Engine:
                                     "Long Square steps only")
         features = np.stack([group[i].features for i in todo])
         start = time.perf_counter()
-        v = s.predict(stimuli[todo], features, s.dt_ms, batch_size=max(64, len(todo)), check_domain=False)
+        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False)
         self.last_predict_s = time.perf_counter() - start
         self.predict_calls += 1
         for row, i in enumerate(todo):

@@ -70,13 +70,13 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
     return out
 
 
-def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int, progress: bool):
+def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool):
     stim = ds.read(rows, "stimulus_nA")
     return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress)
 
 
 def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
-                       batch_size: int = 64, efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
+                       batch_size: int | None = None, efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
     """Accuracy report of `s` on the Long Square rows of `data_path` (see module docstring)."""
     from .train import _heldout_mask
 

@@ -87,7 +87,8 @@ class NetworkGroup:
         self.window = self.s.n_samples
         self.iterations = int(iterations)
         self.predict_calls = 0
-        self.predict_s = 0.0
+        self.predict_s = 0.0  # wall time in Surrogate.predict
+        self.engine_s = 0.0  # wall time in the epoch callbacks outside predict (inputs, synapses, buffers)
         self._collect_synapses(cells)
         # The boundary callback runs one NEURON step early (fixed step fires events on the step grid), so
         # events must be queued one step more ahead, and the clamp buffer reaches back past that step.
@@ -176,6 +177,11 @@ class NetworkGroup:
         self._advance()
 
     def _advance(self) -> None:
+        t0, p0 = time.perf_counter(), self.predict_s
+        self._advance_epoch()
+        self.engine_s += time.perf_counter() - t0 - (self.predict_s - p0)
+
+    def _advance_epoch(self) -> None:
         h, n_e = self.h, self.n_e
         tau = self.t_k + self.dt_s * np.arange(1, n_e + 1)  # the epoch's new samples (t_k, t_k + D]
         i_ext = self._clamp_current(tau)

@@ -80,7 +80,7 @@ class SurrogateCell:
 
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                 network: bool = False):
+                 network: bool = False, _drive=None):
         from neuron import h
 
         from .mechanisms import load_mechanisms
@@ -111,9 +111,12 @@ class SurrogateCell:
         eng = engine()
         self.index = eng.register(self)
         self.name = name or f"SurrogateCell[{self.index}]"
-        self.soma = h.Section(name="soma", cell=self)  # NEURON names it f"{self}.soma"
-        self.soma.L, self.soma.diam, self.soma.nseg = SOMA_L_UM, SOMA_DIAM_UM, 1
-        self.drive = h.nn_VoltageDrive(self.soma(0.5))
+        if _drive is None:
+            self.soma = h.Section(name="soma", cell=self)  # NEURON names it f"{self}.soma"
+            self.soma.L, self.soma.diam, self.soma.nseg = SOMA_L_UM, SOMA_DIAM_UM, 1
+            self.drive = h.nn_VoltageDrive(self.soma(0.5))
+        else:  # a drive made by someone else (a NetPyNE cell rule): its section is the soma
+            self.soma, self.drive = _drive.get_segment().sec, _drive
         # whole-trace: the predicted trace; sliding (network mode): a short rolling buffer per epoch
         n_play = s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES if s.is_sliding else s.n_samples
         self._target = h.Vector(n_play + 1)
@@ -133,6 +136,18 @@ class SurrogateCell:
         s = _surrogate(checkpoint, network)
         return [cls(features=f, checkpoint=s, strict=strict)
                 for i, f in enumerate(s.sample_features(n, seed))]
+
+    @classmethod
+    def adopt(cls, drive, checkpoint: str | Path | Surrogate | None = None) -> "SurrogateCell":
+        """Wrap an ``nn_VoltageDrive`` someone else placed (e.g. a NetPyNE cell rule) as a SurrogateCell.
+
+        Its section becomes ``soma``; features come from the drive's ``feat0``/``feat1``
+        (the checkpoint's default neuron if unset). Used by the engine at finitialize.
+        """
+        feats = [float(drive.feat0), float(drive.feat1)]
+        features = None if min(feats) <= -1e8 else feats
+        return cls(features=features, checkpoint=checkpoint, _drive=drive,
+                   name=f"SurrogateCell<{drive.get_segment().sec.name()}>")
 
     # ---------------------------------------------------------------- inputs
     def inject_current(self, values_nA: Sequence[float], *, dt_ms: float | None = None,

@@ -47,6 +47,7 @@ __all__ = ["DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "f
 log = logging.getLogger(__name__)
 
 SURROGATE_FORMAT = "noble_neuron.surrogate"
+CPU_CHUNK_TRACES = 16  # traces per forward pass on CPU (see Surrogate.predict)
 UNITS = {"stimulus": "nA", "voltage": "mV", "time": "ms", "amplitude": "nA"}
 
 
@@ -471,7 +472,7 @@ class Surrogate:
         features: np.ndarray | torch.Tensor | Sequence[float],
         dt_ms: float,
         *,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         device: torch.device | str | None = None,
         strict: bool = False,
         check_domain: bool = True,
@@ -486,7 +487,9 @@ class Surrogate:
         the trained ``n_samples`` warns. ``features``: (B, F) or (F,) raw features in
         ``config.feature_names`` order and units (I_thr nA, s_thr Hz/nA), broadcast if
         (F,). ``device`` moves the model there for this and later calls (default: where
-        it is). Batches of ``batch_size`` go through the network at once.
+        it is). Batches of ``batch_size`` go through the network at once (default: 16 traces
+        on CPU, where larger chunks fall out of cache and run ~2x slower per trace on 2
+        cores (benchmarks/speedup.py), and 1024 on CUDA).
         ``check_domain=False`` skips the domain warnings (for callers such as the
         SurrogateCell engine that check and report per cell themselves); dt, shape and
         NaN checks always run.
@@ -504,10 +507,11 @@ class Surrogate:
                 f"dt_ms={float(dt_ms)!r} differs from the trained dt_ms={self.dt_ms!r}; resample the stimulus "
                 f"to {self.dt_ms} ms (the surrogate's time axis is tied to its training dt)"
             )
-        batch_size = _pos_int("batch_size", batch_size)
         if device is not None:
             self.to(device)
         dev = self.device
+        batch_size = _pos_int("batch_size", batch_size if batch_size is not None else
+                              (1024 if dev.type == "cuda" else CPU_CHUNK_TRACES))
 
         x = _as_float_tensor(stimuli_nA, "stimuli_nA")
         squeeze = x.ndim == 1

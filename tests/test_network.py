@@ -135,3 +135,55 @@ def test_unsupported_synapse_and_whole_trace_checkpoint_refused(h, sliding, tiny
     with pytest.raises(ValueError, match="sliding-window"):
         SurrogateCell("bs0", checkpoint=load_surrogate(tiny_trained[0], device="cpu"), network=True)
     del cell
+
+
+def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_sliding):
+    from netpyne import sim, specs
+
+    from noble_neuron import netpyne as nn_netpyne
+
+    net = specs.NetParams()
+    net.popParams["drive"] = {"cellModel": "NetStim", "numCells": 3, "rate": 200, "noise": 1.0, "start": 2}
+    net.popParams["PV"] = {"cellType": "PV_detailed", "numCells": 3}
+    net.synMechParams["exc"] = {"mod": "ExpSyn", "tau": 2.0, "e": 0.0}
+    net.connParams["drive->PV"] = {"preConds": {"pop": "drive"}, "postConds": {"pop": "PV"}, "sec": "soma",
+                                   "synMech": "exc", "weight": 0.01, "delay": 1.0, "connList": [[0, 0], [1, 1], [2, 2]]}
+    nn_netpyne.swap_population(net, "PV", checkpoint=tiny_sliding, model_id="bs1")  # the one line
+    assert net.popParams["PV"]["cellType"] == "PV_surrogate"
+    cfg = specs.SimConfig()
+    cfg.duration, cfg.dt, cfg.verbose, cfg.printRunTime = 40.0, 0.025, False, False
+    cfg.recordTraces = {"V_soma": {"sec": "soma", "loc": 0.5, "var": "v"}}
+    cfg.recordCells = ["PV"]
+    cfg.recordStep = 0.025
+    cfg.analysis = {}
+    sim.create(netParams=net, simConfig=cfg, output=False)
+    try:
+        sim.simulate()
+        check_netpyne_run(sliding, sim)
+    finally:
+        sim.clearAll()
+        engine()._adopted.clear()
+    bad = specs.NetParams()
+    bad.popParams["PV"] = {"cellType": "x", "numCells": 1}
+    bad.connParams["c"] = {"preConds": {"pop": "PV"}, "postConds": {"pop": "PV"}, "sec": "dend"}
+    with pytest.raises(ValueError, match="sec.*dend.*soma"):
+        nn_netpyne.swap_population(bad, "PV", checkpoint=tiny_sliding)
+
+
+def check_netpyne_run(sliding, sim):
+    groups = engine().network_groups
+    assert len(groups) == 1 and groups[0].n_cells == 3 and groups[0].n_e == 16  # delay 1 ms → 16 samples
+    assert groups[0].syn_cell.tolist() == [0, 1, 2]  # NetPyNE's ExpSyns on the surrogate somas were found
+    assert np.abs(groups[0].conductance_trace()).max() > 0  # and their events reached the engine
+    for cell in groups[0].cells:
+        np.testing.assert_allclose(cell.features, sliding.features_of("bs1"))
+    traces = sim.allSimData["V_soma"]
+    assert len(traces) == 3
+    for cell in groups[0].cells:  # NetPyNE's recording of each soma is the engine's closed-loop prediction
+        gid = int(cell.soma.name().split("compartCell")[1].split(".")[0]) if "compartCell" in cell.soma.name() else None
+        v = np.array(traces[f"cell_{gid}"])
+        pred = cell.prediction_mV
+        t = np.arange(v.size) * 0.025
+        grid = np.arange(pred.size) * sliding.dt_ms
+        m = t <= grid[-1]
+        assert np.abs(v[m] - np.interp(t[m], grid, pred)).max() < 0.05

@@ -1,0 +1,148 @@
+"""Network mode vs detailed twins: identical synaptic drive, side by side in one run.
+
+    python benchmarks/network.py               # 20 PV cells of the family, 300 ms (~2 min on 2 cores)
+    python benchmarks/network.py --cells 100   # more cells
+    python benchmarks/network.py --quick       # smoke test: 2 cells, 60 ms, no JSON unless --out
+
+Each PV cell receives the same input as its twin: excitatory (ExpSyn, tau 2 ms, e 0 mV) and
+inhibitory (Exp2Syn, 0.5/6 ms, e -75 mV) conductance synapses on the soma, fed through NetCons
+(delay 1.5 ms) by Poisson NetStims with fixed seeds. The detailed twins are the shipped family
+models (237 segments each); the surrogate cells are `SurrogateCell(model_id, network=True)`
+with the shipped network checkpoint. Both populations run in ONE NEURON simulation, fixed step
+dt 0.025 ms, so the detailed solve time is the whole run minus the surrogate engine time.
+
+Reported (benchmarks/results/network.json): wall time detailed vs surrogate (engine + FNO), per-cell
+rates, population rate difference, per-cell rate correlation, spike-time coincidence Gamma
+(+-2 ms, Kistler et al. 1997), subthreshold RMSE (spikes cut out) and firing mismatches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from noble_neuron.machine import machine_info
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def coincidence_gamma(t_a: np.ndarray, t_b: np.ndarray, window_ms: float, duration_ms: float) -> float:
+    """Kistler's coincidence factor of spike train b against reference a (1 = identical, 0 = chance)."""
+    if t_a.size == 0 and t_b.size == 0:
+        return 1.0
+    if t_a.size == 0 or t_b.size == 0:
+        return 0.0
+    coinc = sum(bool(np.any(np.abs(t_b - t) <= window_ms)) for t in t_a)
+    rate_b = t_b.size / duration_ms
+    expected = 2 * rate_b * window_ms * t_a.size
+    norm = 1 - 2 * rate_b * window_ms
+    return float((coinc - expected) / (0.5 * (t_a.size + t_b.size) * norm))
+
+
+def spike_times(t: np.ndarray, v: np.ndarray, threshold: float = -20.0) -> np.ndarray:
+    k = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))
+    return t[k]
+
+
+def subthreshold_rmse(t: np.ndarray, v_a: np.ndarray, v_b: np.ndarray, spikes: list[np.ndarray]) -> float:
+    keep = np.ones(t.size, dtype=bool)
+    for s in spikes:
+        for ts in s:
+            keep &= ~((t > ts - 2.0) & (t < ts + 6.0))
+    return float(np.sqrt(np.mean((v_a[keep] - v_b[keep]) ** 2))) if keep.any() else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cells", type=int, default=20)
+    ap.add_argument("--tstop", type=float, default=300.0, help="ms")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
+    ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
+    args = ap.parse_args()
+    n, tstop = (2, 60.0) if args.quick else (args.cells, args.tstop)
+
+    from neuron import h
+
+    from noble_neuron.cell_engine import engine
+    from noble_neuron.models import get_model, load_family
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    h.load_file("stdrun.hoc")
+    family = [m.model_id for m in load_family("train")] + [m.model_id for m in load_family("unseen")]
+    ids = [family[i % len(family)] for i in range(n)]
+    detailed = [get_model(m).instantiate() for m in ids]
+    surrogate = [SurrogateCell(m, network=True) for m in ids]
+    keep, rec = [], []
+    for i, (d, s) in enumerate(zip(detailed, surrogate)):
+        for k, (rate, w, make) in enumerate(((args.rate_exc, 0.0008, "exc"), (args.rate_inh, 0.002, "inh"))):
+            src = h.NetStim()
+            src.interval, src.number, src.start, src.noise = 1000.0 / rate, 1e9, 0.0, 1
+            rng = h.Random()
+            rng.Random123(i, k, 7)
+            rng.negexp(1)
+            src.noiseFromRandom(rng)
+            keep += [src, rng]
+            for cell in (d, s):
+                if make == "exc":
+                    syn = h.ExpSyn(cell.soma(0.5))
+                    syn.tau, syn.e = 2.0, 0.0
+                else:
+                    syn = h.Exp2Syn(cell.soma(0.5))
+                    syn.tau1, syn.tau2, syn.e = 0.5, 6.0, -75.0
+                nc = h.NetCon(src, syn)
+                nc.delay, nc.weight[0] = 1.5, w
+                keep += [syn, nc]
+        rec.append((h.Vector().record(d.soma(0.5)._ref_v), h.Vector().record(s.soma(0.5)._ref_v)))
+    t_rec = h.Vector().record(h._ref_t)
+    h.cvode_active(0)
+    h.dt = 0.025
+    start = time.perf_counter()
+    h.finitialize(-70)
+    h.continuerun(tstop)
+    wall = time.perf_counter() - start
+    group = engine().network_groups[0]
+    t = np.array(t_rec)
+    gammas, rates_d, rates_s, rmses, mismatches = [], [], [], [], 0
+    for vd, vs in rec:
+        vd, vs = np.array(vd), np.array(vs)
+        sd, ss = spike_times(t, vd), spike_times(t, vs)
+        rates_d.append(1000.0 * sd.size / tstop)
+        rates_s.append(1000.0 * ss.size / tstop)
+        mismatches += int((sd.size > 0) != (ss.size > 0))
+        gammas.append(coincidence_gamma(sd, ss, 2.0, tstop))
+        rmses.append(subthreshold_rmse(t, vd, vs, [sd, ss]))
+    rates_d, rates_s = np.array(rates_d), np.array(rates_s)
+    surrogate_s = group.predict_s + group.engine_s
+    result = {
+        "machine": machine_info(), "n_cells": n, "tstop_ms": tstop, "neuron_dt_ms": 0.025,
+        "input": {"exc_Hz": args.rate_exc, "exc_weight_uS": 0.0008, "inh_Hz": args.rate_inh,
+                  "inh_weight_uS": 0.002, "delay_ms": 1.5},
+        "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls,
+        "wall_s_total": wall, "wall_s_surrogate_engine": surrogate_s, "wall_s_fno": group.predict_s,
+        "wall_s_detailed_estimate": wall - surrogate_s,
+        "speedup_end_to_end": (wall - surrogate_s) / surrogate_s,
+        "rate_Hz_detailed_mean": float(rates_d.mean()), "rate_Hz_surrogate_mean": float(rates_s.mean()),
+        "population_rate_rel_diff": float(abs(rates_s.mean() - rates_d.mean()) / max(rates_d.mean(), 1e-9)),
+        "per_cell_rate_corr": (float(np.corrcoef(rates_d, rates_s)[0, 1])
+                               if n > 2 and rates_d.std() > 0 and rates_s.std() > 0 else None),
+        "gamma_2ms_median": float(np.median(gammas)), "gamma_2ms_mean": float(np.mean(gammas)),
+        "subthreshold_rmse_mV_median": float(np.nanmedian(rmses)),
+        "firing_mismatches": mismatches,
+        "per_cell": [{"model_id": m, "rate_detailed_Hz": float(a), "rate_surrogate_Hz": float(b), "gamma": float(g)}
+                     for m, a, b, g in zip(ids, rates_d, rates_s, gammas)],
+    }
+    print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "per_cell")}, indent=1))
+    out = args.out or (None if args.quick else RESULTS / "network.json")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=1))
+        print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
