@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--tstop", type=float, default=300.0, help="ms")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: the shipped one)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
     ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
     args = ap.parse_args()
@@ -76,7 +77,7 @@ def main() -> None:
     family = [m.model_id for m in load_family("train")] + [m.model_id for m in load_family("unseen")]
     ids = [family[i % len(family)] for i in range(n)]
     detailed = [get_model(m).instantiate() for m in ids]
-    surrogate = [SurrogateCell(m, network=True) for m in ids]
+    surrogate = [SurrogateCell(m, network=True, checkpoint=args.checkpoint) for m in ids]
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, surrogate)):
         for k, (rate, w, make) in enumerate(((args.rate_exc, 0.0008, "exc"), (args.rate_inh, 0.002, "inh"))):

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .embedding import AMPLITUDE_THRESHOLD_NA
+
 if TYPE_CHECKING:  # pragma: no cover
     from .surrogate_cell import SurrogateCell
 
@@ -198,11 +200,29 @@ class NetworkGroup:
             self.predict_calls += 1
             v_guess = v[:, -n_e:]
         self.v_hist[:, -n_e:] = v_guess
+        self._check_amplitudes()
         self.trace.append(v_guess.copy())
         self.g_trace.append(g.astype(np.float32))
         self._write_targets()
         # at most one step early under fixed step (it fires at the first step boundary >= its time)
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
+
+    def _check_amplitudes(self) -> None:
+        """Domain guard: a window's characteristic amplitude outside the trained range warns once per cell
+        (raises for strict cells)."""
+        on = np.abs(self.i_hist) > AMPLITUDE_THRESHOLD_NA
+        count = on.sum(axis=1)
+        amp = np.where(count > 0, (self.i_hist * on).sum(axis=1) / np.maximum(count, 1), 0.0)
+        bad = np.flatnonzero(~self.s.amplitude_in_range(amp))
+        if bad.size == 0:
+            return
+        lo, hi = self.s.amp_range_nA
+        for i in bad:
+            cell = self._cell_refs[i]()
+            if cell is not None:
+                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input over the last "
+                                     f"{self.window * self.dt_s:g} ms averages {amp[i]:.4g} nA, outside the trained "
+                                     f"range [{lo:g}, {hi:g}] nA")
 
     def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n_cells, tau.size))

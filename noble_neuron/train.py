@@ -75,6 +75,9 @@ class TrainConfig:
     samples. Known voltages get Gaussian noise of ``history_noise_mV`` so the model
     tolerates its own small errors when it runs closed-loop. Traces are padded in front
     with a window of rest (I = 0, v = first sample), as a simulation sees at t = 0.
+    ``pushforward``: the voltage just before the predicted part is the model's own
+    prediction (made without gradient from the window one step earlier), not the truth, so
+    training sees the errors the model makes closed-loop (Brandstetter et al. 2022).
     """
 
     epochs: int = 50
@@ -95,6 +98,7 @@ class TrainConfig:
     window_time: str = "absolute"
     history_horizon_samples: int = 34
     history_noise_mV: float = 0.5
+    pushforward: bool = False
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -129,7 +133,9 @@ class TrainConfig:
             raise ValueError(f"window_time must be 'absolute' or 'relative', got {self.window_time!r}")
         if self.window_time == "relative" and self.window_samples is None:
             raise ValueError("window_time='relative' (sliding-window surrogate) needs window_samples")
-        if self.window_time == "relative" and self.history_horizon_samples >= self.window_samples:
+        if not isinstance(self.pushforward, bool):
+            raise ValueError(f"pushforward must be true or false, got {self.pushforward!r}")
+        if self.window_time == "relative" and 2 * self.history_horizon_samples >= self.window_samples:
             raise ValueError(f"history_horizon_samples={self.history_horizon_samples} leaves no history in a "
                              f"{self.window_samples}-sample window")
         if self.kinds is not None:
@@ -327,10 +333,42 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
         else:
             n_future = rng.integers(1, win.horizon + 1, size=idx.size)
             v_known = y + rng.normal(0.0, win.noise_mV, size=y.shape).astype(np.float32)
+            if win.pushforward:
+                v_known = _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng)
         n_future_t = torch.from_numpy(n_future).to(device)
         inp = torch.cat([inp, history_channels(torch.from_numpy(v_known).to(device), n_future_t, sc)], dim=1)
         mask = torch.arange(win.window, device=device)[None, :] >= (win.window - n_future_t)[:, None]
     return decode_voltage(model, inp, sc), target, mask
+
+
+def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng):
+    """Replace the P1 known samples before each window's predicted tail by the model's own prediction.
+
+    The earlier window ends where the tail starts (shifted left by n_future) and predicts its
+    last P1 ~ U{1..horizon} samples without gradient.
+    """
+    p1 = rng.integers(1, win.horizon + 1, size=idx.size)
+    prev_off = np.maximum(offsets - n_future, 0)
+    shift = offsets - prev_off  # = n_future unless clipped at the trace start
+    with torch.no_grad():
+        cols = prev_off[:, None] + np.arange(win.window)[None, :]
+        x = data.stim[idx[:, None], cols]
+        amp = data.window_amp_scaled(x)
+        inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
+                          torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
+                          k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
+        v_prev = torch.from_numpy(data.volt[idx[:, None], cols]).to(device)
+        inp = torch.cat([inp, history_channels(v_prev, torch.from_numpy(p1).to(device), sc)], dim=1)
+        pred = decode_voltage(model, inp, sc).cpu().numpy()
+    out = v_known.copy()
+    w = win.window
+    for b in range(idx.size):  # small batches: a loop over items is cheap next to the forward pass
+        k = int(min(p1[b], w - shift[b] - 1))
+        if shift[b] == 0 or k <= 0:
+            continue
+        # earlier window sample j ↔ this window's sample j - shift; its predicted tail [w-p1, w)
+        out[b, w - shift[b] - k: w - shift[b]] = pred[b, w - k: w]
+    return out
 
 
 def _errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
@@ -352,6 +390,7 @@ class _Windows:
     relative: bool = False
     horizon: int = 0  # sliding models: most samples predicted at the end of a window
     noise_mV: float = 0.0
+    pushforward: bool = False
 
     def eval_offsets(self, n_trace: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(rows, offsets) for evaluation: full traces, or 6 evenly spread windows per sliding-model row."""
@@ -423,7 +462,8 @@ def train(
     if sc.voltage_history and not relative:
         raise ValueError("model.voltage_history is for sliding-window surrogates: set train.window_time: relative")
     win = _Windows(n_ref=window if relative else n_ref, window=window, relative=relative,
-                   horizon=tc.history_horizon_samples if relative else 0, noise_mV=tc.history_noise_mV)
+                   horizon=tc.history_horizon_samples if relative else 0, noise_mV=tc.history_noise_mV,
+                   pushforward=tc.pushforward)
     full = _Windows(n_ref=n_ref) if not relative else win  # what validation/probes look at
     device = default_device() if device is None else torch.device(device)
     key = _settings_key(sc, tc, meta["dataset"])

@@ -162,6 +162,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_
         check_netpyne_run(sliding, sim)
     finally:
         sim.clearAll()
+        sim.fih.clear()  # clearAll keeps NetPyNE's FInitializeHandlers of the deleted cells
         engine()._adopted.clear()
     bad = specs.NetParams()
     bad.popParams["PV"] = {"cellType": "x", "numCells": 1}
@@ -187,3 +188,23 @@ def check_netpyne_run(sliding, sim):
         grid = np.arange(pred.size) * sliding.dt_ms
         m = t <= grid[-1]
         assert np.abs(v[m] - np.interp(t[m], grid, pred)).max() < 0.05
+
+
+def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, sliding):
+    from noble_neuron.surrogate_cell import SurrogateCellError
+    from noble_neuron.surrogate_model import DomainWarning
+
+    cell = SurrogateCell("bs0", checkpoint=sliding)
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 2.0, 20.0, 3.0  # 10x the largest trained amplitude
+    with pytest.warns(DomainWarning, match="outside the trained range") as record:
+        h.finitialize(-65)
+        h.continuerun(20)
+    assert sum("outside the trained range" in str(w.message) for w in record) == 1  # once per cell
+    strict = SurrogateCell("bs0", checkpoint=sliding, strict=True)
+    stim2 = h.IClamp(strict.soma(0.5))
+    stim2.delay, stim2.dur, stim2.amp = 2.0, 20.0, 3.0
+    with pytest.raises(RuntimeError, match="strict mode"):
+        h.finitialize(-65)
+        h.continuerun(20)
+    del stim, stim2, cell, strict

@@ -1,0 +1,126 @@
+"""Swap the PV population of a small cortical E-I NetPyNE network for the surrogate (one line).
+
+    python examples/network_swap.py            # 40 E + 10 PV cells, 300 ms, twice (~2 min on 2 cores)
+    python examples/network_swap.py --quick    # 8 E + 2 PV, 60 ms
+
+The same network runs twice with identical background input (seeded NetStims): first with
+the PV population made of detailed family models (237 compartments each, imported into
+NetPyNE from the HoC template), then with ``noble_neuron.netpyne.swap_population`` putting
+surrogate cells in their place. E cells are one-compartment Hodgkin-Huxley cells. Writes
+examples/network_swap.png: rasters, population rates and per-cell PV rates side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+
+
+def build(n_e: int, n_pv: int, pv_models: list[str]):
+    from netpyne import specs
+
+    from noble_neuron.models import netpyne_cells
+
+    net = specs.NetParams()
+    net.cellParams["E_hh"] = {"secs": {"soma": {"geom": {"L": 18.8, "diam": 18.8, "Ra": 123.0},
+                                                "mechs": {"hh": {"gnabar": 0.12, "gkbar": 0.036, "gl": 0.0003,
+                                                                 "el": -70.0}}}}}
+    for m in sorted(set(pv_models)):
+        net.importCellParams(f"PV_{m}", fileName=netpyne_cells.__file__, cellName="pv_detailed",
+                             cellArgs={"model_id": m})
+    net.popParams["E"] = {"cellType": "E_hh", "numCells": n_e}
+    net.popParams["PV"] = {"cellType": f"PV_{pv_models[0]}", "numCells": n_pv}
+    net.popParams["bg_E"] = {"cellModel": "NetStim", "numCells": n_e, "rate": 900, "noise": 1.0, "seed": 1}
+    net.popParams["bg_PV"] = {"cellModel": "NetStim", "numCells": n_pv, "rate": 1200, "noise": 1.0, "seed": 2}
+    net.synMechParams["AMPA"] = {"mod": "ExpSyn", "tau": 2.0, "e": 0.0}
+    net.synMechParams["GABA"] = {"mod": "Exp2Syn", "tau1": 0.5, "tau2": 6.0, "e": -75.0}
+    one_to_one = lambda n: [[i, i] for i in range(n)]  # noqa: E731
+    net.connParams["bg->E"] = {"preConds": {"pop": "bg_E"}, "postConds": {"pop": "E"}, "connList": one_to_one(n_e),
+                               "synMech": "AMPA", "weight": 0.003, "delay": 1.5, "sec": "soma"}
+    net.connParams["bg->PV"] = {"preConds": {"pop": "bg_PV"}, "postConds": {"pop": "PV"},
+                                "connList": one_to_one(n_pv), "synMech": "AMPA", "weight": 0.0012, "delay": 1.5,
+                                "sec": "soma"}
+    net.connParams["E->PV"] = {"preConds": {"pop": "E"}, "postConds": {"pop": "PV"}, "probability": 0.3,
+                               "synMech": "AMPA", "weight": 0.0008, "delay": 1.5, "sec": "soma"}
+    net.connParams["PV->E"] = {"preConds": {"pop": "PV"}, "postConds": {"pop": "E"}, "probability": 0.4,
+                               "synMech": "GABA", "weight": 0.002, "delay": 1.5, "sec": "soma"}
+    return net
+
+
+def run(net, tstop: float) -> tuple[dict, float]:
+    from netpyne import sim, specs
+
+    cfg = specs.SimConfig()
+    cfg.duration, cfg.dt, cfg.seeds = tstop, 0.025, {"conn": 1, "stim": 1, "loc": 1}
+    cfg.hParams = {"celsius": 34.0, "v_init": -70.0}
+    cfg.verbose = cfg.printRunTime = cfg.printPopAvgRates = False
+    cfg.analysis = {}
+    start = time.perf_counter()
+    sim.create(netParams=net, simConfig=cfg, output=False)
+    sim.simulate()
+    wall = time.perf_counter() - start
+    gids = {pop: list(sim.net.pops[pop].cellGids) for pop in ("E", "PV")}
+    spk_t, spk_id = np.array(sim.allSimData["spkt"]), np.array(sim.allSimData["spkid"])
+    sim.clearAll()
+    return {"t": spk_t, "gid": spk_id, "gids": gids}, wall
+
+
+def rates(spikes: dict, pop: str, tstop: float) -> np.ndarray:
+    return np.array([1000.0 * np.sum(spikes["gid"] == g) / tstop for g in spikes["gids"][pop]])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: shipped)")
+    args = ap.parse_args()
+    n_e, n_pv, tstop = (8, 2, 60.0) if args.quick else (40, 10, 300.0)
+
+    from noble_neuron import netpyne as nn_netpyne
+
+    model = "hof_000"
+    detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
+    net = build(n_e, n_pv, [model])
+    nn_netpyne.swap_population(net, "PV", checkpoint=args.checkpoint, model_id=model)  # the one-line swap
+    surrogate, wall_s = run(net, tstop)
+
+    for name, sp, wall in (("detailed PV", detailed, wall_d), ("surrogate PV", surrogate, wall_s)):
+        print(f"{name:13s}: E {rates(sp, 'E', tstop).mean():6.1f} Hz, PV {rates(sp, 'PV', tstop).mean():6.1f} Hz, "
+              f"wall {wall:6.1f} s")
+
+    from noble_neuron.plots import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6), gridspec_kw={"height_ratios": [2, 1]})
+    for col, (title, sp) in enumerate((("detailed PV", detailed), ("surrogate PV", surrogate))):
+        ax = axes[0, col]
+        for pop, color in (("E", "tab:red"), ("PV", "tab:blue")):
+            sel = np.isin(sp["gid"], sp["gids"][pop])
+            ax.plot(sp["t"][sel], sp["gid"][sel], "|", color=color, ms=3, label=pop)
+        ax.set(title=title, xlabel="time (ms)", ylabel="cell gid", xlim=(0, tstop))
+        ax.legend(loc="upper right", frameon=False)
+    bins = np.arange(0, tstop + 5, 5.0)
+    for pop, color in (("E", "tab:red"), ("PV", "tab:blue")):
+        for sp, style in ((detailed, "-"), (surrogate, "--")):
+            sel = np.isin(sp["gid"], sp["gids"][pop])
+            hist = np.histogram(sp["t"][sel], bins)[0] / (len(sp["gids"][pop]) * 5e-3)
+            axes[1, 0].plot(bins[:-1], hist, style, color=color,
+                            label=f"{pop} {'detailed' if sp is detailed else 'surrogate'}")
+    axes[1, 0].set(xlabel="time (ms)", ylabel="population rate (Hz)")
+    axes[1, 0].legend(frameon=False, fontsize=7)
+    axes[1, 1].scatter(rates(detailed, "PV", tstop), rates(surrogate, "PV", tstop), color="tab:blue")
+    top = max(1.0, rates(detailed, "PV", tstop).max(), rates(surrogate, "PV", tstop).max())
+    axes[1, 1].plot([0, top], [0, top], "k:")
+    axes[1, 1].set(xlabel="PV rate, detailed (Hz)", ylabel="PV rate, surrogate (Hz)")
+    fig.tight_layout()
+    out = HERE / "network_swap.png"
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
