@@ -62,6 +62,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: the shipped one)")
+    ap.add_argument("--record", action="store_true", help="store the agreement figures in the checkpoint's "
+                    "metrics['closed_loop'] (what SurrogateCell reads to warn about unvalidated checkpoints)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
     ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
     args = ap.parse_args()
@@ -138,6 +140,17 @@ def main() -> None:
                      for m, a, b, g in zip(ids, rates_d, rates_s, gammas)],
     }
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "per_cell")}, indent=1))
+    if args.record:
+        from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+
+        path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
+        s = load_surrogate(path, device="cpu")
+        s.metrics["closed_loop"] = {k: result[k] for k in (
+            "n_cells", "tstop_ms", "rate_Hz_detailed_mean", "rate_Hz_surrogate_mean", "population_rate_rel_diff",
+            "per_cell_rate_corr", "gamma_2ms_median", "subthreshold_rmse_mV_median", "firing_mismatches")}
+        s.metrics["closed_loop"]["measured_by"] = "benchmarks/network.py"
+        s.save(path)
+        print(f"recorded closed-loop metrics in {path}")
     out = args.out or (None if args.quick else RESULTS / "network.json")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@
 The same network runs twice with identical background input (seeded NetStims): first with
 the PV population made of detailed family models (237 compartments each, imported into
 NetPyNE from the HoC template), then with ``noble_neuron.netpyne.swap_population`` putting
-surrogate cells in their place. E cells are one-compartment Hodgkin-Huxley cells. Writes
+surrogate cells in their place. E cells are one-compartment somas with the family's channels. Writes
 examples/network_swap.png: rasters, population rates and per-cell PV rates side by side.
 """
 from __future__ import annotations
@@ -23,16 +23,22 @@ HERE = Path(__file__).parent
 def build(n_e: int, n_pv: int, pv_models: list[str]):
     from netpyne import specs
 
+    from noble_neuron.mechanisms import load_mechanisms
     from noble_neuron.models import netpyne_cells
 
+    load_mechanisms()  # before importCellParams: NetPyNE lists mechanism variables before it builds the cell
     net = specs.NetParams()
-    net.cellParams["E_hh"] = {"secs": {"soma": {"geom": {"L": 18.8, "diam": 18.8, "Ra": 123.0},
-                                                "mechs": {"hh": {"gnabar": 0.12, "gkbar": 0.036, "gl": 0.0003,
-                                                                 "el": -70.0}}}}}
+    # E: a one-compartment regular-spiking-like soma from the family's channels (valid at 34 °C,
+    # where textbook HH barely fires)
+    net.cellParams["E_soma"] = {"secs": {"soma": {
+        "geom": {"L": 20.0, "diam": 20.0, "Ra": 100.0, "cm": 1.0},
+        "mechs": {"pas": {"g": 5e-5, "e": -70.0}, "nn_NaT": {"gbar": 0.12, "vshiftm": -8.0},
+                  "nn_Kv31": {"gbar": 0.3}, "nn_KP": {"gbar": 0.004}},
+        "ions": {"na": {"e": 53.0}, "k": {"e": -107.0}}}}}
     for m in sorted(set(pv_models)):
         net.importCellParams(f"PV_{m}", fileName=netpyne_cells.__file__, cellName="pv_detailed",
                              cellArgs={"model_id": m})
-    net.popParams["E"] = {"cellType": "E_hh", "numCells": n_e}
+    net.popParams["E"] = {"cellType": "E_soma", "numCells": n_e}
     net.popParams["PV"] = {"cellType": f"PV_{pv_models[0]}", "numCells": n_pv}
     net.popParams["bg_E"] = {"cellModel": "NetStim", "numCells": n_e, "rate": 900, "noise": 1.0, "seed": 1}
     net.popParams["bg_PV"] = {"cellModel": "NetStim", "numCells": n_pv, "rate": 1200, "noise": 1.0, "seed": 2}
@@ -40,9 +46,9 @@ def build(n_e: int, n_pv: int, pv_models: list[str]):
     net.synMechParams["GABA"] = {"mod": "Exp2Syn", "tau1": 0.5, "tau2": 6.0, "e": -75.0}
     one_to_one = lambda n: [[i, i] for i in range(n)]  # noqa: E731
     net.connParams["bg->E"] = {"preConds": {"pop": "bg_E"}, "postConds": {"pop": "E"}, "connList": one_to_one(n_e),
-                               "synMech": "AMPA", "weight": 0.003, "delay": 1.5, "sec": "soma"}
+                               "synMech": "AMPA", "weight": 0.00045, "delay": 1.5, "sec": "soma"}
     net.connParams["bg->PV"] = {"preConds": {"pop": "bg_PV"}, "postConds": {"pop": "PV"},
-                                "connList": one_to_one(n_pv), "synMech": "AMPA", "weight": 0.0012, "delay": 1.5,
+                                "connList": one_to_one(n_pv), "synMech": "AMPA", "weight": 0.0007, "delay": 1.5,
                                 "sec": "soma"}
     net.connParams["E->PV"] = {"preConds": {"pop": "E"}, "postConds": {"pop": "PV"}, "probability": 0.3,
                                "synMech": "AMPA", "weight": 0.0008, "delay": 1.5, "sec": "soma"}
@@ -77,6 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: shipped)")
+    ap.add_argument("--out", default=str(HERE / "network_swap.png"), help="PNG to write")
     args = ap.parse_args()
     n_e, n_pv, tstop = (8, 2, 60.0) if args.quick else (40, 10, 300.0)
 
@@ -117,7 +124,7 @@ def main() -> None:
     axes[1, 1].plot([0, top], [0, top], "k:")
     axes[1, 1].set(xlabel="PV rate, detailed (Hz)", ylabel="PV rate, surrogate (Hz)")
     fig.tight_layout()
-    out = HERE / "network_swap.png"
+    out = Path(args.out)
     fig.savefig(out, dpi=100)
     print(f"wrote {out}")
 

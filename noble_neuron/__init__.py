@@ -13,4 +13,8 @@ def __getattr__(name: str):
         from .surrogate_cell import SurrogateCell
 
         return SurrogateCell
+    if name in ("netpyne", "models"):  # `noble_neuron.netpyne.cell_rule(...)` after a plain `import noble_neuron`
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'noble_neuron' has no attribute {name!r}")

@@ -28,12 +28,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .embedding import AMPLITUDE_THRESHOLD_NA
+from .surrogate_model import AccuracyWarning
+
+_CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
 
 if TYPE_CHECKING:  # pragma: no cover
     from .surrogate_cell import SurrogateCell
@@ -43,6 +47,8 @@ __all__ = ["NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYN
 log = logging.getLogger(__name__)
 
 SUPPORTED_SYNAPSES = ("ExpSyn", "Exp2Syn")
+#: predictions outside this range (mV) are clipped and reported (see NetworkGroup._guard_voltage)
+VOLTAGE_RANGE_MV = (-110.0, 70.0)
 #: clamp buffer = horizon + this many samples (history before t_k for steps up to ~0.4 ms, plus a held value)
 PLAY_MARGIN_SAMPLES = 10
 
@@ -103,6 +109,11 @@ class NetworkGroup:
         self.epoch_ms = self.n_e * self.dt_s
         self._collect_clamps(cells)
         self.features = np.stack([c.features for c in cells])
+        caveat = self.s.closed_loop_caveat()
+        if caveat is not None and id(self.s) not in _CAVEATS_SHOWN:
+            _CAVEATS_SHOWN.add(id(self.s))
+            warnings.warn(f"network-mode checkpoint: {caveat}. Its spikes and rates are not yet a substitute for "
+                          "the detailed model; see README, network mode.", AccuracyWarning, stacklevel=2)
 
     @property
     def cells(self) -> list["SurrogateCell"]:
@@ -199,6 +210,7 @@ class NetworkGroup:
             self.predict_s += time.perf_counter() - start
             self.predict_calls += 1
             v_guess = v[:, -n_e:]
+        v_guess = self._guard_voltage(v_guess)
         self.v_hist[:, -n_e:] = v_guess
         self._check_amplitudes()
         self.trace.append(v_guess.copy())
@@ -206,6 +218,19 @@ class NetworkGroup:
         self._write_targets()
         # at most one step early under fixed step (it fires at the first step boundary >= its time)
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
+
+    def _guard_voltage(self, v: np.ndarray) -> np.ndarray:
+        """Keep a drifting closed loop inside the physiological range: clip to VOLTAGE_RANGE_MV and
+        say so (once per cell; strict cells raise), instead of feeding NEURON an absurd voltage."""
+        lo, hi = VOLTAGE_RANGE_MV
+        bad = np.flatnonzero((v.min(axis=1) < lo) | (v.max(axis=1) > hi))
+        for i in bad:
+            cell = self._cell_refs[i]()
+            if cell is not None:
+                cell._domain_problem("voltage", f"at t = {self.t_k:.2f} ms its closed-loop prediction left "
+                                     f"[{lo:g}, {hi:g}] mV ({v[i].min():.1f} … {v[i].max():.1f} mV) and was clipped; "
+                                     "its network-mode output is unreliable there")
+        return np.clip(v, lo, hi) if bad.size else v
 
     def _check_amplitudes(self) -> None:
         """Domain guard: a window's characteristic amplitude outside the trained range warns once per cell

@@ -21,8 +21,11 @@ per ``finitialize``. Inputs it understands: IClamps on the soma (delay/dur/amp r
 finitialize, so values set after construction count) and waveforms given with
 `SurrogateCell.inject_current`. Anything else on the soma (synapses, SEClamps, inserted
 channels, ``Vector.play`` into an IClamp ``amp``) is refused with an error saying why:
-a whole-trace surrogate cannot react to inputs it cannot see in advance (network mode,
-a separate causal model, handles synapses).
+a whole-trace surrogate cannot react to inputs it cannot see in advance.
+
+``SurrogateCell(..., network=True)`` uses a sliding-window checkpoint instead and runs in
+network mode (`noble_neuron.network_engine`): ExpSyn/Exp2Syn on the soma, closed loop, any
+run length.
 """
 from __future__ import annotations
 

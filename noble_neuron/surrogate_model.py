@@ -40,7 +40,7 @@ from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_ampli
 from .config_io import checked_mapping, yaml_section
 from .features import FeatureScaler
 
-__all__ = ["DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "fast_fft_length", "count_parameters",
+__all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "fast_fft_length", "count_parameters",
            "history_channels",
            "Surrogate", "default_device"]
 
@@ -53,6 +53,10 @@ UNITS = {"stimulus": "nA", "voltage": "mV", "time": "ms", "amplitude": "nA"}
 
 class DomainWarning(UserWarning):
     """The surrogate is asked to extrapolate beyond the domain it was trained on."""
+
+
+class AccuracyWarning(UserWarning):
+    """The checkpoint's own recorded accuracy says its output should not be trusted for this use."""
 
 
 def default_device() -> torch.device:
@@ -212,8 +216,17 @@ def fast_fft_length(n: int) -> int:
 
 
 def decode_voltage(model: torch.nn.Module, inp: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
-    """Run the network on an encoded input (B, C, W) and return voltages (B, W) in mV."""
+    """Run the network on an encoded input (B, C, W) and return voltages (B, W) in mV.
+
+    Sliding-window models (``voltage_history``) predict a residual on the known voltage
+    channel (whose unknown tail holds the last known value), so "nothing changes" is the
+    zero function; their windows are zero-padded by a quarter on the right so the FFT's
+    periodic wrap-around does not join the predicted tail to the window's oldest samples.
+    """
     width = inp.shape[-1]
+    if config.voltage_history:
+        out = model(torch.nn.functional.pad(inp, (0, fast_fft_length(width + width // 4) - width)))[:, 0, :width]
+        return (out + inp[:, -2, :]) * config.v_scale_mV + config.v_offset_mV
     if config.pad_to_fast_length:
         inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
     return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV
@@ -438,6 +451,25 @@ class Surrogate:
             raw = self.feature_scaler.inverse_transform(rng.uniform(lo, hi, size=(4 * n, lo.size)))
             out.append(raw[self.in_hull(raw)])
         return np.concatenate(out)[:n]
+
+    def closed_loop_caveat(self) -> str | None:
+        """Why this sliding-window checkpoint's closed-loop accuracy is not validated, or None if it is.
+
+        Reads ``metrics["closed_loop"]`` (written by benchmarks/network.py --record): the
+        checkpoint counts as validated when that run met its targets (population rate within
+        10 %, median coincidence Gamma >= 0.9)."""
+        if not self.is_sliding:
+            return None
+        cl = self.metrics.get("closed_loop")
+        if not cl:
+            return "its closed-loop accuracy in a network has not been measured"
+        if cl.get("population_rate_rel_diff", 1.0) <= 0.1 and cl.get("gamma_2ms_median", 0.0) >= 0.9:
+            return None
+        return (f"measured closed loop against the detailed twins ({cl.get('n_cells')} cells, synaptic drive): "
+                f"firing rate {cl.get('rate_Hz_surrogate_mean', float('nan')):.1f} Hz vs "
+                f"{cl.get('rate_Hz_detailed_mean', float('nan')):.1f} Hz detailed, spike coincidence Gamma "
+                f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
+                f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
 
     @property
     def is_sliding(self) -> bool:

@@ -75,8 +75,8 @@ class TrainConfig:
     samples. Known voltages get Gaussian noise of ``history_noise_mV`` so the model
     tolerates its own small errors when it runs closed-loop. Traces are padded in front
     with a window of rest (I = 0, v = first sample), as a simulation sees at t = 0.
-    ``pushforward``: the voltage just before the predicted part is the model's own
-    prediction (made without gradient from the window one step earlier), not the truth, so
+    ``pushforward``: the voltage before the predicted part is the model's own output over
+    this many earlier closed-loop steps (rolled out without gradient), not the truth, so
     training sees the errors the model makes closed-loop (Brandstetter et al. 2022).
     """
 
@@ -98,7 +98,7 @@ class TrainConfig:
     window_time: str = "absolute"
     history_horizon_samples: int = 34
     history_noise_mV: float = 0.5
-    pushforward: bool = False
+    pushforward: int = 0
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -133,8 +133,9 @@ class TrainConfig:
             raise ValueError(f"window_time must be 'absolute' or 'relative', got {self.window_time!r}")
         if self.window_time == "relative" and self.window_samples is None:
             raise ValueError("window_time='relative' (sliding-window surrogate) needs window_samples")
-        if not isinstance(self.pushforward, bool):
-            raise ValueError(f"pushforward must be true or false, got {self.pushforward!r}")
+        if isinstance(self.pushforward, bool) or not isinstance(self.pushforward, int) or self.pushforward < 0:
+            raise ValueError(f"pushforward (closed-loop steps before each training window) must be an integer "
+                             f">= 0, got {self.pushforward!r}")
         if self.window_time == "relative" and 2 * self.history_horizon_samples >= self.window_samples:
             raise ValueError(f"history_horizon_samples={self.history_horizon_samples} leaves no history in a "
                              f"{self.window_samples}-sample window")
@@ -342,32 +343,40 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
 
 
 def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng):
-    """Replace the P1 known samples before each window's predicted tail by the model's own prediction.
+    """Replace the voltage before each window's predicted tail by the model's own closed-loop output.
 
-    The earlier window ends where the tail starts (shifted left by n_future) and predicts its
-    last P1 ~ U{1..horizon} samples without gradient.
+    ``win.pushforward`` earlier windows are rolled out without gradient, oldest first: window
+    j ends where window j-1's predicted part begins and predicts its last P_j ~ U{1..horizon}
+    samples from history that already holds window j+1's predictions, as the engine does
+    epoch after epoch. Training offsets leave room for them (>= steps · horizon).
     """
-    p1 = rng.integers(1, win.horizon + 1, size=idx.size)
-    prev_off = np.maximum(offsets - n_future, 0)
-    shift = offsets - prev_off  # = n_future unless clipped at the trace start
+    steps, w, b = int(win.pushforward), win.window, idx.size
+    p = np.concatenate([n_future[:, None], rng.integers(1, win.horizon + 1, size=(b, steps))], axis=1)
+    starts = offsets[:, None] - np.cumsum(p[:, :-1], axis=1)  # window j >= 1 offsets (j-1 column)
+    base = starts[:, -1]  # oldest window
+    span = w + int((offsets - base).max())
+    cols = base[:, None] + np.arange(span)[None, :]
+    cols = np.minimum(cols, data.stim.shape[1] - 1)
+    vbuf = data.volt[idx[:, None], cols] + rng.normal(0.0, win.noise_mV, size=(b, span)).astype(np.float32)
     with torch.no_grad():
-        cols = prev_off[:, None] + np.arange(win.window)[None, :]
-        x = data.stim[idx[:, None], cols]
-        amp = data.window_amp_scaled(x)
-        inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
-                          torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
-                          k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
-        v_prev = torch.from_numpy(data.volt[idx[:, None], cols]).to(device)
-        inp = torch.cat([inp, history_channels(v_prev, torch.from_numpy(p1).to(device), sc)], dim=1)
-        pred = decode_voltage(model, inp, sc).cpu().numpy()
-    out = v_known.copy()
-    w = win.window
-    for b in range(idx.size):  # small batches: a loop over items is cheap next to the forward pass
-        k = int(min(p1[b], w - shift[b] - 1))
-        if shift[b] == 0 or k <= 0:
-            continue
-        # earlier window sample j ↔ this window's sample j - shift; its predicted tail [w-p1, w)
-        out[b, w - shift[b] - k: w - shift[b]] = pred[b, w - k: w]
+        for j in range(steps, 0, -1):
+            rel = starts[:, j - 1] - base
+            wcols = rel[:, None] + np.arange(w)[None, :]
+            x = data.stim[idx[:, None], starts[:, j - 1][:, None] + np.arange(w)[None, :]]
+            amp = data.window_amp_scaled(x)
+            inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
+                              torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
+                              k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
+            v_win = torch.from_numpy(np.take_along_axis(vbuf, wcols, axis=1)).to(device)
+            pj = torch.from_numpy(p[:, j]).to(device)
+            inp = torch.cat([inp, history_channels(v_win, pj, sc)], dim=1)
+            pred = decode_voltage(model, inp, sc).cpu().numpy()
+            tail = np.arange(w)[None, :] >= (w - p[:, j])[:, None]
+            rows, cc = np.nonzero(tail)
+            vbuf[rows, wcols[rows, cc]] = pred[rows, cc]
+    rel = offsets - base
+    out = np.take_along_axis(vbuf, rel[:, None] + np.arange(w)[None, :], axis=1)
+    out[:, w - n_future.min():] = v_known[:, w - n_future.min():]  # the predicted part is ignored anyway
     return out
 
 
@@ -390,7 +399,7 @@ class _Windows:
     relative: bool = False
     horizon: int = 0  # sliding models: most samples predicted at the end of a window
     noise_mV: float = 0.0
-    pushforward: bool = False
+    pushforward: int = 0
 
     def eval_offsets(self, n_trace: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(rows, offsets) for evaluation: full traces, or 6 evenly spread windows per sliding-model row."""
@@ -516,7 +525,8 @@ def train(
             rng = np.random.default_rng([tc.seed, epoch])
             order = rng.permutation(data.train_idx)
             n_trace = data.stim.shape[1]
-            offsets = None if window is None else rng.integers(0, n_trace - window + 1, size=order.size)
+            lo = win.pushforward * win.horizon if relative else 0  # room for the pushforward windows
+            offsets = None if window is None else rng.integers(lo, n_trace - window + 1, size=order.size)
             model.train()
             sums, n = np.zeros(2), 0
             for i in range(0, order.size, tc.batch_size):

@@ -43,3 +43,20 @@ def test_speedup_benchmark_quick(tmp_path):
     assert 0 <= res["surrogate"]["cpu"]["accuracy_same_traces"]["rel_l2_mean"] < 1
     assert res["surrogate_cell_in_neuron"]["n_cells"] == 4 and "cpu" in res["machine"]
     assert (tmp_path / "speedup.png").stat().st_size > 10_000
+
+
+def test_network_benchmark_quick(tmp_path):
+    out_json = tmp_path / "network.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "network.py"), "--quick", "--out", str(out_json)],
+                         capture_output=True, text=True, check=True).stdout
+    res = json.loads(out_json.read_text())
+    assert res["n_cells"] == 2 and res["fno_calls"] > 0 and res["wall_s_detailed_estimate"] > 0
+    assert "gamma_2ms_median" in out
+
+
+def test_network_swap_example_quick(tmp_path):
+    png = tmp_path / "swap.png"
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "network_swap.py"), "--quick", "--out", str(png)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "detailed PV" in out and "surrogate PV" in out
+    assert png.stat().st_size > 20_000

@@ -5,7 +5,9 @@
 
 NetPyNE instantiates the function's cell, converts its sections, geometry and mechanisms
 (with this model's parameters applied) into a dict rule and discards the instance.
-Set ``simConfig.hParams`` to the family's globals (celsius 34 °C, v_init −70 mV).
+Set ``simConfig.hParams`` to the family's globals (celsius 34 °C, v_init −70 mV), and call
+`noble_neuron.mechanisms.load_mechanisms()` first: NetPyNE lists the variables of the loaded
+mechanisms before it builds the cell (else it fails with ``KeyError: 'ca_ion'``).
 """
 from __future__ import annotations
 

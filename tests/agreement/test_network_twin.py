@@ -1,0 +1,140 @@
+"""Shipped network checkpoint vs the detailed PV model under identical synaptic drive (real NEURON).
+
+Tolerances are the measured agreement of the shipped CPU-trained checkpoint (README, network
+mode), not aspirations; a regression in the engine or the checkpoint breaks them.
+"""
+import gc
+
+import numpy as np
+import pytest
+
+from noble_neuron.cell_engine import engine
+from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT
+
+pytestmark = pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason="no shipped network checkpoint")
+
+TSTOP_MS = 200.0
+
+
+@pytest.fixture(scope="module")
+def h():
+    from neuron import h
+
+    h.load_file("stdrun.hoc")
+    return h
+
+
+@pytest.fixture(autouse=True)
+def clean(h):
+    yield
+    gc.collect()
+    h.cvode_active(0)
+    assert engine().cells() == []
+
+
+def drive(h, cells, seed, rate_exc=1500.0, rate_inh=400.0, w_exc=0.0008, w_inh=0.002, delay=1.5):
+    """Poisson exc (ExpSyn) + inh (Exp2Syn) input, identical for every cell in `cells`."""
+    keep = []
+    for k, (rate, w) in enumerate(((rate_exc, w_exc), (rate_inh, w_inh))):
+        src, rng = h.NetStim(), h.Random()
+        src.interval, src.number, src.start, src.noise = 1000.0 / rate, 1e9, 0.0, 1
+        rng.Random123(seed, k, 11)
+        rng.negexp(1)
+        src.noiseFromRandom(rng)
+        keep += [src, rng]
+        for cell in cells:
+            if k == 0:
+                syn = h.ExpSyn(cell.soma(0.5))
+                syn.tau, syn.e = 2.0, 0.0
+            else:
+                syn = h.Exp2Syn(cell.soma(0.5))
+                syn.tau1, syn.tau2, syn.e = 0.5, 6.0, -75.0
+            nc = h.NetCon(src, syn)
+            nc.delay, nc.weight[0] = delay, w
+            keep += [syn, nc]
+    return keep
+
+
+def spikes(t, v, thr=-20.0):
+    k = np.flatnonzero((v[:-1] < thr) & (v[1:] >= thr))
+    return t[k]
+
+
+def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
+    from noble_neuron.models import get_model
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    detailed = get_model("hof_003").instantiate()
+    twin = SurrogateCell("hof_003", network=True)
+    keep = drive(h, [detailed, twin], seed=3)
+    vd, vs = h.Vector().record(detailed.soma(0.5)._ref_v), h.Vector().record(twin.soma(0.5)._ref_v)
+    tv = h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-70)
+    h.continuerun(TSTOP_MS)
+    t, vd, vs = np.array(tv), np.array(vd), np.array(vs)
+    sd, ss = spikes(t, vd), spikes(t, vs)
+    quiet = np.ones(t.size, dtype=bool)
+    for s in np.concatenate([sd, ss]):
+        quiet &= ~((t > s - 2) & (t < s + 6))
+    rmse = float(np.sqrt(np.mean((vd[quiet] - vs[quiet]) ** 2)))
+    assert sd.size >= 1  # the drive makes the detailed cell fire
+    assert rmse < SUBTHRESHOLD_RMSE_MV, rmse
+    del keep, twin, detailed
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the shipped CPU-trained network checkpoint does not fire in "
+                                       "closed loop (README, network mode); strict, so a fix must update this")
+def test_surrogate_twin_fires_like_detailed_cell(h):
+    from noble_neuron.models import get_model
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    detailed = get_model("hof_003").instantiate()
+    twin = SurrogateCell("hof_003", network=True)
+    keep = drive(h, [detailed, twin], seed=3)
+    vd, vs = h.Vector().record(detailed.soma(0.5)._ref_v), h.Vector().record(twin.soma(0.5)._ref_v)
+    tv = h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-70)
+    h.continuerun(TSTOP_MS)
+    t = np.array(tv)
+    sd, ss = spikes(t, np.array(vd)), spikes(t, np.array(vs))
+    del keep, twin, detailed
+    assert sd.size >= 1 and abs(ss.size - sd.size) <= max(1, 0.2 * sd.size), (sd.size, ss.size)
+
+
+# measured with the shipped checkpoint: 1.9 mV median over 20 cells (benchmarks/results/network.json)
+SUBTHRESHOLD_RMSE_MV = 3.5
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the shipped network checkpoint does not fire in closed loop")
+def test_spikes_flow_detailed_to_surrogate_to_detailed(h):
+    """A firing detailed cell drives a surrogate through a synapse; the surrogate's spikes reach a detailed cell."""
+    from noble_neuron.models import get_model
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    pre, post = get_model("hof_001").instantiate(), get_model("hof_002").instantiate()
+    mid = SurrogateCell("hof_003", network=True)
+    stim = h.IClamp(pre.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 5.0, 80.0, 0.4
+    syn_mid = h.ExpSyn(mid.soma(0.5))
+    syn_mid.tau, syn_mid.e = 2.0, 0.0
+    nc1 = h.NetCon(pre.soma(0.5)._ref_v, syn_mid, sec=pre.soma)
+    nc1.threshold, nc1.delay, nc1.weight[0] = -20.0, 2.0, 0.03
+    syn_post = h.ExpSyn(post.soma(0.5))
+    nc2 = h.NetCon(mid.soma(0.5)._ref_v, syn_post, sec=mid.soma)
+    nc2.threshold, nc2.delay, nc2.weight[0] = -20.0, 2.0, 0.01
+    t_pre, t_mid = h.Vector(), h.Vector()
+    nc1.record(t_pre)
+    nc2.record(t_mid)
+    g_post, tv = h.Vector().record(syn_post._ref_g), h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-70)
+    h.continuerun(100)
+    t_pre, t_mid, g, t = np.array(t_pre), np.array(t_mid), np.array(g_post), np.array(tv)
+    del g_post, tv
+    del nc1, nc2, syn_mid, syn_post, stim, mid, pre, post
+    assert t_pre.size >= 5
+    assert t_mid.size >= 1 and t_mid[0] > t_pre[0] + 2.0  # the surrogate fires only after input arrives
+    first = t[np.flatnonzero(g > 0)[0]]
+    assert first == pytest.approx(t_mid[0] + 2.0, abs=0.05)  # its spike reaches the detailed cell after the delay
