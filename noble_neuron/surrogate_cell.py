@@ -230,8 +230,8 @@ class SurrogateCell:
             kind = pp.hname().split("[")[0]
             if kind in _NETWORK_SYNAPSES and kind not in allowed:
                 raise SurrogateCellError(
-                    f"{pp.hname()} sits on {self.soma.name()}, but this SurrogateCell uses a whole-trace checkpoint "
-                    "that predicts from inputs known at finitialize and would silently ignore synaptic input. "
+                    f"{pp.hname()} sits on {self.soma.name()}: synaptic input would be silently ignored by this "
+                    "SurrogateCell's whole-trace checkpoint, which predicts from inputs known at finitialize. "
                     "Use network mode: SurrogateCell(..., network=True) (or a sliding-window checkpoint)."
                 )
             if kind not in allowed or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):

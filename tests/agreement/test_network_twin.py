@@ -60,7 +60,8 @@ def spikes(t, v, thr=-20.0):
     return t[k]
 
 
-def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
+def run_twins(h):
+    """(t, v_detailed, v_surrogate) of hof_003 and its surrogate twin under identical drive (mV, ms)."""
     from noble_neuron.models import get_model
     from noble_neuron.surrogate_cell import SurrogateCell
 
@@ -72,7 +73,12 @@ def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
     h.dt = 0.025
     h.finitialize(-70)
     h.continuerun(TSTOP_MS)
-    t, vd, vs = np.array(tv), np.array(vd), np.array(vs)
+    del keep, twin, detailed
+    return np.array(tv), np.array(vd), np.array(vs)
+
+
+def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
+    t, vd, vs = run_twins(h)
     sd, ss = spikes(t, vd), spikes(t, vs)
     quiet = np.ones(t.size, dtype=bool)
     for s in np.concatenate([sd, ss]):
@@ -80,26 +86,13 @@ def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
     rmse = float(np.sqrt(np.mean((vd[quiet] - vs[quiet]) ** 2)))
     assert sd.size >= 1  # the drive makes the detailed cell fire
     assert rmse < SUBTHRESHOLD_RMSE_MV, rmse
-    del keep, twin, detailed
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: the shipped CPU-trained network checkpoint does not fire in "
                                        "closed loop (README, network mode); strict, so a fix must update this")
 def test_surrogate_twin_fires_like_detailed_cell(h):
-    from noble_neuron.models import get_model
-    from noble_neuron.surrogate_cell import SurrogateCell
-
-    detailed = get_model("hof_003").instantiate()
-    twin = SurrogateCell("hof_003", network=True)
-    keep = drive(h, [detailed, twin], seed=3)
-    vd, vs = h.Vector().record(detailed.soma(0.5)._ref_v), h.Vector().record(twin.soma(0.5)._ref_v)
-    tv = h.Vector().record(h._ref_t)
-    h.dt = 0.025
-    h.finitialize(-70)
-    h.continuerun(TSTOP_MS)
-    t = np.array(tv)
-    sd, ss = spikes(t, np.array(vd)), spikes(t, np.array(vs))
-    del keep, twin, detailed
+    t, vd, vs = run_twins(h)
+    sd, ss = spikes(t, vd), spikes(t, vs)
     assert sd.size >= 1 and abs(ss.size - sd.size) <= max(1, 0.2 * sd.size), (sd.size, ss.size)
 
 
