@@ -2,6 +2,7 @@
 
     python examples/network_swap.py            # 40 E + 10 PV cells, 300 ms, twice (~2 min on 2 cores)
     python examples/network_swap.py --quick    # 8 E + 2 PV, 60 ms
+    mpiexec -n 2 python examples/network_swap.py --quick --surrogate-only --spikes-out s2.json   # 2 MPI ranks
 
 The same network runs twice with identical background input (seeded NetStims): first with
 the PV population made of detailed family models (237 compartments each, imported into
@@ -12,6 +13,8 @@ examples/network_swap.png: rasters, population rates and per-cell PV rates side 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import time
 from pathlib import Path
 
@@ -58,21 +61,29 @@ def build(n_e: int, n_pv: int, pv_models: list[str]):
 
 
 def run(net, tstop: float) -> tuple[dict, float]:
+    """Create and simulate; on rank 0 returns spikes, gids and PV soma traces (gathered from all ranks)."""
     from netpyne import sim, specs
 
     cfg = specs.SimConfig()
     cfg.duration, cfg.dt, cfg.seeds = tstop, 0.025, {"conn": 1, "stim": 1, "loc": 1}
     cfg.hParams = {"celsius": 34.0, "v_init": -70.0}
     cfg.verbose = cfg.printRunTime = cfg.printPopAvgRates = False
+    cfg.recordCells = ["PV"]
+    cfg.recordTraces = {"V_soma": {"sec": "soma", "loc": 0.5, "var": "v"}}
+    cfg.recordStep = 0.1
     cfg.analysis = {}
     start = time.perf_counter()
     sim.create(netParams=net, simConfig=cfg, output=False)
     sim.simulate()
     wall = time.perf_counter() - start
-    gids = {pop: list(sim.net.pops[pop].cellGids) for pop in ("E", "PV")}
-    spk_t, spk_id = np.array(sim.allSimData["spkt"]), np.array(sim.allSimData["spkid"])
+    out = {}
+    if sim.rank == 0:
+        gids = {pop: list(sim.net.allPops[pop]["cellGids"]) for pop in ("E", "PV")}
+        out = {"t": np.array(sim.allSimData["spkt"]), "gid": np.array(sim.allSimData["spkid"]), "gids": gids,
+               "pv_v": {k: np.array(v).tolist() for k, v in sim.allSimData["V_soma"].items()}}
     sim.clearAll()
-    return {"t": spk_t, "gid": spk_id, "gids": gids}, wall
+    sim.fih.clear()
+    return out, wall
 
 
 def rates(spikes: dict, pop: str, tstop: float) -> np.ndarray:
@@ -84,16 +95,34 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: shipped)")
     ap.add_argument("--out", default=str(HERE / "network_swap.png"), help="PNG to write")
+    ap.add_argument("--surrogate-only", action="store_true", help="run only the surrogate network (no PNG)")
+    ap.add_argument("--spikes-out", default=None, help="JSON with the surrogate run's spikes and PV soma traces")
     args = ap.parse_args()
     n_e, n_pv, tstop = (8, 2, 60.0) if args.quick else (40, 10, 300.0)
 
+    from neuron import h
+
+    if int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1"))) > 1:
+        h.nrnmpi_init()  # launched by mpiexec: NEURON's MPI before NetPyNE makes its ParallelContext
     from noble_neuron import netpyne as nn_netpyne
 
     model = "hof_000"
-    detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
     net = build(n_e, n_pv, [model])
     nn_netpyne.swap_population(net, "PV", checkpoint=args.checkpoint, model_id=model)  # the one-line swap
     surrogate, wall_s = run(net, tstop)
+    rank0 = h.ParallelContext().id() == 0
+    if args.spikes_out and rank0:
+        order = np.lexsort((surrogate["t"], surrogate["gid"]))
+        Path(args.spikes_out).write_text(json.dumps({
+            "spikes": [[int(g), float(t)] for g, t in zip(surrogate["gid"][order], surrogate["t"][order])],
+            "pv_v": surrogate["pv_v"], "ranks": int(h.ParallelContext().nhost())}))
+    if args.surrogate_only:
+        if rank0:
+            print(f"surrogate PV: {len(surrogate['t'])} spikes in {wall_s:.1f} s on "
+                  f"{int(h.ParallelContext().nhost())} rank(s)")
+        h.ParallelContext().done()
+        return
+    detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
 
     for name, sp, wall in (("detailed PV", detailed, wall_d), ("surrogate PV", surrogate, wall_s)):
         print(f"{name:13s}: E {rates(sp, 'E', tstop).mean():6.1f} Hz, PV {rates(sp, 'PV', tstop).mean():6.1f} Hz, "

@@ -151,6 +151,8 @@ class _Engine:
         """
         from .surrogate_cell import SurrogateCell
 
+        if not hasattr(self._h, "nn_VoltageDrive"):  # mechanisms never loaded here (e.g. an MPI rank without surrogates)
+            return
         self._adopted = {k: c for k, c in self._adopted.items() if c.drive.has_loc()}
         owned = {c.drive.hname() for c in self.cells()}
         for drive in self._h.List("nn_VoltageDrive"):
@@ -171,11 +173,39 @@ class _Engine:
             if cell.surrogate.is_sliding:
                 groups.setdefault(id(cell.surrogate), []).append(cell)
         for group in groups.values():
-            s = group[0].surrogate
-            net = NetworkGroup(group, self._h, iterations=self.network_iterations)
+            self.network_groups.append(NetworkGroup(group, self._h, iterations=self.network_iterations))
+        self._agree_across_ranks()
+        for net in self.network_groups:
+            s = net.s
             net.bind_time_vector(self.time_vector(s.dt_ms, s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES,
                                                   s).as_numpy())
-            self.network_groups.append(net)
+
+    def _agree_across_ranks(self) -> None:
+        """Under MPI: one epoch for all ranks, and spike exchange at every epoch boundary.
+
+        A spike from another rank reaches this rank's event queue only at an exchange; with
+        exchanges every epoch (``ParallelContext.set_maxstep``), boundaries on them and epochs
+        shorter than half the smallest delay, every event due in an epoch is queued at its
+        start, as on one rank. Collective: the engine
+        must exist on every rank (``noble_neuron.cell_engine.engine()`` or a NetPyNE cell rule).
+        """
+        h = self._h
+        pc = h.ParallelContext()
+        if pc.nhost() <= 1:
+            return
+        # Each group's epoch is already below half its smallest delay (the epoch callback at an exchange
+        # time runs before that exchange, so the last interval's remote spikes are not queued yet).
+        local = min((-1.0 if g.lead_ms > 0 else g.epoch_ms for g in self.network_groups), default=float("inf"))
+        agreed = pc.allreduce(local, 3)
+        if agreed < 0:
+            raise SurrogateCellError("network mode under MPI needs epochs on the NEURON step grid: choose h.dt so "
+                                     "that a multiple of it is a multiple of 0.06 ms (e.g. 0.025, 0.02, 0.01 ms) or "
+                                     "use CVode")
+        if math.isinf(agreed):
+            return
+        for g in self.network_groups:
+            g.use_epoch_samples(int(round(agreed / g.dt_s)))
+        pc.set_maxstep(agreed)
 
     def network_group_of(self, cell: "SurrogateCell"):
         """The NetworkGroup running `cell` in this run, or None."""

@@ -4,8 +4,10 @@ NEURON-facing edge of the package, used by `noble_neuron.cell_engine` for Surrog
 whose checkpoint is a sliding-window surrogate (``Surrogate.is_sliding``).
 
 Epochs. The run is cut into epochs of D = n_e · dt_s (dt_s = 0.06 ms, the surrogate grid),
-with D shorter than the smallest NetCon delay into any surrogate synapse (and at most the
-trained horizon). A spike that arrives in [t_k, t_k + D] was then emitted before t_k, so at
+with D shorter than half the smallest NetCon delay into any surrogate synapse (and at most
+the trained horizon); under fixed step D is a whole number of NEURON steps when the grids
+allow (multiples of 0.3 ms at dt 0.025). A spike that arrives in [t_k, t_k + D] was then
+emitted before t_k − D, so at
 the epoch boundary t_k every input of the epoch is known: IClamps (delay/dur/amp) and the
 synaptic events waiting in NEURON's queue (``CVode.event_queue_info``). At each boundary
 the engine builds, for ALL surrogate cells of a checkpoint at once, the window of input
@@ -42,7 +44,8 @@ _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per proce
 if TYPE_CHECKING:  # pragma: no cover
     from .surrogate_cell import SurrogateCell
 
-__all__ = ["NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYNAPSES", "epoch_samples"]
+__all__ = ["NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYNAPSES", "aligned_samples",
+           "choose_epoch", "epoch_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,39 @@ def epoch_samples(min_delay_ms: float | None, dt_s: float, horizon: int, margin_
     n = int(math.ceil((min_delay_ms - margin_ms) / dt_s - 1e-9)) - 1
     if n < 2:
         raise NetworkError(
-            f"a NetCon into a surrogate cell has delay {min_delay_ms:g} ms; network mode needs every delay into "
-            f"surrogate synapses to exceed {2 * dt_s + margin_ms:g} ms (2 surrogate samples + one NEURON step) so "
-            "that an epoch's inputs are known at its start. Use a longer delay (cortical connections are >= 0.5 ms) "
-            "or the detailed model."
+            f"a NetCon into a surrogate cell has delay {2 * min_delay_ms:g} ms; network mode needs every delay "
+            f"into surrogate synapses to exceed {2 * (2 * dt_s + margin_ms):g} ms (twice 2 surrogate samples + one "
+            "NEURON step) so that an epoch's inputs are known at its start on any number of MPI ranks. Use a "
+            "longer delay (cortical connections are >= 0.5 ms) or the detailed model."
         )
     return min(n, horizon)
+
+
+def aligned_samples(dt_s: float, h_dt: float, most: int = 64) -> int | None:
+    """Smallest k such that k surrogate samples are a whole number of NEURON steps (None if k > most)."""
+    for k in range(1, most + 1):
+        r = k * dt_s / h_dt
+        if abs(r - round(r)) < 1e-6:
+            return k
+    return None
+
+
+def choose_epoch(min_delay_ms: float | None, dt_s: float, horizon: int, h_dt: float | None) -> tuple[int, float]:
+    """(samples per epoch, callback lead in ms).
+
+    CVode (``h_dt`` None) fires the boundary event exactly at its time: no lead. Under fixed
+    step an event fires at the first step boundary at or after its time, so epochs are made a
+    whole number of NEURON steps when the two grids allow (0.06 and 0.025 ms: multiples of
+    0.3 ms) and then need no lead either; otherwise the callback is scheduled one step early
+    (lead = dt), which the smallest delay must also cover.
+    """
+    if h_dt is None:
+        return epoch_samples(min_delay_ms, dt_s, horizon), 0.0
+    n = epoch_samples(min_delay_ms, dt_s, horizon)
+    k = aligned_samples(dt_s, h_dt)
+    if k is not None and n >= k:
+        return n - n % k, 0.0
+    return epoch_samples(min_delay_ms, dt_s, horizon, h_dt), float(h_dt)
 
 
 def _exp2_factor(tau1: float, tau2: float) -> float:
@@ -98,14 +128,17 @@ class NetworkGroup:
         self.predict_s = 0.0  # wall time in Surrogate.predict
         self.engine_s = 0.0  # wall time in the epoch callbacks outside predict (inputs, synapses, buffers)
         self._collect_synapses(cells)
-        # The boundary callback runs one NEURON step early (fixed step fires events on the step grid), so
-        # events must be queued one step more ahead, and the clamp buffer reaches back past that step.
-        self.lead_ms = 0.0 if h.cvode.active() else float(h.dt)
+        self.min_delay_ms = self._min_delay()
+        # Epochs shorter than HALF the smallest delay: then the same epochs are also correct under MPI,
+        # where a remote spike reaches the queue only at the next exchange (cell_engine), and results do
+        # not depend on the number of ranks.
+        self.n_e, self.lead_ms = choose_epoch(None if self.min_delay_ms is None else 0.5 * self.min_delay_ms,
+                                              self.dt_s, self.s.sliding_horizon_samples,
+                                              None if h.cvode.active() else float(h.dt))
         self.n_back = int(math.ceil(self.lead_ms / self.dt_s)) + 2
         if self.n_back + 1 > PLAY_MARGIN_SAMPLES:
             raise NetworkError(f"h.dt = {h.dt:g} ms is too coarse for network mode (at most "
                                f"{(PLAY_MARGIN_SAMPLES - 3) * self.dt_s:g} ms); use a smaller dt or CVode")
-        self.n_e = epoch_samples(self._min_delay(), self.dt_s, self.s.sliding_horizon_samples, self.lead_ms)
         self.epoch_ms = self.n_e * self.dt_s
         self._collect_clamps(cells)
         self.features = np.stack([c.features for c in cells])
@@ -314,6 +347,12 @@ class NetworkGroup:
         for i, buf in enumerate(self._target_views):
             buf[:nb + 1 + n_e] = known[i]
             buf[nb + 1 + n_e:] = known[i, -1]
+
+    def use_epoch_samples(self, n_e: int) -> None:
+        """Adopt a (shorter) epoch agreed with other MPI ranks."""
+        if not 1 <= n_e <= self.n_e:
+            raise NetworkError(f"cannot lengthen the epoch from {self.n_e} to {n_e} samples")
+        self.n_e, self.epoch_ms = int(n_e), n_e * self.dt_s
 
     def bind_time_vector(self, tvec_view: np.ndarray) -> None:
         """Use this clamp time base and set it for the first epoch now (before NEURON starts the plays)."""

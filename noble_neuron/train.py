@@ -535,6 +535,11 @@ def train(
                 pred, y, mask = _forward(model, sc, data, idx, win, device, off, rng if relative else None)
                 err = _errors(pred, y, mask, p)
                 loss = err.mean()
+                if not bool(torch.isfinite(loss)):
+                    raise FloatingPointError(
+                        f"training loss became {float(loss)} in epoch {epoch + 1}; the weights of the last finished "
+                        f"epoch are kept in {rpath} (nothing of this epoch was saved). Lower train.lr or "
+                        "train.history_noise_mV and resume, or start over with --restart")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -11,7 +11,7 @@ import pytest
 
 from noble_neuron.cell_engine import engine
 from noble_neuron.checkpoint import load_surrogate
-from noble_neuron.network_engine import NetworkError, epoch_samples
+from noble_neuron.network_engine import NetworkError, choose_epoch, epoch_samples
 from noble_neuron.surrogate_cell import SurrogateCell
 
 
@@ -66,14 +66,16 @@ def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
     h.finitialize(-65)
     h.continuerun(40)
     group = engine().network_groups[0]
-    # epoch from the smallest delay (1 ms): 16 samples of 0.06 ms (+ one 0.025 ms step of lead under fixed step)
-    assert group.n_e == 16
+    # epoch below half the smallest delay (1 ms): 8 samples of 0.06 ms under CVode; under fixed step a
+    # whole number of 0.025 ms steps as well: 5 samples (0.3 ms)
+    assert group.n_e == (8 if cvode else 5)
     t = np.array(t_rec)
     for cell, v in zip(cells, rec):
         pred = cell.prediction_mV
         grid = np.arange(pred.size) * sliding.dt_ms
         m = t <= grid[-1]
-        assert np.abs(np.array(v)[m] - np.interp(t[m], grid, pred)).max() < 0.05
+        err = np.abs(np.array(v)[m] - np.interp(t[m], grid, pred))
+        assert err.max() < 0.05, (err.max(), t[m][np.argmax(err)], group.epoch_ms)
     # the engine's synaptic conductance equals NEURON's own ExpSyn/Exp2Syn state (exact kernels, queued events)
     g_engine = group.conductance_trace()
     grid = np.arange(g_engine.shape[1]) * sliding.dt_ms
@@ -113,16 +115,19 @@ def test_one_batched_call_per_epoch_for_all_cells(h, sliding):
 def test_epoch_length_from_delays_and_too_short_delay_refused(h, sliding):
     assert epoch_samples(None, 0.06, 34) == 34
     assert epoch_samples(1.0, 0.06, 34) == 16 and epoch_samples(5.0, 0.06, 34) == 34
+    assert choose_epoch(0.75, 0.06, 34, 0.025) == (10, 0.0)  # 12 samples rounded down to 0.3 ms steps
+    assert choose_epoch(0.75, 0.06, 34, None) == (12, 0.0)  # CVode: no step grid
+    assert choose_epoch(0.2, 0.06, 34, 0.025) == (2, 0.025)  # too short to align: callback one step early
     cell = SurrogateCell("bs0", checkpoint=sliding)
     syn = h.ExpSyn(cell.soma(0.5))
     src = h.NetStim()
     nc = h.NetCon(src, syn)
-    nc.delay = 0.1
-    with pytest.raises(RuntimeError, match="delay 0.1 ms.*exceed"):
+    nc.delay = 0.2
+    with pytest.raises(RuntimeError, match="delay 0.2 ms.*exceed"):
         h.finitialize(-65)
-    nc.delay = 0.5
+    nc.delay = 0.6
     h.finitialize(-65)
-    assert engine().network_groups[0].n_e == 7  # 0.42 ms + one 0.025 ms step < 0.5 ms
+    assert engine().network_groups[0].n_e == 4  # 0.24 ms + one 0.025 ms step < 0.3 ms = half the delay
     del nc, src, syn, cell
 
 
@@ -173,7 +178,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_
 
 def check_netpyne_run(sliding, sim):
     groups = engine().network_groups
-    assert len(groups) == 1 and groups[0].n_cells == 3 and groups[0].n_e == 16  # delay 1 ms → 16 samples
+    assert len(groups) == 1 and groups[0].n_cells == 3 and groups[0].n_e == 5  # delay 1 ms → 0.3 ms epochs
     assert groups[0].syn_cell.tolist() == [0, 1, 2]  # NetPyNE's ExpSyns on the surrogate somas were found
     assert np.abs(groups[0].conductance_trace()).max() > 0  # and their events reached the engine
     for cell in groups[0].cells:

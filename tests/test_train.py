@@ -137,3 +137,11 @@ def test_sliding_window_surrogate_learns_to_continue_the_voltage(dataset, tmp_pa
                   n_future=16)
     assert v.shape == (2, 128) and np.isfinite(v).all()
     assert np.abs(v[:, -16:] + 65.0).max() < 5.0  # at rest with no input, it stays near rest
+
+
+def test_diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_epoch(dataset, tmp_path):
+    config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64)
+    with pytest.raises(FloatingPointError, match="training loss became .*Lower train.lr"):
+        train(dataset, config, TrainConfig(epochs=5, batch_size=8, lr=1e30, val_every_kth_amplitude=0),
+              tmp_path / "d.pt", progress=False, device="cpu")
+    assert not (tmp_path / "d.pt").exists()  # no checkpoint with NaN weights
