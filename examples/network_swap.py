@@ -107,6 +107,8 @@ def main() -> None:
     from noble_neuron import netpyne as nn_netpyne
 
     model = "hof_000"
+    if not args.surrogate_only:
+        detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
     net = build(n_e, n_pv, [model])
     nn_netpyne.swap_population(net, "PV", checkpoint=args.checkpoint, model_id=model)  # the one-line swap
     surrogate, wall_s = run(net, tstop)
@@ -120,9 +122,11 @@ def main() -> None:
         if rank0:
             print(f"surrogate PV: {len(surrogate['t'])} spikes in {wall_s:.1f} s on "
                   f"{int(h.ParallelContext().nhost())} rank(s)")
-        h.ParallelContext().done()
+        if h.ParallelContext().nhost() > 1:
+            h.ParallelContext().barrier()
+            h.ParallelContext().done()
+            h.quit()  # MPI_Finalize on every rank, or mpiexec reports an improper exit
         return
-    detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
 
     for name, sp, wall in (("detailed PV", detailed, wall_d), ("surrogate PV", surrogate, wall_s)):
         print(f"{name:13s}: E {rates(sp, 'E', tstop).mean():6.1f} Hz, PV {rates(sp, 'PV', tstop).mean():6.1f} Hz, "

@@ -250,6 +250,10 @@ class NetworkGroup:
         self.g_trace.append(g.astype(np.float32))
         self._write_targets()
         # at most one step early under fixed step (it fires at the first step boundary >= its time)
+        if h.cvode.active() and self.t_k > 0:
+            # CVode may have stepped past t_k on the old (held) target before this event and interpolated
+            # back; restart it from t_k so the new samples are integrated (0.3 mV error without, 0.06 with)
+            h.cvode.re_init()
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
 
     def _guard_voltage(self, v: np.ndarray) -> np.ndarray:

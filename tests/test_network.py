@@ -75,7 +75,8 @@ def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
         grid = np.arange(pred.size) * sliding.dt_ms
         m = t <= grid[-1]
         err = np.abs(np.array(v)[m] - np.interp(t[m], grid, pred))
-        assert err.max() < 0.05, (err.max(), t[m][np.argmax(err)], group.epoch_ms)
+        # CVode: NEURON's own measured bound for an interpolated clamp target is ~0.08 mV (NEURON_NOTES)
+        assert err.max() < (0.1 if cvode else 0.01), (err.max(), t[m][np.argmax(err)], group.epoch_ms)
     # the engine's synaptic conductance equals NEURON's own ExpSyn/Exp2Syn state (exact kernels, queued events)
     g_engine = group.conductance_trace()
     grid = np.arange(g_engine.shape[1]) * sliding.dt_ms

@@ -7,7 +7,9 @@ NetPyNE instantiates the function's cell, converts its sections, geometry and me
 (with this model's parameters applied) into a dict rule and discards the instance.
 Set ``simConfig.hParams`` to the family's globals (celsius 34 °C, v_init −70 mV), and call
 `noble_neuron.mechanisms.load_mechanisms()` first: NetPyNE lists the variables of the loaded
-mechanisms before it builds the cell (else it fails with ``KeyError: 'ca_ion'``).
+mechanisms before it builds the cell (else it fails with ``KeyError: 'ca_ion'``). Import the rule
+before other cells exist in the process: measured here, a rule imported after a NetPyNE run had
+been cleared gave silent PV cells (examples/network_swap.py therefore runs the detailed network first).
 """
 from __future__ import annotations
 
