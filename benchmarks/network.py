@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: the shipped one)")
+    ap.add_argument("--iterations", type=int, default=None, help="fixed-point passes per epoch (default: engine's)")
     ap.add_argument("--record", action="store_true", help="store the agreement figures in the checkpoint's "
                     "metrics['closed_loop'] (what SurrogateCell reads to warn about unvalidated checkpoints)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
@@ -76,6 +77,8 @@ def main() -> None:
     from noble_neuron.surrogate_cell import SurrogateCell
 
     h.load_file("stdrun.hoc")
+    if args.iterations is not None:
+        engine().network_iterations = args.iterations
     family = [m.model_id for m in load_family("train")] + [m.model_id for m in load_family("unseen")]
     ids = [family[i % len(family)] for i in range(n)]
     detailed = [get_model(m).instantiate() for m in ids]
@@ -125,7 +128,7 @@ def main() -> None:
         "machine": machine_info(), "n_cells": n, "tstop_ms": tstop, "neuron_dt_ms": 0.025,
         "input": {"exc_Hz": args.rate_exc, "exc_weight_uS": 0.0008, "inh_Hz": args.rate_inh,
                   "inh_weight_uS": 0.002, "delay_ms": 1.5},
-        "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls,
+        "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls, "iterations": group.iterations,
         "wall_s_total": wall, "wall_s_surrogate_engine": surrogate_s, "wall_s_fno": group.predict_s,
         "wall_s_detailed_estimate": wall - surrogate_s,
         "speedup_end_to_end": (wall - surrogate_s) / surrogate_s,

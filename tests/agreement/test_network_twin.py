@@ -100,7 +100,6 @@ def test_surrogate_twin_fires_like_detailed_cell(h):
 SUBTHRESHOLD_RMSE_MV = 3.5
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the shipped network checkpoint does not fire in closed loop")
 def test_spikes_flow_detailed_to_surrogate_to_detailed(h):
     """A firing detailed cell drives a surrogate through a synapse; the surrogate's spikes reach a detailed cell."""
     from noble_neuron.models import get_model
