@@ -294,3 +294,30 @@ def test_threshold_slope_window_makes_the_slope_continuous():
     assert windowed > 100
     with pytest.raises(ValueError, match="window_nA"):
         threshold_slope(fi, window_nA=-0.1)
+
+
+def test_copy_features_from_another_dataset_or_checkpoint(tiny_dataset, tiny_trained, tmp_path):
+    import shutil
+
+    import h5py
+
+    from noble_neuron.dataset import open_dataset
+    from noble_neuron.feature_table import copy_features
+
+    dest = tmp_path / "noise.h5"
+    shutil.copy(tiny_dataset, dest)
+    with h5py.File(dest, "r+") as f:
+        del f["features"]
+    assert open_dataset(dest).features() == {}
+    copy_features(tiny_dataset, dest)
+    src, got = open_dataset(tiny_dataset).features(), open_dataset(dest).features()
+    assert got["names"] == src["names"]
+    np.testing.assert_array_equal(got["values"], src["values"])
+    copy_features(tiny_trained[0], dest)  # from a checkpoint: its configured features only
+    got = open_dataset(dest).features()
+    assert got["names"] == ["I_thr_nA", "s_thr_Hz_per_nA"]
+    np.testing.assert_allclose(got["values"][:, 0], src["values"][:, src["names"].index("I_thr_nA")])
+    with h5py.File(dest, "r+") as f:
+        del f["features"]
+    with pytest.raises(ValueError, match="no /features table"):
+        copy_features(dest, dest)
