@@ -241,7 +241,7 @@ class NetworkGroup:
             self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
             start = time.perf_counter()
             v = self.s.predict(self.i_hist, self.features, self.dt_s, voltage_history_mV=self.v_hist,
-                               n_future=n_e, check_domain=False, batch_size=max(64, self.n_cells))
+                               n_future=n_e, check_domain=False)
             self.predict_s += time.perf_counter() - start
             self.predict_calls += 1
             v_guess = v[:, -n_e:]
