@@ -151,19 +151,18 @@ class _Engine:
         The engine owns these wrappers (nobody else does); a wrapper whose drive lost its
         section (cells cleared) is dropped.
         """
-        from .surrogate_cell import SurrogateCell
+        from .surrogate_cell import SurrogateCell, _surrogate
 
         if not hasattr(self._h, "nn_VoltageDrive"):  # mechanisms never loaded here (e.g. an MPI rank without surrogates)
             return
         self._adopted = {k: c for k, c in self._adopted.items() if c.drive.has_loc()}
         owned = {c.drive.hname() for c in self.cells()}
-        for drive in self._h.List("nn_VoltageDrive"):
-            if drive.hname() in owned or not drive.has_loc():
-                continue
-            from .surrogate_cell import _surrogate
-
-            cell = SurrogateCell.adopt(drive, checkpoint=_surrogate(self.adopted_checkpoint, network=True))
-            self._adopted[drive.hname()] = cell
+        foreign = [d for d in self._h.List("nn_VoltageDrive") if d.hname() not in owned and d.has_loc()]
+        if not foreign:
+            return
+        surrogate = _surrogate(self.adopted_checkpoint, network=True)
+        for drive in foreign:
+            self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate)
 
     def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
         """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""

@@ -37,8 +37,10 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
-from .embedding import AMPLITUDE_THRESHOLD_NA
+from .cell_engine import step_current
+from .embedding import characteristic_amplitude
 from .surrogate_model import AccuracyWarning
 
 _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
@@ -68,12 +70,8 @@ def epoch_samples(min_delay_ms: float | None, dt_s: float, horizon: int, margin_
         return horizon
     n = int(math.ceil((min_delay_ms - margin_ms) / dt_s - 1e-9)) - 1
     if n < 2:
-        raise NetworkError(
-            f"a NetCon into a surrogate cell has delay {2 * min_delay_ms:g} ms; network mode needs every delay "
-            f"into surrogate synapses to exceed {2 * (2 * dt_s + margin_ms):g} ms (twice 2 surrogate samples + one "
-            "NEURON step) so that an epoch's inputs are known at its start on any number of MPI ranks. Use a "
-            "longer delay (cortical connections are >= 0.5 ms) or the detailed model."
-        )
+        raise NetworkError(f"an epoch budget of {min_delay_ms:g} ms holds fewer than 2 surrogate samples; it must "
+                           f"exceed {2 * dt_s + margin_ms:g} ms (2 samples of {dt_s:g} ms + {margin_ms:g} ms of lead)")
     return min(n, horizon)
 
 
@@ -134,9 +132,16 @@ class NetworkGroup:
         # Epochs shorter than HALF the smallest delay: then the same epochs are also correct under MPI,
         # where a remote spike reaches the queue only at the next exchange (cell_engine), and results do
         # not depend on the number of ranks.
-        self.n_e, self.lead_ms = choose_epoch(None if self.min_delay_ms is None else 0.5 * self.min_delay_ms,
-                                              self.dt_s, self.s.sliding_horizon_samples,
-                                              None if h.cvode.active() else float(h.dt))
+        try:
+            self.n_e, self.lead_ms = choose_epoch(None if self.min_delay_ms is None else 0.5 * self.min_delay_ms,
+                                                  self.dt_s, self.s.sliding_horizon_samples,
+                                                  None if h.cvode.active() else float(h.dt))
+        except NetworkError as exc:
+            raise NetworkError(
+                f"a NetCon into a surrogate cell has delay {self.min_delay_ms:g} ms; epochs must stay below half "
+                f"the smallest delay so that an epoch's inputs are known at its start on any number of MPI ranks, "
+                f"and {exc}. Use a longer delay (cortical connections are >= 0.5 ms) or the detailed model."
+            ) from None
         self.n_back = int(math.ceil(self.lead_ms / self.dt_s)) + 2
         if self.n_back + 1 > PLAY_MARGIN_SAMPLES:
             raise NetworkError(f"h.dt = {h.dt:g} ms is too coarse for network mode (at most "
@@ -199,10 +204,10 @@ class NetworkGroup:
                 d, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
                 if not all(math.isfinite(x) for x in (d, dur, amp)):
                     raise NetworkError(f"{stim.hname()} on {cell.soma.name()} has a non-finite delay/dur/amp")
-                rows.append((i, d, d + dur, amp))
+                rows.append((i, d, dur, amp))
         arr = np.array(rows, dtype=float).reshape(-1, 4)
-        self.clamp_cell, self.clamp_on, self.clamp_off, self.clamp_amp = (
-            arr[:, 0].astype(np.int64), arr[:, 1], arr[:, 2], arr[:, 3])
+        self.clamp_cell = arr[:, 0].astype(np.int64)
+        self.clamp_delay, self.clamp_dur, self.clamp_amp = arr[:, 1:2], arr[:, 2:3], arr[:, 3:4]
         self.injected = [(i, list(c._injected)) for i, c in enumerate(cells) if c._injected]
 
     # ------------------------------------------------------------------ run
@@ -220,7 +225,7 @@ class NetworkGroup:
         self._advance()
 
     def on_boundary(self) -> None:
-        """CVode event just before t_k: predict (t_k, t_k + D] and schedule the next boundary."""
+        """CVode event at t_k (one step before it when lead_ms > 0): predict (t_k, t_k + D], schedule the next."""
         self.t_k += self.epoch_ms
         self._advance()
 
@@ -251,11 +256,11 @@ class NetworkGroup:
         self.trace.append(v_guess.copy())
         self.g_trace.append(g.astype(np.float32))
         self._write_targets()
-        # at most one step early under fixed step (it fires at the first step boundary >= its time)
         if h.cvode.active() and self.t_k > 0:
             # CVode may have stepped past t_k on the old (held) target before this event and interpolated
             # back; restart it from t_k so the new samples are integrated (0.3 mV error without, 0.06 with)
             h.cvode.re_init()
+        # lead_ms > 0 only when epochs cannot sit on the fixed-step grid: fire one step early
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
 
     def _guard_voltage(self, v: np.ndarray) -> np.ndarray:
@@ -274,9 +279,7 @@ class NetworkGroup:
     def _check_amplitudes(self) -> None:
         """Domain guard: a window's characteristic amplitude outside the trained range warns once per cell
         (raises for strict cells)."""
-        on = np.abs(self.i_hist) > AMPLITUDE_THRESHOLD_NA
-        count = on.sum(axis=1)
-        amp = np.where(count > 0, (self.i_hist * on).sum(axis=1) / np.maximum(count, 1), 0.0)
+        amp = characteristic_amplitude(torch.from_numpy(self.i_hist)).numpy().astype(np.float64)
         bad = np.flatnonzero(~self.s.amplitude_in_range(amp))
         if bad.size == 0:
             return
@@ -290,10 +293,8 @@ class NetworkGroup:
 
     def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n_cells, tau.size))
-        if self.clamp_cell.size:
-            eps = 1e-9
-            on = (tau[None, :] >= self.clamp_on[:, None] - eps) & (tau[None, :] < self.clamp_off[:, None] - eps)
-            np.add.at(out, self.clamp_cell, on * self.clamp_amp[:, None])
+        if self.clamp_cell.size:  # one row per IClamp, the same on-window rule as whole-trace cells
+            np.add.at(out, self.clamp_cell, step_current(tau[None, :], self.clamp_delay, self.clamp_dur, self.clamp_amp))
         for i, waves in self.injected:
             for t, v in waves:
                 out[i] += np.interp(tau, t, v, left=0.0, right=0.0)
@@ -310,7 +311,7 @@ class NetworkGroup:
         dt = tau[None, :] - self.h.t  # the state was read now (at or one step before t_k)
         b_t = b[:, None] * np.exp(-dt / self.syn_tau2[:, None])
         a_t = a[:, None] * np.exp(-dt / self.syn_tau1[:, None])
-        for idx, t_e, w in self._pending_events(tau[-1], tau[0]):
+        for idx, t_e, w in self._pending_events(tau[-1]):
             lag = tau[None, :] - t_e[:, None]
             hit = lag >= -1e-9
             wf = (w * self.syn_factor[idx])[:, None]
@@ -326,12 +327,11 @@ class NetworkGroup:
         np.add.at(ge, self.syn_cell, g_syn * self.syn_e[:, None])
         return g, ge
 
-    def _pending_events(self, t_end: float, t_first: float):
+    def _pending_events(self, t_end: float):
         """(synapse indices, delivery times ms, weights) of queued NetCon events into our synapses up to t_end.
 
         Events due before the first new sample (between the callback and t_k) are included:
         their effect on the new samples is the same exponential kernel."""
-        del t_first
         tvec, ncs = self.h.Vector(), self.h.List()
         self.h.cvode.event_queue_info(2, tvec, ncs)
         idx, times, weights = [], [], []

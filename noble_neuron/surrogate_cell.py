@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from .cell_engine import SurrogateCellError, engine, is_single_step, step_current
-from .network_engine import PLAY_MARGIN_SAMPLES
+from .network_engine import PLAY_MARGIN_SAMPLES, SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES
 from .surrogate_model import DomainWarning, Surrogate
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -45,7 +45,6 @@ __all__ = ["SurrogateCell", "SurrogateCellError"]
 SOMA_L_UM = 15.0
 SOMA_DIAM_UM = 15.0
 _ALLOWED_POINT_PROCESSES = ("IClamp", "nn_VoltageDrive")
-_NETWORK_SYNAPSES = ("ExpSyn", "Exp2Syn")  # network mode (sliding-window checkpoints) only
 
 
 def _surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False) -> Surrogate:

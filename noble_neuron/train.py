@@ -314,32 +314,40 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
     Sliding-window models: the last P samples of each window are predicted from the rest,
     P ~ U{1..horizon} when `rng` is given (training, with noisy history), else P = horizon.
     """
-    mask = None
     if offsets is None:
-        x, y, start = data.stim[idx], data.volt[idx], 0
-        amp = data.amp_scaled[idx]
+        x, y = data.stim[idx], data.volt[idx]
     else:
         cols = offsets[:, None] + np.arange(win.window)[None, :]
         x, y = data.stim[idx[:, None], cols], data.volt[idx[:, None], cols]
-        start = 0 if win.relative else torch.from_numpy(offsets.astype(np.int64)).to(device)
-        # A sliding-window model sees each window as a trace of its own: amplitude of the window.
-        amp = data.window_amp_scaled(x) if win.relative else data.amp_scaled[idx]
-    inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
-                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
-                      k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
     target = torch.from_numpy(y).to(device)
-    if win.relative:
-        if rng is None:
-            n_future, v_known = np.full(idx.size, win.horizon), y
-        else:
-            n_future = rng.integers(1, win.horizon + 1, size=idx.size)
-            v_known = y + rng.normal(0.0, win.noise_mV, size=y.shape).astype(np.float32)
-            if win.pushforward:
-                v_known = _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng)
-        n_future_t = torch.from_numpy(n_future).to(device)
-        inp = torch.cat([inp, history_channels(torch.from_numpy(v_known).to(device), n_future_t, sc)], dim=1)
-        mask = torch.arange(win.window, device=device)[None, :] >= (win.window - n_future_t)[:, None]
-    return decode_voltage(model, inp, sc), target, mask
+    if not win.relative:
+        start = 0 if offsets is None else torch.from_numpy(offsets.astype(np.int64)).to(device)
+        inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
+                          torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
+                          k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
+        return decode_voltage(model, inp, sc), target, None
+    if rng is None:
+        n_future, v_known = np.full(idx.size, win.horizon), y
+    else:
+        n_future = rng.integers(1, win.horizon + 1, size=idx.size)
+        v_known = y + rng.normal(0.0, win.noise_mV, size=y.shape).astype(np.float32)
+        if win.pushforward:
+            v_known = _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng)
+    pred = _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future)
+    mask = torch.arange(win.window, device=device)[None, :] >= torch.from_numpy(win.window - n_future)[:, None].to(device)
+    return pred, target, mask
+
+
+def _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future) -> torch.Tensor:
+    """A sliding-window model's voltage (B, W) for windows of current `x` and voltage `v_known`
+    whose last `n_future` samples are to be predicted; each window is a trace of its own
+    (time axis from 0, amplitude of the window)."""
+    inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.window_amp_scaled(x)).to(device),
+                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
+                      k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
+    v = torch.from_numpy(np.ascontiguousarray(v_known)).to(device)
+    inp = torch.cat([inp, history_channels(v, torch.from_numpy(n_future).to(device), sc)], dim=1)
+    return decode_voltage(model, inp, sc)
 
 
 def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng):
@@ -363,14 +371,8 @@ def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v
             rel = starts[:, j - 1] - base
             wcols = rel[:, None] + np.arange(w)[None, :]
             x = data.stim[idx[:, None], starts[:, j - 1][:, None] + np.arange(w)[None, :]]
-            amp = data.window_amp_scaled(x)
-            inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(amp).to(device),
-                              torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
-                              k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
-            v_win = torch.from_numpy(np.take_along_axis(vbuf, wcols, axis=1)).to(device)
-            pj = torch.from_numpy(p[:, j]).to(device)
-            inp = torch.cat([inp, history_channels(v_win, pj, sc)], dim=1)
-            pred = decode_voltage(model, inp, sc).cpu().numpy()
+            pred = _sliding_prediction(model, sc, data, idx, win, device, x,
+                                       np.take_along_axis(vbuf, wcols, axis=1), p[:, j]).cpu().numpy()
             tail = np.arange(w)[None, :] >= (w - p[:, j])[:, None]
             rows, cc = np.nonzero(tail)
             vbuf[rows, wcols[rows, cc]] = pred[rows, cc]
