@@ -11,6 +11,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture(scope="session")
+def h():
+    """NEURON's hoc interpreter with the standard run library (tests that drive h.run / continuerun)."""
+    from neuron import h
+
+    h.load_file("stdrun.hoc")
+    return h
+
+
+@pytest.fixture(scope="session")
 def ball_stick_spec():
     from noble_neuron.simulate import CellSpec
 

@@ -16,14 +16,6 @@ from noble_neuron.surrogate_cell import SurrogateCell
 
 
 @pytest.fixture(scope="module")
-def h():
-    from neuron import h
-
-    h.load_file("stdrun.hoc")
-    return h
-
-
-@pytest.fixture(scope="module")
 def sliding(tiny_sliding):
     return load_surrogate(tiny_sliding, device="cpu")
 

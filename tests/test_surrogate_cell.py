@@ -18,14 +18,6 @@ WINDOW_MS = 60.0
 
 
 @pytest.fixture(scope="module")
-def h():
-    from neuron import h
-
-    h.load_file("stdrun.hoc")
-    return h
-
-
-@pytest.fixture(scope="module")
 def tiny(tiny_trained):
     return load_surrogate(tiny_trained[0], device="cpu")
 

@@ -16,14 +16,6 @@ pytestmark = pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason
 TSTOP_MS = 200.0
 
 
-@pytest.fixture(scope="module")
-def h():
-    from neuron import h
-
-    h.load_file("stdrun.hoc")
-    return h
-
-
 @pytest.fixture(autouse=True)
 def clean(h):
     yield
