@@ -41,6 +41,7 @@ import torch
 
 from .cell_engine import step_current
 from .embedding import characteristic_amplitude
+from .spike_head import SpikeComposer
 from .surrogate_model import AccuracyWarning
 
 _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
@@ -222,6 +223,8 @@ class NetworkGroup:
         self.t_k = 0.0
         self.trace = [v0[:, None].astype(np.float32)]
         self.g_trace = [np.zeros((n, 1), dtype=np.float32)]
+        self.composer = None if not self.s.config.spike_head else SpikeComposer(
+            n, np.array(self.s.spike_template_mV), self.s.spike_threshold, self.dt_s)
         self._advance()
 
     def on_boundary(self) -> None:
@@ -245,11 +248,14 @@ class NetworkGroup:
         for _ in range(max(1, self.iterations) if self.syns else 1):
             self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
             start = time.perf_counter()
-            v = self.s.predict(self.i_hist, self.features, self.dt_s, voltage_history_mV=self.v_hist,
-                               n_future=n_e, check_domain=False)
+            out = self.s.predict(self.i_hist, self.features, self.dt_s, n_future=n_e, check_domain=False,
+                                 voltage_history_mV=self.v_hist if self.s.config.voltage_history else None,
+                                 spike_parts=self.composer is not None)
             self.predict_s += time.perf_counter() - start
             self.predict_calls += 1
-            v_guess = v[:, -n_e:]
+            v_guess = out[0][:, -n_e:] if self.composer is not None else out[:, -n_e:]
+        if self.composer is not None:  # spike head: clipped voltage + action potentials where it fires
+            v_guess = self.composer.step(v_guess, out[1][:, -n_e:])
         v_guess = self._guard_voltage(v_guess)
         self.v_hist[:, -n_e:] = v_guess
         self._check_amplitudes()

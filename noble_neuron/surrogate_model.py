@@ -84,9 +84,19 @@ class SurrogateConfig:
     ``n_modes`` is the neuraloperator convention: for the (real, 1-D) time axis the
     spectral convolution keeps ``n_modes // 2 + 1`` rfft modes.
 
-    ``voltage_history``: two more input channels for sliding-window (network-mode) models:
-    the window's known voltage (normalised; the unknown last samples hold the last known
-    value) and a mask (1 known, 0 to predict), see `history_channels`.
+    ``sliding_window``: a sliding-window (network-mode, causal) model: it sees windows cut
+    anywhere from a run, each with its own time axis, zero-padded by a quarter on the right
+    so the FFT's wrap-around does not join the newest samples to the oldest. Without
+    ``voltage_history`` such a model maps the window's input current alone to its voltage
+    (open loop: no feedback of its own output, so nothing to drift or run away).
+
+    ``voltage_history``: two more input channels for sliding-window models (implies
+    ``sliding_window``): the window's known voltage (normalised; the unknown last samples
+    hold the last known value) and a mask (1 known, 0 to predict), see `history_channels`.
+
+    ``spike_head``: an input-only sliding-window model with a second output, the logit of
+    a spike at each sample; its voltage output is the voltage clipped at ``v_clip_mV``
+    (see `noble_neuron.spike_head`).
 
     ``pad_to_fast_length``: zero-pad the time axis to the next 2^a·3^b·5^c length before the
     FNO and crop after it. 8583 = 3 · 2861 (a prime) makes every FFT ~6x slower than at 8640;
@@ -109,6 +119,9 @@ class SurrogateConfig:
     scaled_high: float = 3.5
     pad_to_fast_length: bool = False
     voltage_history: bool = False
+    sliding_window: bool = False
+    spike_head: bool = False
+    v_clip_mV: float = -55.0
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "hidden_channels", "n_modes"):
@@ -120,14 +133,19 @@ class SurrogateConfig:
             object.__setattr__(self, name, int(v))
         for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV"):
             object.__setattr__(self, name, _pos_float(name, getattr(self, name)))
-        for name in ("v_offset_mV", "scaled_low", "scaled_high"):
+        for name in ("v_offset_mV", "scaled_low", "scaled_high", "v_clip_mV"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("pad_to_fast_length", "voltage_history"):
+        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.voltage_history:
+            object.__setattr__(self, "sliding_window", True)
+        if self.spike_head and (self.voltage_history or not self.sliding_window):
+            raise ValueError("spike_head is for input-only sliding-window models: set sliding_window: true and "
+                             "voltage_history: false")
         if not self.scaled_high > self.scaled_low:
             raise ValueError(f"need scaled_low < scaled_high, got {self.scaled_low} and {self.scaled_high}")
         names = self.feature_names
@@ -191,7 +209,7 @@ def build_fno(config: SurrogateConfig) -> torch.nn.Module:
     return FNO(
         n_modes=(config.n_modes,),
         in_channels=config.in_channels,
-        out_channels=1,
+        out_channels=2 if config.spike_head else 1,
         hidden_channels=config.hidden_channels,
         n_layers=config.n_layers,
         lifting_channel_ratio=config.lifting_channel_ratio,
@@ -217,20 +235,31 @@ def fast_fft_length(n: int) -> int:
 
 
 def decode_voltage(model: torch.nn.Module, inp: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
-    """Run the network on an encoded input (B, C, W) and return voltages (B, W) in mV.
+    """Run the network on an encoded input (B, C, W) and return voltages (B, W) in mV."""
+    return decode_outputs(model, inp, config)[0]
 
-    Sliding-window models (``voltage_history``) predict a residual on the known voltage
-    channel (whose unknown tail holds the last known value), so "nothing changes" is the
-    zero function; their windows are zero-padded by a quarter on the right so the FFT's
-    periodic wrap-around does not join the predicted tail to the window's oldest samples.
+
+def decode_outputs(model: torch.nn.Module, inp: torch.Tensor,
+                   config: "SurrogateConfig") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(voltages (B, W) in mV, spike logits (B, W) or None) of the network on an encoded input (B, C, W).
+
+    Spike-head models' voltage is the voltage clipped at ``config.v_clip_mV``.
+
+    Sliding-window models have their windows zero-padded by a quarter on the right so the
+    FFT's periodic wrap-around does not join the predicted tail to the window's oldest
+    samples; with ``voltage_history`` they predict a residual on the known voltage channel
+    (whose unknown tail holds the last known value), so "nothing changes" is the zero function.
     """
     width = inp.shape[-1]
-    if config.voltage_history:
-        out = model(torch.nn.functional.pad(inp, (0, fast_fft_length(width + width // 4) - width)))[:, 0, :width]
-        return (out + inp[:, -2, :]) * config.v_scale_mV + config.v_offset_mV
+    if config.sliding_window:
+        raw = model(torch.nn.functional.pad(inp, (0, fast_fft_length(width + width // 4) - width)))[:, :, :width]
+        out = raw[:, 0]
+        if config.voltage_history:
+            out = out + inp[:, -2, :]
+        return out * config.v_scale_mV + config.v_offset_mV, (raw[:, 1] if config.spike_head else None)
     if config.pad_to_fast_length:
         inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
-    return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV
+    return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV, None
 
 
 def history_channels(v_mV: torch.Tensor, n_future: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
@@ -279,9 +308,10 @@ class Surrogate:
     ``("long_square",)``; empty = unknown); ``metrics`` (JSON-safe dict).
     ``sliding_horizon_samples``: None for a whole-trace surrogate (NOBLE: one call predicts
     a trace of ``n_samples`` from t = 0); an int H for a sliding-window (causal) surrogate
-    for network mode (``config.voltage_history``): trained on windows of ``n_samples`` cut
+    for network mode (``config.sliding_window``): trained on windows of ``n_samples`` cut
     anywhere from fluctuating inputs, each with its own time axis, it predicts the last
-    1..H samples of a window from the window's input current and the voltage before them.
+    1..H samples of a window from the window's input current (and, with
+    ``config.voltage_history``, the voltage before them).
     """
 
     def __init__(
@@ -301,6 +331,8 @@ class Surrogate:
         version: str = __version__,
         device: torch.device | str | None = None,
         sliding_horizon_samples: int | None = None,
+        spike_template_mV: Sequence[float] | None = None,
+        spike_threshold: float = 0.5,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -331,10 +363,19 @@ class Surrogate:
             b = sliding_horizon_samples
             if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b < self.n_samples:
                 raise ValueError(f"sliding_horizon_samples must be an integer in [1, {self.n_samples}), got {b!r}")
-            if not config.voltage_history:
-                raise ValueError("a sliding-window surrogate needs config.voltage_history=True")
+            if not config.sliding_window:
+                raise ValueError("a sliding-window surrogate needs config.sliding_window=True")
             sliding_horizon_samples = int(b)
         self.sliding_horizon_samples = sliding_horizon_samples
+        if config.spike_head:
+            tmpl = np.asarray(spike_template_mV if spike_template_mV is not None else [], dtype=float)
+            if tmpl.ndim != 1 or tmpl.size == 0 or not np.isfinite(tmpl).all():
+                raise ValueError("a spike-head surrogate needs spike_template_mV: the average action potential (mV) "
+                                 "from its -20 mV crossing on (see noble_neuron.spike_head.ap_template)")
+            if not 0.0 < float(spike_threshold) < 1.0:
+                raise ValueError(f"spike_threshold must be a probability in (0, 1), got {spike_threshold!r}")
+        self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
+        self.spike_threshold = float(spike_threshold)
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -372,6 +413,8 @@ class Surrogate:
             "model_features": self.model_features,
             "stimulus_kinds": list(self.stimulus_kinds),
             "sliding_horizon_samples": self.sliding_horizon_samples,
+            "spike_template_mV": None if self.spike_template_mV is None else list(self.spike_template_mV),
+            "spike_threshold": self.spike_threshold,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -390,6 +433,7 @@ class Surrogate:
             train_model_ids=meta.get("train_model_ids", ()), model_features=meta.get("model_features"),
             stimulus_kinds=meta.get("stimulus_kinds", ()),
             sliding_horizon_samples=meta.get("sliding_horizon_samples"),
+            spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -512,7 +556,8 @@ class Surrogate:
         progress: bool = False,
         voltage_history_mV: np.ndarray | torch.Tensor | None = None,
         n_future: int | None = None,
-    ) -> np.ndarray:
+        spike_parts: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
 
         ``stimuli_nA``: (B, L) or (L,) current in nA sampled at ``dt_ms`` (must equal the
@@ -527,9 +572,16 @@ class Surrogate:
         SurrogateCell engine that check and report per cell themselves); dt, shape and
         NaN checks always run.
 
-        Sliding-window surrogates (`is_sliding`) also need ``voltage_history_mV`` (B, L):
-        the voltage of the window, of which the last ``n_future`` samples (1 ..
-        ``sliding_horizon_samples``) are to be predicted (their values are ignored).
+        Sliding-window surrogates (`is_sliding`) predict windows ending now: the caller
+        uses the last ``n_future`` samples (1 .. ``sliding_horizon_samples``). Those with
+        ``config.voltage_history`` also need ``voltage_history_mV`` (B, L), the voltage of
+        the window, of which the last ``n_future`` samples are predicted (their values are
+        ignored); input-only ones refuse it.
+
+        Spike-head surrogates (``config.spike_head``) return each window's clipped voltage with
+        the action potentials its spike probability places (`noble_neuron.spike_head`);
+        ``spike_parts=True`` returns (clipped voltage, spike probability), both (B, L), for
+        callers that compose spikes across windows themselves.
         """
         from tqdm import tqdm
 
@@ -580,7 +632,17 @@ class Surrogate:
             warnings.warn(msg + "; accuracy away from the trained window is untested", DomainWarning, stacklevel=2)
 
         hist = None
-        if self.is_sliding:
+        c_spike = self.config.spike_head
+        if self.is_sliding and n_future is not None and (
+                isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or not (
+                1 <= n_future <= self.sliding_horizon_samples)):
+            raise ValueError(f"n_future must be an integer in [1, {self.sliding_horizon_samples}] (the trained "
+                             f"horizon), got {n_future!r}")
+        if self.is_sliding and not self.config.voltage_history:
+            if voltage_history_mV is not None:
+                raise ValueError("this sliding-window surrogate is input-only (no voltage_history channels): "
+                                 "do not pass voltage_history_mV")
+        elif self.is_sliding:
             if voltage_history_mV is None or n_future is None:
                 raise ValueError("this is a sliding-window (network-mode) surrogate: pass voltage_history_mV (B, L) "
                                  "and n_future (samples to predict at the end of the window)")
@@ -589,14 +651,13 @@ class Surrogate:
                 hist = hist[None, :]
             if tuple(hist.shape) != (b, length):
                 raise ValueError(f"voltage_history_mV must have the stimuli's shape {(b, length)}, got {tuple(hist.shape)}")
-            if isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or not (
-                    1 <= n_future <= self.sliding_horizon_samples):
-                raise ValueError(f"n_future must be an integer in [1, {self.sliding_horizon_samples}] (the trained "
-                                 f"horizon), got {n_future!r}")
             if not bool(torch.isfinite(hist[:, :length - n_future]).all()):
                 raise ValueError("voltage_history_mV contains NaN/inf in its known part")
         elif voltage_history_mV is not None:
             raise ValueError("voltage_history_mV is only for sliding-window surrogates; this one predicts whole traces")
+        if spike_parts and not c_spike:
+            raise ValueError("spike_parts=True is for spike-head surrogates (config.spike_head); this one regresses "
+                             "the voltage directly")
 
         amp = characteristic_amplitude(x).cpu().numpy().astype(np.float64)
         lo, hi = self.amp_range_nA
@@ -611,6 +672,7 @@ class Surrogate:
         amp_t = torch.as_tensor(amp_scaled, dtype=torch.float32)
         feat_t = torch.as_tensor(self.feature_scaler.transform(f), dtype=torch.float32)
         out = np.empty((b, length), dtype=np.float32)
+        prob = np.empty((b, length), dtype=np.float32) if c_spike else None
         self.model.eval()
         with torch.inference_mode():
             for i in tqdm(range(0, b, batch_size), disable=not progress, desc="surrogate", unit="batch"):
@@ -620,13 +682,21 @@ class Surrogate:
                 if hist is not None:
                     fut = torch.full((j - i,), int(n_future), dtype=torch.long)
                     inp = torch.cat([inp, history_channels(hist[i:j].to(dev), fut, c)], dim=1)
-                v = decode_voltage(self.model, inp, c)
+                v, logit = decode_outputs(self.model, inp, c)
+                if logit is not None:
+                    prob[i:j] = torch.sigmoid(logit).float().cpu().numpy()
                 if not bool(torch.isfinite(v).all()):
                     raise RuntimeError(
                         f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be corrupt or the "
                         "inputs far outside the training domain"
                     )
                 out[i:j] = v.float().cpu().numpy()
+        if c_spike and spike_parts:
+            return (out[0], prob[0]) if squeeze else (out, prob)
+        if c_spike:
+            from .spike_head import SpikeComposer
+
+            out = SpikeComposer(b, np.array(self.spike_template_mV), self.spike_threshold, self.dt_ms).step(out, prob)
         return out[0] if squeeze else out
 
     def __repr__(self) -> str:

@@ -43,8 +43,9 @@ from .config_io import checked_mapping, yaml_section
 from .dataset import open_dataset
 from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude
 from .features import FeatureScaler
-from .surrogate_model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_voltage, default_device,
-                              history_channels)
+from .spike_head import ap_template, spike_labels
+from .surrogate_model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_outputs, decode_voltage,
+                              default_device, history_channels)
 
 __all__ = ["TrainConfig", "relative_lp", "train", "resume_path"]
 
@@ -69,15 +70,21 @@ class TrainConfig:
     continue training with a fresh optimiser and schedule.
     ``window_time``: ``"absolute"`` (a window sees the full trace's embedding time values)
     or ``"relative"``: a sliding-window, causal surrogate for network mode (needs a model
-    with ``voltage_history``). Every window starts its own time axis at 0; the model sees
-    the window's current and its voltage except the last P samples, P drawn uniformly
-    from 1 .. ``history_horizon_samples`` per window, and the loss is taken on those P
-    samples. Known voltages get Gaussian noise of ``history_noise_mV`` so the model
-    tolerates its own small errors when it runs closed-loop. Traces are padded in front
-    with a window of rest (I = 0, v = first sample), as a simulation sees at t = 0.
+    with ``sliding_window``). Every window starts its own time axis at 0. An input-only
+    model (no ``voltage_history``) sees the window's current and is scored on the voltage
+    of its last ``history_horizon_samples`` samples (the earlier ones lack the history that
+    set them). A model with ``voltage_history`` also sees the window's voltage except the
+    last P samples, P drawn uniformly from 1 .. ``history_horizon_samples`` per window, and
+    the loss is taken on those P samples; known voltages get Gaussian noise of
+    ``history_noise_mV`` so it tolerates its own small errors when it runs closed-loop.
+    Traces are padded in front with a window of rest (I = 0, v = first sample), as a
+    simulation sees at t = 0.
     ``pushforward``: the voltage before the predicted part is the model's own output over
     this many earlier closed-loop steps (rolled out without gradient), not the truth, so
     training sees the errors the model makes closed-loop (Brandstetter et al. 2022).
+    ``spike_loss_weight``, ``spike_pos_weight``: spike-head models add this weight times the
+    binary cross-entropy of their spike logits (positives weighted ``spike_pos_weight``: spikes
+    are rare samples) to the voltage loss on the same samples.
     """
 
     epochs: int = 50
@@ -99,6 +106,8 @@ class TrainConfig:
     history_horizon_samples: int = 34
     history_noise_mV: float = 0.5
     pushforward: int = 0
+    spike_loss_weight: float = 1.0
+    spike_pos_weight: float = 10.0
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -110,7 +119,8 @@ class TrainConfig:
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("plateau_patience", 0), ("seed", 0),
                               ("val_every_kth_amplitude", 0), ("probe_rows", 0), ("history_horizon_samples", 1)):
             _int(name, minimum)
-        for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "history_noise_mV"):
+        for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "history_noise_mV", "spike_loss_weight",
+                     "spike_pos_weight"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -303,16 +313,20 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
         "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
         "stimulus_kinds": sorted(set(kinds.tolist())),
     }
+    if sc.spike_head:
+        meta["spike_template_mV"] = ap_template(volt[train_idx], sc.v_clip_mV).tolist()
     return data, meta
 
 
 # ---------------------------------------------------------------------------- loop
 def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Windows", device,
              offsets: np.ndarray | None, rng: np.random.Generator | None = None):
-    """(prediction, target, loss mask or None) for rows `idx` (windows at `offsets`, if given).
+    """(prediction, target, loss mask or None, spike logits and labels or None) for rows `idx`
+    (windows at `offsets`, if given).
 
     Sliding-window models: the last P samples of each window are predicted from the rest,
     P ~ U{1..horizon} when `rng` is given (training, with noisy history), else P = horizon.
+    Spike-head models predict the voltage clipped at ``sc.v_clip_mV`` and spike logits.
     """
     if offsets is None:
         x, y = data.stim[idx], data.volt[idx]
@@ -325,29 +339,35 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
         inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
                           torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
                           k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA, start=start)
-        return decode_voltage(model, inp, sc), target, None
-    if rng is None:
+        return decode_voltage(model, inp, sc), target, None, None
+    if not sc.voltage_history:  # input-only: scored on the last `horizon` samples
+        n_future, v_known = np.full(idx.size, win.horizon), None
+    elif rng is None:
         n_future, v_known = np.full(idx.size, win.horizon), y
     else:
         n_future = rng.integers(1, win.horizon + 1, size=idx.size)
         v_known = y + rng.normal(0.0, win.noise_mV, size=y.shape).astype(np.float32)
         if win.pushforward:
             v_known = _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng)
-    pred = _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future)
+    pred, logit = _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future, with_logits=True)
     mask = torch.arange(win.window, device=device)[None, :] >= torch.from_numpy(win.window - n_future)[:, None].to(device)
-    return pred, target, mask
+    if logit is None:
+        return pred, target, mask, None
+    return pred, target.clamp(max=sc.v_clip_mV), mask, (logit, torch.from_numpy(spike_labels(y)).to(device))
 
 
-def _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future) -> torch.Tensor:
+def _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future, with_logits=False):
     """A sliding-window model's voltage (B, W) for windows of current `x` and voltage `v_known`
     whose last `n_future` samples are to be predicted; each window is a trace of its own
-    (time axis from 0, amplitude of the window)."""
+    (time axis from 0, amplitude of the window). ``with_logits``: (voltage, spike logits or None)."""
     inp = build_input(torch.from_numpy(x).to(device), torch.from_numpy(data.window_amp_scaled(x)).to(device),
                       torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
                       k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
-    v = torch.from_numpy(np.ascontiguousarray(v_known)).to(device)
-    inp = torch.cat([inp, history_channels(v, torch.from_numpy(n_future).to(device), sc)], dim=1)
-    return decode_voltage(model, inp, sc)
+    if sc.voltage_history:
+        v = torch.from_numpy(np.ascontiguousarray(v_known)).to(device)
+        inp = torch.cat([inp, history_channels(v, torch.from_numpy(n_future).to(device), sc)], dim=1)
+    v_out, logit = decode_outputs(model, inp, sc)
+    return (v_out, logit) if with_logits else v_out
 
 
 def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v_known, rng):
@@ -382,6 +402,15 @@ def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v
     return out
 
 
+def _spike_bce(spikes, mask: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """Per-item binary cross-entropy of spike logits against labels, over the masked samples."""
+    logit, labels = spikes
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logit, labels, reduction="none", pos_weight=torch.tensor(pos_weight, device=logit.device))
+    m = mask.to(bce.dtype)
+    return (bce * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+
+
 def _errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
     """Per-item relative Lp error, over the masked samples only when a mask is given."""
     if mask is None:
@@ -411,19 +440,44 @@ class _Windows:
         return np.repeat(idx, offs.size), np.tile(offs, idx.size)
 
 
-def _evaluate(model, sc, data, idx, win: "_Windows", device, batch_size) -> dict[str, float]:
+def _evaluate(model, sc, data, idx, win: "_Windows", device, batch_size, pos_weight: float = 1.0) -> dict[str, float]:
     if idx.size == 0:
         return {}
     model.eval()
-    l4, l2 = [], []
+    l4, l2, bce = [], [], []
     idx, offsets = win.eval_offsets(data.stim.shape[1], idx)
     with torch.inference_mode():
         for i in range(0, idx.size, batch_size):
             off = None if offsets is None else offsets[i:i + batch_size]
-            pred, y, mask = _forward(model, sc, data, idx[i:i + batch_size], win, device, off)
+            pred, y, mask, spikes = _forward(model, sc, data, idx[i:i + batch_size], win, device, off)
             l4.append(_errors(pred, y, mask, 4.0))
             l2.append(_errors(pred, y, mask, 2.0))
-    return {"rel_l4": float(torch.cat(l4).mean()), "rel_l2": float(torch.cat(l2).mean())}
+            if spikes is not None:
+                bce.append(_spike_bce(spikes, mask, pos_weight))
+    out = {"rel_l4": float(torch.cat(l4).mean()), "rel_l2": float(torch.cat(l2).mean())}
+    if bce:
+        out["spike_bce"] = float(torch.cat(bce).mean())
+    return out
+
+
+def _calibrate_spikes(sur: Surrogate, data: _Data, tc: TrainConfig, max_traces: int = 32) -> None:
+    """Set a spike-head surrogate's probability threshold to reproduce the spike counts of (up to
+    `max_traces` of) the validation traces, rolled out as the network engine runs it
+    (`noble_neuron.rollout.calibrate_spike_threshold`); without validation traces keep 0.5."""
+    from .rollout import calibrate_spike_threshold
+
+    if data.val_idx.size == 0:
+        log.warning("no validation traces: spike threshold left at %.2f (uncalibrated)", sur.spike_threshold)
+        return
+    rows = data.val_idx[np.linspace(0, data.val_idx.size - 1, min(max_traces, data.val_idx.size)).astype(int)]
+    pad = tc.window_samples - 1  # relative windows: traces were padded in front with rest
+    feats = sur.feature_scaler.inverse_transform(data.feat_scaled[rows].astype(np.float64))
+    cal = calibrate_spike_threshold(sur, data.stim[rows, pad:], data.volt[rows, pad:], feats,
+                                    epoch_samples=min(10, sur.sliding_horizon_samples))
+    sur.spike_threshold = cal["threshold"]
+    sur.metrics["spike_calibration"] = {k: v for k, v in cal.items() if k != "table"} | {"n_traces": int(rows.size)}
+    log.info("spike threshold %.2f: %d spikes vs %d in %d validation traces", cal["threshold"],
+             cal["spikes_surrogate"], cal["spikes_reference"], rows.size)
 
 
 def _settings_key(sc: SurrogateConfig, tc: TrainConfig, dataset: dict) -> dict:
@@ -468,10 +522,15 @@ def train(
         raise ValueError(f"window_samples={window} is longer than the traces ({n_ref} samples)")
     if window is not None and window >= n_ref and not relative:
         window = None
-    if relative and not sc.voltage_history:
-        raise ValueError("window_time='relative' trains a sliding-window surrogate: set model.voltage_history: true")
-    if sc.voltage_history and not relative:
-        raise ValueError("model.voltage_history is for sliding-window surrogates: set train.window_time: relative")
+    if relative and not sc.sliding_window:
+        raise ValueError("window_time='relative' trains a sliding-window surrogate: set model.sliding_window: true "
+                         "(input only) or model.voltage_history: true (closed loop on its own voltage)")
+    if sc.sliding_window and not relative:
+        raise ValueError("model.sliding_window/voltage_history are for sliding-window surrogates: set "
+                         "train.window_time: relative")
+    if relative and not sc.voltage_history and tc.pushforward:
+        raise ValueError("pushforward rolls out a model's own voltage history; an input-only sliding-window model "
+                         "(no model.voltage_history) has none: set train.pushforward: 0")
     win = _Windows(n_ref=window if relative else n_ref, window=window, relative=relative,
                    horizon=tc.history_horizon_samples if relative else 0, noise_mV=tc.history_noise_mV,
                    pushforward=tc.pushforward)
@@ -514,6 +573,7 @@ def train(
         def surrogate(metrics: dict) -> Surrogate:
             return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=win.n_ref, amp_range_nA=meta["amp_range_nA"],
                              sliding_horizon_samples=win.horizon if relative else None,
+                             spike_template_mV=meta.get("spike_template_mV"),
                              feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
                              train_model_ids=meta["train_model_ids"], model_features=meta["model_features"],
                              stimulus_kinds=meta["stimulus_kinds"],
@@ -534,9 +594,11 @@ def train(
             for i in range(0, order.size, tc.batch_size):
                 idx = order[i:i + tc.batch_size]
                 off = None if offsets is None else offsets[i:i + tc.batch_size]
-                pred, y, mask = _forward(model, sc, data, idx, win, device, off, rng if relative else None)
+                pred, y, mask, spikes = _forward(model, sc, data, idx, win, device, off, rng if relative else None)
                 err = _errors(pred, y, mask, p)
                 loss = err.mean()
+                if spikes is not None:
+                    loss = loss + tc.spike_loss_weight * _spike_bce(spikes, mask, tc.spike_pos_weight).mean()
                 if not bool(torch.isfinite(loss)):
                     raise FloatingPointError(
                         f"training loss became {float(loss)} in epoch {epoch + 1}; the weights of the last finished "
@@ -548,10 +610,12 @@ def train(
                 with torch.no_grad():
                     sums += [float(_errors(pred, y, mask, 4.0).sum()), float(_errors(pred, y, mask, 2.0).sum())]
                 n += idx.size
-            val = _evaluate(model, sc, data, data.val_idx, full, device, tc.batch_size)
+            val = _evaluate(model, sc, data, data.val_idx, full, device, tc.batch_size, tc.spike_pos_weight)
             rec = {"epoch": epoch + 1, "train_rel_l4": float(sums[0] / n), "train_rel_l2": float(sums[1] / n),
                    "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
             watched = rec[f"train_rel_l{int(p)}"] if tc.plateau_on == "train" else val.get(f"rel_l{int(p)}")
+            if watched is not None and "spike_bce" in val and tc.plateau_on == "val":
+                watched += tc.spike_loss_weight * val["spike_bce"]
             sched.step(rec[f"train_rel_l{int(p)}"] if watched is None else watched)
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_rel_l4']:.4f}", val=f"{val.get('rel_l4', float('nan')):.4f}")
@@ -585,6 +649,9 @@ def train(
             "wall_s": time.perf_counter() - t0,
             "history": history,
         }
-        surrogate(metrics).save(out_path)
+        final = surrogate(metrics)
+        if sc.spike_head:
+            _calibrate_spikes(final, data, tc)
+        final.save(out_path)
     log.info("wrote %s (train rel-L4 %.4f)", out_path, metrics.get("train_rel_l4", float("nan")))
     return metrics

@@ -81,21 +81,38 @@ def tiny_trained(tiny_dataset, tmp_path_factory):
     return out, metrics, config
 
 
-@pytest.fixture(scope="session")
-def tiny_sliding(tiny_dataset, tmp_path_factory):
-    """A tiny sliding-window (network-mode) surrogate trained briefly on `tiny_dataset` (~5 s)."""
+def _train_tiny_sliding(dataset, out, val_k=0, **model):
     import torch
 
     from noble_neuron.surrogate_model import SurrogateConfig
     from noble_neuron.train import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("tiny_sliding") / "w.pt"
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(tiny_dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, voltage_history=True),
+        train(dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, **model),
               TrainConfig(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
-                          history_horizon_samples=16, val_every_kth_amplitude=0), out, progress=False, device="cpu")
+                          history_horizon_samples=16, val_every_kth_amplitude=val_k), out, progress=False,
+              device="cpu")
     finally:
         torch.set_num_threads(n)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_sliding(tiny_dataset, tmp_path_factory):
+    """A tiny sliding-window (network-mode) surrogate that runs on its own voltage, trained briefly (~5 s)."""
+    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_sliding") / "w.pt", voltage_history=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_input_only(tiny_dataset, tmp_path_factory):
+    """A tiny input-only sliding-window surrogate (current → voltage, no feedback), trained briefly (~5 s)."""
+    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_input_only") / "i.pt", sliding_window=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_spike_head(tiny_dataset, tmp_path_factory):
+    """A tiny input-only sliding-window surrogate with a spike head (threshold calibrated on held-out steps)."""
+    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_spike_head") / "k.pt", val_k=3,
+                               sliding_window=True, spike_head=True)

@@ -84,6 +84,46 @@ def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
     del keep, cells
 
 
+@pytest.mark.parametrize("kind", ["closed_loop", "input_only", "spike_head"])
+def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_only, tiny_spike_head, kind):
+    """The NEURON engine and `noble_neuron.rollout` run the same epochs: same voltages (and spikes)."""
+    from noble_neuron.rollout import rollout
+
+    path = {"closed_loop": tiny_sliding, "input_only": tiny_input_only, "spike_head": tiny_spike_head}[kind]
+    s = load_surrogate(path, device="cpu")
+    assert s.config.voltage_history == (kind == "closed_loop") and s.config.spike_head == (kind == "spike_head")
+    n_grid = int(30 / s.dt_ms) + 1
+    t = np.arange(n_grid) * s.dt_ms
+    i_nA = np.where((t > 3.03) & (t <= 23.03), 0.2, 0.0)  # the IClamp below, on the surrogate grid
+    if kind == "spike_head":  # make sure this rough tiny model fires: threshold halfway up its probability
+        _, p = rollout(s, i_nA[None, :], s.features_of("bs0"), 15, v_rest_mV=-65.0, spike_parts=True)
+        s.spike_threshold = float(0.5 * (p.min() + p.max()))
+    cell = SurrogateCell("bs0", checkpoint=s)
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 3.03, 20.0, 0.2
+    spikes = h.Vector()
+    nc = h.NetCon(cell.soma(0.5)._ref_v, None, sec=cell.soma)
+    nc.threshold = -20.0
+    nc.record(spikes)
+    h.finitialize(-65)
+    h.continuerun(30)
+    group = engine().network_groups[0]
+    pred = cell.prediction_mV
+    t = np.arange(pred.size) * s.dt_ms  # the engine predicts up to the end of the epoch holding tstop
+    i_nA = np.where((t > 3.03) & (t <= 23.03), 0.2, 0.0)
+    off = rollout(s, i_nA[None, :], s.features_of("bs0"), group.n_e, v_rest_mV=-65.0)[0]
+    assert np.ptp(pred) > 1.0  # the step moves the voltage
+    np.testing.assert_allclose(off, pred, atol=1e-3)
+    if kind == "spike_head":
+        # spikes are events of the probability output: NEURON's NetCon sees each one at its crossing sample
+        fired = np.array(group.composer.spike_samples[0]) * s.dt_ms
+        assert fired.size >= 1 and pred.max() > 0.0
+        np.testing.assert_allclose(np.array(spikes), fired, atol=s.dt_ms + h.dt)
+    with pytest.raises(ValueError, match="epoch_samples"):
+        rollout(s, i_nA[None, :], s.features_of("bs0"), s.sliding_horizon_samples + 1)
+    del stim, cell, nc
+
+
 def test_one_batched_call_per_epoch_for_all_cells(h, sliding):
     cells = [SurrogateCell("bs1", checkpoint=sliding) for _ in range(40)]
     stims = []

@@ -139,6 +139,52 @@ def test_sliding_window_surrogate_learns_to_continue_the_voltage(dataset, tmp_pa
     assert np.abs(v[:, -16:] + 65.0).max() < 5.0  # at rest with no input, it stays near rest
 
 
+def test_input_only_sliding_window_surrogate(dataset, tmp_path):
+    """model.sliding_window without voltage_history: current → voltage over a window, no feedback."""
+    config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, sliding_window=True)
+    assert config.in_channels == 23 and SurrogateConfig(voltage_history=True).sliding_window
+    with pytest.raises(ValueError, match="window_time: relative"):
+        train(dataset, config, TrainConfig(epochs=1), tmp_path / "x.pt", progress=False, device="cpu")
+    tc = dict(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
+              history_horizon_samples=16, val_every_kth_amplitude=0)
+    with pytest.raises(ValueError, match="pushforward: 0"):
+        train(dataset, config, TrainConfig(**tc, pushforward=2), tmp_path / "x.pt", progress=False, device="cpu")
+    metrics = train(dataset, config, TrainConfig(**tc), tmp_path / "i.pt", progress=False, device="cpu")
+    s = load_surrogate(tmp_path / "i.pt", device="cpu")
+    assert s.is_sliding and not s.config.voltage_history and s.sliding_horizon_samples == 16
+    assert metrics["n_parameters"] > 0 and "val_rel_l4" not in metrics  # no validation rows asked for
+    with pytest.raises(ValueError, match="input-only"):
+        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full(128, -65.0))
+    with pytest.raises(ValueError, match="n_future"):
+        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, n_future=17)
+    v = s.predict(np.zeros((3, 128)), s.features_of("bs0"), s.dt_ms)
+    assert v.shape == (3, 128) and np.isfinite(v).all() and np.ptp(v[:, -16:]) < 5.0  # no input: near rest
+    with pytest.raises(ValueError, match="spike_parts"):
+        s.predict(np.zeros(128), s.features_of("bs0"), s.dt_ms, spike_parts=True)
+
+
+def test_spike_head_surrogate_has_template_calibrated_threshold_and_two_outputs(tiny_spike_head):
+    """A spike head: clipped voltage + spike probability; AP template and threshold travel in the checkpoint."""
+    with pytest.raises(ValueError, match="spike_head is for input-only"):
+        SurrogateConfig(voltage_history=True, spike_head=True)
+    with pytest.raises(ValueError, match="spike_head is for input-only"):
+        SurrogateConfig(spike_head=True)  # not a sliding-window model
+    s = load_surrogate(tiny_spike_head, device="cpu")
+    assert s.config.spike_head and s.config.in_channels == 23
+    tmpl = np.array(s.spike_template_mV)
+    assert tmpl[0] >= -20.0 and tmpl.max() > 20.0 and tmpl[-1] >= s.config.v_clip_mV  # HH spikes peak ~ +40 mV
+    cal = s.metrics["spike_calibration"]
+    assert 0.0 < s.spike_threshold < 1.0 and cal["threshold"] == s.spike_threshold
+    assert cal["spikes_reference"] > 0 and cal["n_traces"] >= 1
+    x = np.r_[np.zeros(64), np.full(64, 0.3)]
+    v_clip, p = s.predict(x, s.features_of("bs0"), s.dt_ms, spike_parts=True)
+    assert p.shape == (128,) and 0.0 <= p.min() and p.max() <= 1.0
+    v = s.predict(x, s.features_of("bs0"), s.dt_ms)
+    fired = np.flatnonzero((p >= s.spike_threshold) & (np.r_[0.0, p[:-1]] < s.spike_threshold))
+    assert (v.max() > 0.0) == (fired.size > 0)  # an AP is pasted exactly where the probability fires
+    np.testing.assert_array_equal(v[v < s.config.v_clip_mV], v_clip[v < s.config.v_clip_mV])
+
+
 def test_diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_epoch(dataset, tmp_path):
     config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64)
     with pytest.raises(FloatingPointError, match="training loss became .*Lower train.lr"):
