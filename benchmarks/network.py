@@ -27,6 +27,7 @@ import numpy as np
 from noble_neuron.machine import machine_info
 
 RESULTS = Path(__file__).parent / "results"
+W_EXC_US, W_INH_US, DELAY_MS = 0.0008, 0.002, 1.5  # synaptic weights (peak conductance) and NetCon delay
 
 
 def coincidence_gamma(t_a: np.ndarray, t_b: np.ndarray, window_ms: float, duration_ms: float) -> float:
@@ -75,6 +76,7 @@ def main() -> None:
     from noble_neuron.cell_engine import engine
     from noble_neuron.models import get_model, load_family
     from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.synaptic_drive import poisson_synaptic_drive
 
     h.load_file("stdrun.hoc")
     if args.iterations is not None:
@@ -85,24 +87,8 @@ def main() -> None:
     surrogate = [SurrogateCell(m, network=True, checkpoint=args.checkpoint) for m in ids]
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, surrogate)):
-        for k, (rate, w, make) in enumerate(((args.rate_exc, 0.0008, "exc"), (args.rate_inh, 0.002, "inh"))):
-            src = h.NetStim()
-            src.interval, src.number, src.start, src.noise = 1000.0 / rate, 1e9, 0.0, 1
-            rng = h.Random()
-            rng.Random123(i, k, 7)
-            rng.negexp(1)
-            src.noiseFromRandom(rng)
-            keep += [src, rng]
-            for cell in (d, s):
-                if make == "exc":
-                    syn = h.ExpSyn(cell.soma(0.5))
-                    syn.tau, syn.e = 2.0, 0.0
-                else:
-                    syn = h.Exp2Syn(cell.soma(0.5))
-                    syn.tau1, syn.tau2, syn.e = 0.5, 6.0, -75.0
-                nc = h.NetCon(src, syn)
-                nc.delay, nc.weight[0] = 1.5, w
-                keep += [syn, nc]
+        keep += poisson_synaptic_drive(h, [d, s], seed=i, rate_exc_Hz=args.rate_exc, rate_inh_Hz=args.rate_inh,
+                                       w_exc_uS=W_EXC_US, w_inh_uS=W_INH_US, delay_ms=DELAY_MS)
         rec.append((h.Vector().record(d.soma(0.5)._ref_v), h.Vector().record(s.soma(0.5)._ref_v)))
     t_rec = h.Vector().record(h._ref_t)
     h.cvode_active(0)
@@ -126,8 +112,8 @@ def main() -> None:
     surrogate_s = group.predict_s + group.engine_s
     result = {
         "machine": machine_info(), "n_cells": n, "tstop_ms": tstop, "neuron_dt_ms": 0.025,
-        "input": {"exc_Hz": args.rate_exc, "exc_weight_uS": 0.0008, "inh_Hz": args.rate_inh,
-                  "inh_weight_uS": 0.002, "delay_ms": 1.5},
+        "input": {"exc_Hz": args.rate_exc, "exc_weight_uS": W_EXC_US, "inh_Hz": args.rate_inh,
+                  "inh_weight_uS": W_INH_US, "delay_ms": DELAY_MS},
         "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls, "iterations": group.iterations,
         "wall_s_total": wall, "wall_s_surrogate_engine": surrogate_s, "wall_s_fno": group.predict_s,
         "wall_s_detailed_estimate": wall - surrogate_s,

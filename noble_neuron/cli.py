@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+SEED_STRIDE = 10007  # --vary-seeds: seed offset per model index (a prime, so streams of nearby models never coincide)
+
 __all__ = ["main", "load_cell_specs"]
 
 log = logging.getLogger("noble_neuron.cli")
@@ -75,7 +77,7 @@ def _cmd_generate(args) -> int:
     start = time.perf_counter()
     out = generate(specs, protocols, args.out, splits=splits, n_workers=args.workers, engine=args.engine,
                    sim_dt_ms=args.dt, downsample=args.downsample, progress=not args.no_progress,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, seed_per_model=SEED_STRIDE if args.vary_seeds else 0)
     print(f"{out}: {len(specs)} models × {len(protocols)} protocols in {time.perf_counter() - start:.1f} s")
     if not args.no_features and any(p.kind == "long_square" for p in protocols):
         extract_features(out, progress=not args.no_progress)
@@ -202,6 +204,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-models", type=int, default=None)
     s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
     s.add_argument("--no-features", action="store_true", help="skip the per-model feature table")
+    s.add_argument("--vary-seeds", action="store_true", help="every model gets its own noise/barrage waveforms "
+                   f"(seed + {SEED_STRIDE} x model index) instead of the same ones")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_generate)
 

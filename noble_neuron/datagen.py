@@ -40,24 +40,38 @@ log = logging.getLogger(__name__)
 Engine = Callable[[list[list[dict]]], Iterator[list[dict]]]
 
 
-def run_signature(specs: Sequence[CellSpec], protocols: Sequence[Protocol], sim_dt_ms: float, downsample: int) -> str:
-    """Hash of everything that determines the dataset's rows (models, template, protocols, dt)."""
+def run_signature(specs: Sequence[CellSpec], protocols: Sequence[Protocol], sim_dt_ms: float, downsample: int,
+                  seed_per_model: int = 0) -> str:
+    """Hash of everything that determines the dataset's rows (models, template, protocols, dt, seeds)."""
     payload = {
         "models": [s.to_dict() | {"template_sha256": file_sha256(s.template_path)} for s in specs],
         "protocols": [p.to_dict() for p in protocols],
         "sim_dt_ms": sim_dt_ms,
         "downsample": downsample,
     }
+    if seed_per_model:
+        payload["seed_per_model"] = seed_per_model
     for m in payload["models"]:
         m.pop("template_path")  # the same template moved elsewhere is the same model
         m.pop("mechanisms_dir")
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def make_jobs(specs: Sequence[CellSpec], protocols: Sequence[Protocol], sim_dt_ms: float, downsample: int) -> list[dict]:
-    """One job per (model, protocol), model-major, as plain picklable dicts."""
+def make_jobs(specs: Sequence[CellSpec], protocols: Sequence[Protocol], sim_dt_ms: float, downsample: int,
+              seed_per_model: int = 0) -> list[dict]:
+    """One job per (model, protocol), model-major, as plain picklable dicts.
+
+    ``seed_per_model`` > 0: a seeded protocol (noise, barrage) of model i uses seed
+    ``seed + i · seed_per_model``, so every model sees its own waveforms (for training
+    input-driven surrogates on more distinct inputs at the same simulation cost)."""
+    def for_model(p: Protocol, i: int) -> dict:
+        d = p.to_dict()
+        if seed_per_model and "seed" in d:
+            d["seed"] = int(d["seed"]) + i * seed_per_model
+        return d
+
     return [
-        {"row": i * len(protocols) + j, "spec": s.to_dict(), "protocol": p.to_dict(),
+        {"row": i * len(protocols) + j, "spec": s.to_dict(), "protocol": for_model(p, i),
          "sim_dt_ms": sim_dt_ms, "downsample": downsample}
         for i, s in enumerate(specs) for j, p in enumerate(protocols)
     ]
@@ -199,8 +213,12 @@ def generate(
     chunk_size: int = 4,
     progress: bool = True,
     overwrite: bool = False,
+    seed_per_model: int = 0,
 ) -> Path:
     """Simulate every (model, protocol) pair into the HDF5 dataset `out`; resume if it exists.
+
+    ``seed_per_model``: see `make_jobs` (stored as the dataset attribute of that name; the
+    stored protocol table then holds each protocol's base seed).
 
     Raises DatasetError if `out` exists but was generated for other models/protocols/dt
     (use overwrite=True or another path) or is corrupt without a journal to rebuild it from.
@@ -225,9 +243,11 @@ def generate(
     for s in specs:
         if not Path(s.template_path).is_file():
             raise FileNotFoundError(f"{s.model_id}: HoC template {s.template_path} does not exist")
-    signature = run_signature(specs, protocols, sim_dt_ms, downsample)
+    if isinstance(seed_per_model, bool) or not isinstance(seed_per_model, int) or seed_per_model < 0:
+        raise ValueError(f"seed_per_model must be an integer >= 0, got {seed_per_model!r}")
+    signature = run_signature(specs, protocols, sim_dt_ms, downsample, seed_per_model)
     journal = out.with_name(out.name + ".journal") / signature[:16]
-    jobs = make_jobs(specs, protocols, sim_dt_ms, downsample)
+    jobs = make_jobs(specs, protocols, sim_dt_ms, downsample, seed_per_model)
 
     if overwrite:
         out.unlink(missing_ok=True)
@@ -254,7 +274,7 @@ def generate(
             row_model=np.repeat(np.arange(len(specs)), len(protocols)),
             row_protocol=np.tile(np.arange(len(protocols)), len(specs)),
             row_amp_nA=np.tile([p.amp_nA for p in protocols], len(specs)),
-            attrs=_provenance(specs, sim_dt_ms, downsample, signature),
+            attrs=_provenance(specs, sim_dt_ms, downsample, signature) | {"seed_per_model": int(seed_per_model)},
         )
     journal.mkdir(parents=True, exist_ok=True)
 

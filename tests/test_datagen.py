@@ -156,3 +156,23 @@ def test_resume_after_kill_9_keeps_finished_rows(tmp_path):
     assert not set(ran) & set(before), "finished simulations must not be run twice"
     for row, v in before.items():
         np.testing.assert_array_equal(ds.read([row])[0], v)
+
+
+def test_seed_per_model_gives_each_model_its_own_noise(tmp_path):
+    """seed_per_model: seeded protocols differ between models (more distinct inputs per simulation)."""
+    from noble_neuron.dataset import open_dataset
+    from noble_neuron.protocols import OUNoise
+
+    noise = OUNoise(mean_nA=0.05, sigma_nA=0.05, tau_ms=5.0, seed=3, delay_ms=5.0, dur_ms=30.0, total_ms=60.0)
+    step = short_step(0.1, total_ms=60.0)
+    same = open_dataset(generate(_specs(), [noise, step], tmp_path / "same.h5", engine="serial", progress=False))
+    own = open_dataset(generate(_specs(), [noise, step], tmp_path / "own.h5", engine="serial", progress=False,
+                                seed_per_model=101))
+    x_same, x_own = same.read(same.rows(), "stimulus_nA"), own.read(own.rows(), "stimulus_nA")
+    np.testing.assert_array_equal(x_same[0], x_same[2])  # rows: model 0 (noise, step), model 1 (noise, step)
+    assert np.abs(x_own[0] - x_own[2]).max() > 0.01  # model 1's noise has its own seed
+    np.testing.assert_array_equal(x_own[0], x_same[0])  # model 0 keeps the base seed
+    np.testing.assert_array_equal(x_own[3], x_same[3])  # unseeded protocols are unchanged
+    assert own.attrs["seed_per_model"] == 101 and same.attrs["seed_per_model"] == 0
+    with pytest.raises(ValueError, match="seed_per_model"):
+        generate(_specs(), [noise], tmp_path / "bad.h5", engine="serial", progress=False, seed_per_model=-1)

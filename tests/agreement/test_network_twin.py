@@ -24,27 +24,12 @@ def clean(h):
     assert engine().cells() == []
 
 
-def drive(h, cells, seed, rate_exc=1500.0, rate_inh=400.0, w_exc=0.0008, w_inh=0.002, delay=1.5):
+def drive(h, cells, seed):
     """Poisson exc (ExpSyn) + inh (Exp2Syn) input, identical for every cell in `cells`."""
-    keep = []
-    for k, (rate, w) in enumerate(((rate_exc, w_exc), (rate_inh, w_inh))):
-        src, rng = h.NetStim(), h.Random()
-        src.interval, src.number, src.start, src.noise = 1000.0 / rate, 1e9, 0.0, 1
-        rng.Random123(seed, k, 11)
-        rng.negexp(1)
-        src.noiseFromRandom(rng)
-        keep += [src, rng]
-        for cell in cells:
-            if k == 0:
-                syn = h.ExpSyn(cell.soma(0.5))
-                syn.tau, syn.e = 2.0, 0.0
-            else:
-                syn = h.Exp2Syn(cell.soma(0.5))
-                syn.tau1, syn.tau2, syn.e = 0.5, 6.0, -75.0
-            nc = h.NetCon(src, syn)
-            nc.delay, nc.weight[0] = delay, w
-            keep += [syn, nc]
-    return keep
+    from noble_neuron.synaptic_drive import poisson_synaptic_drive
+
+    return poisson_synaptic_drive(h, cells, seed, rate_exc_Hz=1500.0, rate_inh_Hz=400.0, w_exc_uS=0.0008,
+                                  w_inh_uS=0.002, delay_ms=1.5, stream=11)
 
 
 def spikes(t, v, thr=-20.0):
