@@ -191,3 +191,18 @@ def test_diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_epo
         train(dataset, config, TrainConfig(epochs=5, batch_size=8, lr=1e30, val_every_kth_amplitude=0),
               tmp_path / "d.pt", progress=False, device="cpu")
     assert not (tmp_path / "d.pt").exists()  # no checkpoint with NaN weights
+
+
+def test_every_shipped_training_config_parses():
+    """noble_neuron/configs/*.yaml (what `noble-neuron train --config NAME` reads) are valid configs."""
+    from pathlib import Path
+
+    import noble_neuron
+
+    paths = sorted((Path(noble_neuron.__file__).parent / "configs").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"paper", "cpu_small", "network_cpu", "network_gpu"}
+    for path in paths:
+        sc, tc = SurrogateConfig.from_yaml(path), TrainConfig.from_yaml(path)
+        assert sc.sliding_window == (tc.window_time == "relative"), path.name
+    network = SurrogateConfig.from_yaml(paths[[p.stem for p in paths].index("network_cpu")])
+    assert network.spike_head and not network.voltage_history
