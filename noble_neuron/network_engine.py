@@ -26,6 +26,11 @@ iteration, one batched call each). At 0.6 ms epochs 1, 2 and 3 passes gave the s
 subthreshold error to < 0.01 mV (benchmarks/network.py --iterations), so the default is 1.
 The surrogate was trained on current inputs; conductance input enters only through this
 driving force.
+
+Outputs. Input-only checkpoints see the current window alone; ``voltage_history`` ones also
+their own earlier output (closed loop). Spike-head checkpoints (the shipped one) return the
+clipped voltage and a spike probability; a `SpikeComposer` per group turns them, epoch after
+epoch, into voltages with action potentials (`noble_neuron.spike_head`).
 """
 from __future__ import annotations
 
