@@ -46,7 +46,6 @@ import torch
 
 from .cell_engine import step_current
 from .embedding import characteristic_amplitude
-from .spike_head import SpikeComposer
 from .surrogate_model import AccuracyWarning
 
 _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
@@ -228,8 +227,7 @@ class NetworkGroup:
         self.t_k = 0.0
         self.trace = [v0[:, None].astype(np.float32)]
         self.g_trace = [np.zeros((n, 1), dtype=np.float32)]
-        self.composer = None if not self.s.config.spike_head else SpikeComposer(
-            n, np.array(self.s.spike_template_mV), self.s.spike_threshold, self.dt_s)
+        self.composer = self.s.spike_composer(n) if self.s.config.spike_head else None
         self._advance()
 
     def on_boundary(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spike_head import SpikeComposer, upward_crossings
+from .spike_head import REFRACTORY_MS, SpikeComposer, upward_crossings
 from .surrogate_model import Surrogate
 
 __all__ = ["calibrate_spike_threshold", "compose", "rollout"]
@@ -66,28 +66,45 @@ def rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray, 
     return compose(surrogate, v_clip, prob, surrogate.spike_threshold)
 
 
-def compose(surrogate: Surrogate, v_clip_mV: np.ndarray, prob: np.ndarray, threshold: float) -> np.ndarray:
-    """Voltages (mV) with the spikes of a spike-head surrogate's (B, T) clipped voltage and probability."""
-    composer = SpikeComposer(v_clip_mV.shape[0], np.array(surrogate.spike_template_mV), threshold, surrogate.dt_ms)
+def compose(surrogate: Surrogate, v_clip_mV: np.ndarray, prob: np.ndarray, threshold: float | None = None,
+            delay_samples: int | None = None) -> np.ndarray:
+    """Voltages (mV) with the spikes of a spike-head surrogate's (B, T) clipped voltage and probability
+    (its own threshold and delay unless given)."""
+    composer = SpikeComposer(v_clip_mV.shape[0], np.array(surrogate.spike_template_mV),
+                             surrogate.spike_threshold if threshold is None else threshold, surrogate.dt_ms,
+                             surrogate.spike_delay_samples if delay_samples is None else delay_samples)
     return composer.step(v_clip_mV, prob)
 
 
 def calibrate_spike_threshold(surrogate: Surrogate, stimuli_nA: np.ndarray, voltages_mV: np.ndarray,
                               features: np.ndarray, epoch_samples: int = 10) -> dict:
-    """The spike-probability threshold that best reproduces the spike counts of (B, T) reference traces.
+    """The spike-probability threshold and delay that best reproduce (B, T) reference traces' spikes.
 
     Rolls the spike-head surrogate out once over the traces (the probability of an input-only
-    model does not depend on the threshold), then scores thresholds 0.05 … 0.95: the one with
-    the smallest summed absolute spike-count error wins (ties: nearer 0.5). Returns
-    {"threshold", "count_abs_error", "spikes_reference", "spikes_surrogate", "table"}.
+    model depends on neither), then scores thresholds 0.05 … 0.95: the one with the smallest
+    summed absolute spike-count error wins (ties: nearer 0.5). The delay is the median lag
+    (samples) from a detection to the reference spike it announces (nearest within 2 ms).
+    Returns {"threshold", "delay_samples", "count_abs_error", "spikes_reference",
+    "spikes_surrogate", "table"}.
     """
     v_clip, prob = rollout(surrogate, stimuli_nA, features, epoch_samples,
                            v_rest_mV=np.asarray(voltages_mV)[:, 0], spike_parts=True)
-    ref = np.bincount(upward_crossings(voltages_mV)[0], minlength=len(voltages_mV))
+    ref_rows, ref_cols = upward_crossings(voltages_mV)
+    ref = np.bincount(ref_rows, minlength=len(voltages_mV))
     table = []
     for thr in np.round(np.arange(0.05, 0.951, 0.05), 2):
-        n = np.bincount(upward_crossings(compose(surrogate, v_clip, prob, float(thr)))[0], minlength=len(ref))
+        n = np.bincount(upward_crossings(compose(surrogate, v_clip, prob, float(thr), 0))[0], minlength=len(ref))
         table.append({"threshold": float(thr), "count_abs_error": int(np.abs(n - ref).sum()),
                       "spikes_surrogate": int(n.sum())})
     best = min(table, key=lambda r: (r["count_abs_error"], abs(r["threshold"] - 0.5)))
-    return {**best, "spikes_reference": int(ref.sum()), "epoch_samples": int(epoch_samples), "table": table}
+    rows, cols = upward_crossings(compose(surrogate, v_clip, prob, best["threshold"], 0))
+    window = int(round(2.0 / surrogate.dt_ms))
+    lags = []
+    for r, c in zip(rows, cols):
+        d = ref_cols[ref_rows == r] - c
+        if d.size and np.abs(d).min() <= window:
+            lags.append(d[np.argmin(np.abs(d))])
+    max_delay = int(round(REFRACTORY_MS / surrogate.dt_ms)) - 1
+    delay = int(np.clip(np.round(np.median(lags)), 0, max_delay)) if lags else 0
+    return {**best, "delay_samples": delay, "spikes_reference": int(ref.sum()), "epoch_samples": int(epoch_samples),
+            "table": table}

@@ -7,27 +7,27 @@ trained that way fired 0 Hz where its detailed twin fired 8.5 Hz). A spike-head 
 
 - the voltage clipped at ``v_clip_mV`` (subthreshold dynamics, AHP included), scored by the
   relative Lp loss like any voltage;
-- the logit of "a spike's upstroke crosses ``SPIKE_CROSSING_MV`` at this sample", scored
-  by binary cross-entropy against labels that are 1 within ``LABEL_HALF_WIDTH`` samples of
-  each crossing of the detailed model.
+- the logit of "a spike's upstroke crosses ``SPIKE_CROSSING_MV`` within ``half_width``
+  samples of this one" (``SurrogateConfig.spike_label_half_width``), scored by binary
+  cross-entropy against labels that are 1 there; a tolerance of ~0.5 ms lets the model be
+  confident where it knows a spike comes but not to the sample.
 
-At run time (`SpikeComposer`) a spike is emitted where the probability rises through the
-checkpoint's calibrated threshold (outside a refractory period) and the voltage there is
-the clipped prediction with the model family's average action potential (`ap_template`,
-stored in the checkpoint) pasted on from the crossing sample, so NetCons watching the soma
-see an ordinary spike.
+At run time (`SpikeComposer`) a spike is detected where the probability rises through the
+checkpoint's calibrated threshold (outside a refractory period); it is placed
+``delay_samples`` later (the rise comes about ``half_width`` samples before the crossing it
+announces; the delay is calibrated with the threshold), and the voltage there is the clipped
+prediction with the model family's average action potential (`ap_template`, stored in the
+checkpoint) pasted on from that sample, so NetCons watching the soma see an ordinary spike.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LABEL_HALF_WIDTH", "REFRACTORY_MS", "SPIKE_CROSSING_MV", "SpikeComposer", "ap_template",
+__all__ = ["REFRACTORY_MS", "SPIKE_CROSSING_MV", "SpikeComposer", "ap_template",
            "spike_labels", "upward_crossings"]
 
 #: the voltage (mV) whose upward crossing defines a spike's time (as in the benchmarks)
 SPIKE_CROSSING_MV = -20.0
-#: training labels are 1 within this many samples of a crossing (0.06 ms each: +-0.06 ms)
-LABEL_HALF_WIDTH = 1
 #: no second spike within this time (ms) of a spike
 REFRACTORY_MS = 1.5
 
@@ -39,12 +39,12 @@ def upward_crossings(v_mV: np.ndarray, level: float = SPIKE_CROSSING_MV) -> tupl
     return rows, cols + 1
 
 
-def spike_labels(v_mV: np.ndarray) -> np.ndarray:
-    """(B, W) float32 labels: 1 within `LABEL_HALF_WIDTH` samples of each upward crossing, else 0."""
+def spike_labels(v_mV: np.ndarray, half_width: int) -> np.ndarray:
+    """(B, W) float32 labels: 1 within `half_width` samples of each upward crossing, else 0."""
     v = np.asarray(v_mV)
     out = np.zeros(v.shape, dtype=np.float32)
     rows, cols = upward_crossings(v)
-    for d in range(-LABEL_HALF_WIDTH, LABEL_HALF_WIDTH + 1):
+    for d in range(-half_width, half_width + 1):
         c = cols + d
         ok = (c >= 0) & (c < v.shape[1])
         out[rows[ok], c[ok]] = 1.0
@@ -76,7 +76,8 @@ class SpikeComposer:
     one epoch continues into the next.
     """
 
-    def __init__(self, n_cells: int, template_mV: np.ndarray, threshold: float, dt_ms: float) -> None:
+    def __init__(self, n_cells: int, template_mV: np.ndarray, threshold: float, dt_ms: float,
+                 delay_samples: int = 0) -> None:
         self.template = np.asarray(template_mV, dtype=np.float32)
         if self.template.ndim != 1 or self.template.size == 0:
             raise ValueError("the spike template must be a non-empty 1-D waveform (mV)")
@@ -84,8 +85,12 @@ class SpikeComposer:
             raise ValueError(f"spike probability threshold must be in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
         self.refractory = int(round(REFRACTORY_MS / dt_ms))
+        if isinstance(delay_samples, bool) or not isinstance(delay_samples, (int, np.integer)) or not (
+                0 <= delay_samples < self.refractory):
+            raise ValueError(f"spike delay must be an integer in [0, {self.refractory}) samples, got {delay_samples!r}")
+        self.delay = int(delay_samples)
         self.last_p = np.zeros(n_cells, dtype=np.float32)
-        self.since = np.full(n_cells, 10**9, dtype=np.int64)  # samples since each cell's last spike
+        self.since = np.full(n_cells, 10**9, dtype=np.int64)  # samples since each cell's last spike (< 0: due)
         self.spike_samples: list[list[int]] = [[] for _ in range(n_cells)]
         self._t = 0  # samples composed so far
 
@@ -96,12 +101,13 @@ class SpikeComposer:
         n_tmpl = self.template.size
         for j in range(v.shape[1]):  # vectorised over cells, sample by sample
             self.since += 1
-            fire = (p[:, j] >= self.threshold) & (self.last_p < self.threshold) & (self.since > self.refractory)
+            fire = ((p[:, j] >= self.threshold) & (self.last_p < self.threshold)
+                    & (self.since > self.refractory - self.delay))
             for i in np.flatnonzero(fire):
-                self.spike_samples[i].append(self._t + j)
-            self.since[fire] = 0
+                self.spike_samples[i].append(self._t + j + self.delay)
+            self.since[fire] = -self.delay
             self.last_p = p[:, j].copy()
-            on = self.since < n_tmpl
+            on = (self.since >= 0) & (self.since < n_tmpl)
             if on.any():
                 v[on, j] = np.maximum(v[on, j], self.template[self.since[on]])
         self._t += v.shape[1]

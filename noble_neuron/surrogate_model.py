@@ -96,7 +96,8 @@ class SurrogateConfig:
 
     ``spike_head``: an input-only sliding-window model with a second output, the logit of
     a spike at each sample; its voltage output is the voltage clipped at ``v_clip_mV``
-    (see `noble_neuron.spike_head`).
+    (see `noble_neuron.spike_head`); its spike labels are 1 within ``spike_label_half_width``
+    samples of each spike.
 
     ``pad_to_fast_length``: zero-pad the time axis to the next 2^a·3^b·5^c length before the
     FNO and crop after it. 8583 = 3 · 2861 (a prime) makes every FFT ~6x slower than at 8640;
@@ -122,11 +123,12 @@ class SurrogateConfig:
     sliding_window: bool = False
     spike_head: bool = False
     v_clip_mV: float = -55.0
+    spike_label_half_width: int = 1
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "hidden_channels", "n_modes"):
             object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
-        for name in ("k_amp", "k_feat"):
+        for name in ("k_amp", "k_feat", "spike_label_half_width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} (number of embedding frequencies) must be an integer >= 0, got {v!r}")
@@ -333,6 +335,7 @@ class Surrogate:
         sliding_horizon_samples: int | None = None,
         spike_template_mV: Sequence[float] | None = None,
         spike_threshold: float = 0.5,
+        spike_delay_samples: int = 0,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -376,6 +379,7 @@ class Surrogate:
                 raise ValueError(f"spike_threshold must be a probability in (0, 1), got {spike_threshold!r}")
         self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
         self.spike_threshold = float(spike_threshold)
+        self.spike_delay_samples = int(spike_delay_samples)
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -415,6 +419,7 @@ class Surrogate:
             "sliding_horizon_samples": self.sliding_horizon_samples,
             "spike_template_mV": None if self.spike_template_mV is None else list(self.spike_template_mV),
             "spike_threshold": self.spike_threshold,
+            "spike_delay_samples": self.spike_delay_samples,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -434,6 +439,7 @@ class Surrogate:
             stimulus_kinds=meta.get("stimulus_kinds", ()),
             sliding_horizon_samples=meta.get("sliding_horizon_samples"),
             spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
+            spike_delay_samples=meta.get("spike_delay_samples", 0),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -515,6 +521,13 @@ class Surrogate:
                 f"{cl.get('rate_Hz_detailed_mean', float('nan')):.1f} Hz detailed, spike coincidence Gamma "
                 f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
                 f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
+
+    def spike_composer(self, n_cells: int):
+        """A fresh `SpikeComposer` with this spike-head checkpoint's template, threshold and delay."""
+        from .spike_head import SpikeComposer
+
+        return SpikeComposer(n_cells, np.array(self.spike_template_mV), self.spike_threshold, self.dt_ms,
+                             self.spike_delay_samples)
 
     @property
     def is_sliding(self) -> bool:
@@ -694,9 +707,7 @@ class Surrogate:
         if c_spike and spike_parts:
             return (out[0], prob[0]) if squeeze else (out, prob)
         if c_spike:
-            from .spike_head import SpikeComposer
-
-            out = SpikeComposer(b, np.array(self.spike_template_mV), self.spike_threshold, self.dt_ms).step(out, prob)
+            out = self.spike_composer(b).step(out, prob)
         return out[0] if squeeze else out
 
     def __repr__(self) -> str:

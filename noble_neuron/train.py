@@ -353,7 +353,8 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
     mask = torch.arange(win.window, device=device)[None, :] >= torch.from_numpy(win.window - n_future)[:, None].to(device)
     if logit is None:
         return pred, target, mask, None
-    return pred, target.clamp(max=sc.v_clip_mV), mask, (logit, torch.from_numpy(spike_labels(y)).to(device))
+    labels = spike_labels(y, sc.spike_label_half_width)
+    return pred, target.clamp(max=sc.v_clip_mV), mask, (logit, torch.from_numpy(labels).to(device))
 
 
 def _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future, with_logits=False):
@@ -474,10 +475,10 @@ def _calibrate_spikes(sur: Surrogate, data: _Data, tc: TrainConfig, max_traces: 
     feats = sur.feature_scaler.inverse_transform(data.feat_scaled[rows].astype(np.float64))
     cal = calibrate_spike_threshold(sur, data.stim[rows, pad:], data.volt[rows, pad:], feats,
                                     epoch_samples=min(10, sur.sliding_horizon_samples))
-    sur.spike_threshold = cal["threshold"]
+    sur.spike_threshold, sur.spike_delay_samples = cal["threshold"], cal["delay_samples"]
     sur.metrics["spike_calibration"] = {k: v for k, v in cal.items() if k != "table"} | {"n_traces": int(rows.size)}
-    log.info("spike threshold %.2f: %d spikes vs %d in %d validation traces", cal["threshold"],
-             cal["spikes_surrogate"], cal["spikes_reference"], rows.size)
+    log.info("spike threshold %.2f, delay %d samples: %d spikes vs %d in %d validation traces", cal["threshold"],
+             cal["delay_samples"], cal["spikes_surrogate"], cal["spikes_reference"], rows.size)
 
 
 def _settings_key(sc: SurrogateConfig, tc: TrainConfig, dataset: dict) -> dict:
@@ -564,7 +565,9 @@ def train(
         else:
             if tc.init_from is not None:
                 init = load_checkpoint(tc.init_from)
-                if SurrogateConfig.from_dict(init["metadata"]["config"]) != sc:
+                src = SurrogateConfig.from_dict(init["metadata"]["config"])
+                # the spike-label width is a training target, not part of the network: it may change
+                if dataclasses.replace(src, spike_label_half_width=sc.spike_label_half_width) != sc:
                     raise ValueError(f"init_from {tc.init_from} has another architecture/encoding than this config")
                 model.load_state_dict(init["state_dict"])
                 log.info("initialised weights from %s", tc.init_from)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from noble_neuron.spike_head import (LABEL_HALF_WIDTH, REFRACTORY_MS, SpikeComposer, ap_template, spike_labels,
+from noble_neuron.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, spike_labels,
                                      upward_crossings)
 
 
@@ -12,9 +12,10 @@ def test_labels_mark_each_upward_crossing_only():
     v[1, 30:] = -10.0  # a step above -20 mV is one crossing too, staying up is not a second one
     rows, cols = upward_crossings(v)
     assert rows.tolist() == [0, 1] and cols.tolist() == [11, 30]
-    lab = spike_labels(v)
-    assert lab[0].sum() == 2 * LABEL_HALF_WIDTH + 1 and lab[0, 11] == 1.0 and lab[0, 11 + LABEL_HALF_WIDTH + 1] == 0
-    assert lab[1, 30] == 1.0 and lab[1, 40:].sum() == 0
+    for hw in (1, 4):
+        lab = spike_labels(v, hw)
+        assert lab[0].sum() == 2 * hw + 1 and lab[0, 11 - hw] == 1.0 and lab[0, 11 + hw + 1] == 0
+        assert lab[1, 30] == 1.0 and lab[1, 30 + hw + 1:].sum() == 0
 
 
 def test_ap_template_is_the_average_spike_until_it_falls_below_the_clip():
@@ -49,3 +50,11 @@ def test_composer_fires_on_rising_probability_with_refractory_and_is_chunk_invar
     assert chunked.spike_samples == whole.spike_samples
     with pytest.raises(ValueError, match="threshold"):
         SpikeComposer(1, tmpl, 1.0, dt)
+    # a delay places each detected spike that many samples later (it may land in the next epoch)
+    delayed = SpikeComposer(3, tmpl, 0.5, dt, delay_samples=5)
+    v_del = np.concatenate([delayed.step(v_clip[:, i:i + 7], p[:, i:i + 7]) for i in range(0, 400, 7)], axis=1)
+    assert delayed.spike_samples == [[55], [105, 305], []]
+    np.testing.assert_array_equal(v_del[0, 55:58], tmpl)
+    assert (v_del[0, 50:55] == -65.0).all()
+    with pytest.raises(ValueError, match="delay"):
+        SpikeComposer(1, tmpl, 0.5, dt, delay_samples=int(REFRACTORY_MS / dt))

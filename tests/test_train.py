@@ -183,6 +183,13 @@ def test_spike_head_surrogate_has_template_calibrated_threshold_and_two_outputs(
     fired = np.flatnonzero((p >= s.spike_threshold) & (np.r_[0.0, p[:-1]] < s.spike_threshold))
     assert (v.max() > 0.0) == (fired.size > 0)  # an AP is pasted exactly where the probability fires
     np.testing.assert_array_equal(v[v < s.config.v_clip_mV], v_clip[v < s.config.v_clip_mV])
+    assert 0 <= s.spike_delay_samples == cal["delay_samples"]
+    from noble_neuron.surrogate_model import Surrogate
+
+    meta = s.metadata()
+    for bad, match in (({"spike_template_mV": None}, "spike_template_mV"), ({"spike_threshold": 1.5}, "spike_threshold")):
+        with pytest.raises(ValueError, match=match):
+            Surrogate.from_metadata({**meta, **bad}, s.state_dict(), device="cpu")
 
 
 def test_diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_epoch(dataset, tmp_path):

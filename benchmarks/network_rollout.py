@@ -1,0 +1,88 @@
+"""Network checkpoint offline: rolled out over held-out current traces, spikes and voltage vs NEURON.
+
+    python benchmarks/network_rollout.py --data pv_network.h5   # the network dataset (README); ~6 min on 2 cores
+
+Runs the network-mode checkpoint (default: the shipped one) over every trace (OU currents, PSC
+barrages, steps) of the dataset's unseen models (never trained on; with --vary-seeds their
+waveforms are their own too), epoch by epoch exactly as the NEURON engine does
+(`noble_neuron.rollout`, 1 ms epochs), and compares with the detailed model's traces:
+spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the voltage
+clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance coupling that
+benchmarks/network.py adds. → benchmarks/results/network_rollout.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from network import coincidence_gamma
+from noble_neuron.machine import machine_info
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="network dataset (generate --protocol network) of held-out models")
+    ap.add_argument("--checkpoint", default=None, help="network-mode checkpoint (default: the shipped one)")
+    ap.add_argument("--split", default="unseen", help="models of this split (default: unseen)")
+    ap.add_argument("--epoch-samples", type=int, default=17, help="samples per engine epoch (17 = 1 ms)")
+    ap.add_argument("--out", default=str(RESULTS / "network_rollout.json"))
+    args = ap.parse_args()
+
+    from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+    from noble_neuron.dataset import open_dataset
+    from noble_neuron.rollout import rollout
+    from noble_neuron.spike_head import upward_crossings
+
+    path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
+    s = load_surrogate(path, device="cpu")
+    ds = open_dataset(args.data)
+    rows = ds.rows()
+    rows = rows[np.array(ds.model_splits)[ds.model_index[rows]] == args.split]
+    if rows.size == 0:
+        raise SystemExit(f"{args.data} has no finished rows of {args.split!r} models")
+    kinds = np.array([json.loads(ds.protocols_json[p])["kind"] for p in ds.protocol_index[rows]])
+    x, y = ds.read(rows, "stimulus_nA"), ds.read(rows, "voltage_mV")
+    feats = ds.features()
+    if not feats:
+        raise SystemExit(f"{args.data} has no features; run noble-neuron features --data {args.data} "
+                         f"--copy-from {path}")
+    f = feats["values"][ds.model_index[rows]][:, [feats["names"].index(n) for n in s.config.feature_names]]
+    start = time.perf_counter()
+    v = rollout(s, x, f, args.epoch_samples, v_rest_mV=y[:, 0])
+    wall = time.perf_counter() - start
+    t = np.arange(x.shape[1]) * ds.dt_ms
+    dur_s = t[-1] / 1000.0
+    rs, cs = upward_crossings(v)
+    rd, cd = upward_crossings(y)
+    per_kind = {}
+    for kind in sorted(set(kinds)):
+        idx = np.flatnonzero(kinds == kind)
+        n_d = np.array([np.sum(rd == i) for i in idx])
+        n_s = np.array([np.sum(rs == i) for i in idx])
+        gam = [coincidence_gamma(t[cd[rd == i]], t[cs[rs == i]], 2.0, t[-1]) for i in idx]
+        rmse = [float(np.sqrt(np.mean((np.minimum(v[i], -55.0) - np.minimum(y[i], -55.0)) ** 2))) for i in idx]
+        per_kind[kind] = {
+            "n_traces": int(idx.size), "spikes_detailed": int(n_d.sum()), "spikes_surrogate": int(n_s.sum()),
+            "rate_Hz_detailed_mean": float(n_d.mean() / dur_s), "rate_Hz_surrogate_mean": float(n_s.mean() / dur_s),
+            "spike_count_rel_error_median": float(np.median(np.abs(n_s - n_d) / np.maximum(n_d, 1))),
+            "gamma_2ms_median": float(np.median(gam)), "gamma_2ms_mean": float(np.mean(gam)),
+            "firing_mismatches": int(np.sum((n_d > 0) != (n_s > 0))),
+            "clipped_voltage_rmse_mV_median": float(np.median(rmse)),
+        }
+    result = {"machine": machine_info(), "checkpoint": str(path), "data": str(args.data), "split": args.split,
+              "n_models": int(np.unique(ds.model_index[rows]).size), "epoch_ms": args.epoch_samples * s.dt_ms,
+              "spike_threshold": s.spike_threshold, "wall_s_rollout": wall, "per_kind": per_kind}
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
