@@ -25,22 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from noble_neuron.machine import machine_info
+from noble_neuron.spike_metrics import coincidence_gamma
 
 RESULTS = Path(__file__).parent / "results"
 W_EXC_US, W_INH_US, DELAY_MS = 0.0008, 0.002, 1.5  # synaptic weights (peak conductance) and NetCon delay
-
-
-def coincidence_gamma(t_a: np.ndarray, t_b: np.ndarray, window_ms: float, duration_ms: float) -> float:
-    """Kistler's coincidence factor of spike train b against reference a (1 = identical, 0 = chance)."""
-    if t_a.size == 0 and t_b.size == 0:
-        return 1.0
-    if t_a.size == 0 or t_b.size == 0:
-        return 0.0
-    coinc = sum(bool(np.any(np.abs(t_b - t) <= window_ms)) for t in t_a)
-    rate_b = t_b.size / duration_ms
-    expected = 2 * rate_b * window_ms * t_a.size
-    norm = 1 - 2 * rate_b * window_ms
-    return float((coinc - expected) / (0.5 * (t_a.size + t_b.size) * norm))
 
 
 def spike_times(t: np.ndarray, v: np.ndarray, threshold: float = -20.0) -> np.ndarray:

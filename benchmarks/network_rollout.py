@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from network import coincidence_gamma
 from noble_neuron.machine import machine_info
+from noble_neuron.spike_metrics import coincidence_gamma
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .spike_head import REFRACTORY_MS, SpikeComposer, upward_crossings
+from .spike_head import REFRACTORY_MS, upward_crossings
 from .surrogate_model import Surrogate
 
 __all__ = ["calibrate_spike_threshold", "compose", "rollout"]
@@ -70,9 +70,9 @@ def compose(surrogate: Surrogate, v_clip_mV: np.ndarray, prob: np.ndarray, thres
             delay_samples: int | None = None) -> np.ndarray:
     """Voltages (mV) with the spikes of a spike-head surrogate's (B, T) clipped voltage and probability
     (its own threshold and delay unless given)."""
-    composer = SpikeComposer(v_clip_mV.shape[0], np.array(surrogate.spike_template_mV),
-                             surrogate.spike_threshold if threshold is None else threshold, surrogate.dt_ms,
-                             surrogate.spike_delay_samples if delay_samples is None else delay_samples)
+    composer = surrogate.spike_composer_with(
+        v_clip_mV.shape[0], surrogate.spike_threshold if threshold is None else threshold,
+        surrogate.spike_delay_samples if delay_samples is None else delay_samples)
     return composer.step(v_clip_mV, prob)
 
 
@@ -104,7 +104,7 @@ def calibrate_spike_threshold(surrogate: Surrogate, stimuli_nA: np.ndarray, volt
         d = ref_cols[ref_rows == r] - c
         if d.size and np.abs(d).min() <= window:
             lags.append(d[np.argmin(np.abs(d))])
-    max_delay = int(round(REFRACTORY_MS / surrogate.dt_ms)) - 1
+    max_delay = min(int(round(REFRACTORY_MS / surrogate.dt_ms)), surrogate.spike_refractory_samples or 10**9) - 1
     delay = int(np.clip(np.round(np.median(lags)), 0, max_delay)) if lags else 0
     return {**best, "delay_samples": delay, "spikes_reference": int(ref.sum()), "epoch_samples": int(epoch_samples),
             "table": table}

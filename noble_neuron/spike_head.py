@@ -13,7 +13,9 @@ trained that way fired 0 Hz where its detailed twin fired 8.5 Hz). A spike-head 
   confident where it knows a spike comes but not to the sample.
 
 At run time (`SpikeComposer`) a spike is detected where the probability rises through the
-checkpoint's calibrated threshold (outside a refractory period); it is placed
+checkpoint's calibrated threshold, outside a refractory period (the shortest interspike
+interval of the training traces, `refractory_samples`: a probability that dips and recovers
+within one action potential would otherwise count twice); it is placed
 ``delay_samples`` later (the rise comes about ``half_width`` samples before the crossing it
 announces; the delay is calibrated with the threshold), and the voltage there is the clipped
 prediction with the model family's average action potential (`ap_template`, stored in the
@@ -23,12 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["REFRACTORY_MS", "SPIKE_CROSSING_MV", "SpikeComposer", "ap_template",
+__all__ = ["REFRACTORY_MS", "SPIKE_CROSSING_MV", "SpikeComposer", "ap_template", "refractory_samples",
            "spike_labels", "upward_crossings"]
 
 #: the voltage (mV) whose upward crossing defines a spike's time (as in the benchmarks)
 SPIKE_CROSSING_MV = -20.0
-#: no second spike within this time (ms) of a spike
+#: no second spike within this time (ms) of a spike, unless the checkpoint has its own (data-derived) value
 REFRACTORY_MS = 1.5
 
 
@@ -68,6 +70,14 @@ def ap_template(v_mV: np.ndarray, v_clip_mV: float, max_samples: int = 40) -> np
     return mean[:below[0]] if below.size else mean
 
 
+def refractory_samples(v_mV: np.ndarray, quantile: float = 0.001) -> int:
+    """The shortest interspike interval (samples) of (N, T) traces, as their `quantile` (robust to a
+    stray doublet); None if no trace has two spikes."""
+    rows, cols = upward_crossings(v_mV)
+    isi = np.concatenate([np.diff(cols[rows == r]) for r in np.unique(rows)] or [np.zeros(0)])
+    return None if isi.size == 0 else max(1, int(np.floor(np.quantile(isi, quantile))))
+
+
 class SpikeComposer:
     """Turns successive chunks of (clipped voltage, spike probability) of B cells into voltages with spikes.
 
@@ -77,14 +87,14 @@ class SpikeComposer:
     """
 
     def __init__(self, n_cells: int, template_mV: np.ndarray, threshold: float, dt_ms: float,
-                 delay_samples: int = 0) -> None:
+                 delay_samples: int = 0, refractory: int | None = None) -> None:
         self.template = np.asarray(template_mV, dtype=np.float32)
         if self.template.ndim != 1 or self.template.size == 0:
             raise ValueError("the spike template must be a non-empty 1-D waveform (mV)")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"spike probability threshold must be in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
-        self.refractory = int(round(REFRACTORY_MS / dt_ms))
+        self.refractory = int(round(REFRACTORY_MS / dt_ms)) if refractory is None else int(refractory)
         if isinstance(delay_samples, bool) or not isinstance(delay_samples, (int, np.integer)) or not (
                 0 <= delay_samples < self.refractory):
             raise ValueError(f"spike delay must be an integer in [0, {self.refractory}) samples, got {delay_samples!r}")

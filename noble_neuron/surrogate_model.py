@@ -336,6 +336,7 @@ class Surrogate:
         spike_template_mV: Sequence[float] | None = None,
         spike_threshold: float = 0.5,
         spike_delay_samples: int = 0,
+        spike_refractory_samples: int | None = None,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -380,6 +381,7 @@ class Surrogate:
         self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
         self.spike_threshold = float(spike_threshold)
         self.spike_delay_samples = int(spike_delay_samples)
+        self.spike_refractory_samples = None if spike_refractory_samples is None else int(spike_refractory_samples)
         self.metrics = dict(metrics or {})
         self.version = str(version)
         self._delaunay: Any = None
@@ -420,6 +422,7 @@ class Surrogate:
             "spike_template_mV": None if self.spike_template_mV is None else list(self.spike_template_mV),
             "spike_threshold": self.spike_threshold,
             "spike_delay_samples": self.spike_delay_samples,
+            "spike_refractory_samples": self.spike_refractory_samples,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -440,6 +443,7 @@ class Surrogate:
             sliding_horizon_samples=meta.get("sliding_horizon_samples"),
             spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
             spike_delay_samples=meta.get("spike_delay_samples", 0),
+            spike_refractory_samples=meta.get("spike_refractory_samples"),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -523,11 +527,15 @@ class Surrogate:
                 f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
 
     def spike_composer(self, n_cells: int):
-        """A fresh `SpikeComposer` with this spike-head checkpoint's template, threshold and delay."""
+        """A fresh `SpikeComposer` with this spike-head checkpoint's template, threshold, delay and refractory period."""
+        return self.spike_composer_with(n_cells, self.spike_threshold, self.spike_delay_samples)
+
+    def spike_composer_with(self, n_cells: int, threshold: float, delay_samples: int):
+        """`spike_composer` with another threshold and delay (for calibration)."""
         from .spike_head import SpikeComposer
 
-        return SpikeComposer(n_cells, np.array(self.spike_template_mV), self.spike_threshold, self.dt_ms,
-                             self.spike_delay_samples)
+        return SpikeComposer(n_cells, np.array(self.spike_template_mV), threshold, self.dt_ms, delay_samples,
+                             self.spike_refractory_samples)
 
     @property
     def is_sliding(self) -> bool:

@@ -43,11 +43,11 @@ from .config_io import checked_mapping, yaml_section
 from .dataset import open_dataset
 from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude
 from .features import FeatureScaler
-from .spike_head import ap_template, spike_labels
+from .spike_head import ap_template, refractory_samples, spike_labels
 from .surrogate_model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_outputs, decode_voltage,
                               default_device, history_channels)
 
-__all__ = ["TrainConfig", "relative_lp", "train", "resume_path"]
+__all__ = ["TrainConfig", "calibrate_spikes", "relative_lp", "train", "resume_path"]
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     }
     if sc.spike_head:
         meta["spike_template_mV"] = ap_template(volt[train_idx], sc.v_clip_mV).tolist()
+        meta["spike_refractory_samples"] = refractory_samples(volt[train_idx])
     return data, meta
 
 
@@ -481,6 +482,27 @@ def _calibrate_spikes(sur: Surrogate, data: _Data, tc: TrainConfig, max_traces: 
              cal["delay_samples"], cal["spikes_surrogate"], cal["spikes_reference"], rows.size)
 
 
+def calibrate_spikes(checkpoint: str | Path, data_path: str | Path, out_path: str | Path | None = None) -> dict:
+    """Re-derive a spike-head checkpoint's refractory period and re-calibrate its threshold and delay.
+
+    Uses the checkpoint's own training config to select the same training and validation
+    traces of `data_path` as training does, exactly as `train` does at its end (for checkpoints
+    trained before a calibration step existed, or on other data). Writes `out_path` (default:
+    in place); returns the calibration record (also in ``metrics["spike_calibration"]``).
+    """
+    from .checkpoint import load_surrogate
+
+    sur = load_surrogate(checkpoint, device="cpu")
+    if not sur.config.spike_head:
+        raise ValueError(f"{checkpoint} is not a spike-head checkpoint (config.spike_head is false)")
+    tc = TrainConfig.from_dict(sur.metrics.get("train_config") or {})
+    data, meta = _load_data(Path(data_path), sur.config, tc)
+    sur.spike_refractory_samples = meta["spike_refractory_samples"]
+    _calibrate_spikes(sur, data, tc)
+    sur.save(out_path or checkpoint)
+    return sur.metrics["spike_calibration"]
+
+
 def _settings_key(sc: SurrogateConfig, tc: TrainConfig, dataset: dict) -> dict:
     d = tc.to_dict()
     d.pop("epochs")  # a resumed run may train for longer
@@ -577,6 +599,7 @@ def train(
             return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=win.n_ref, amp_range_nA=meta["amp_range_nA"],
                              sliding_horizon_samples=win.horizon if relative else None,
                              spike_template_mV=meta.get("spike_template_mV"),
+                             spike_refractory_samples=meta.get("spike_refractory_samples"),
                              feature_scaler=meta["feature_scaler"], hull_points=meta["hull_points"],
                              train_model_ids=meta["train_model_ids"], model_features=meta["model_features"],
                              stimulus_kinds=meta["stimulus_kinds"],

@@ -1,5 +1,7 @@
 """Shipped network checkpoint vs the detailed PV model under identical synaptic drive (real NEURON).
 
+The shipped checkpoint is input-only with a spike head (README, network mode).
+
 Tolerances are the measured agreement of the shipped CPU-trained checkpoint (README, network
 mode), not aspirations; a regression in the engine or the checkpoint breaks them.
 """
@@ -65,16 +67,72 @@ def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
     assert rmse < SUBTHRESHOLD_RMSE_MV, rmse
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the shipped CPU-trained network checkpoint does not fire in "
-                                       "closed loop (README, network mode); strict, so a fix must update this")
-def test_surrogate_twin_fires_like_detailed_cell(h):
-    t, vd, vs = run_twins(h)
-    sd, ss = spikes(t, vd), spikes(t, vs)
-    assert sd.size >= 1 and abs(ss.size - sd.size) <= max(1, 0.2 * sd.size), (sd.size, ss.size)
+def run_population(h, n=8, tstop=300.0):
+    """Spike times (ms) of n detailed family cells and their surrogate twins, each pair under its own drive."""
+    from noble_neuron.models import load_family
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    models = load_family("train")[:n]
+    detailed = [m.instantiate() for m in models]
+    twins = [SurrogateCell(m.model_id, network=True) for m in models]
+    keep, rec = [], []
+    for i, (d, s) in enumerate(zip(detailed, twins)):
+        keep += drive(h, [d, s], seed=100 + i)
+        rec.append((h.Vector().record(d.soma(0.5)._ref_v), h.Vector().record(s.soma(0.5)._ref_v)))
+    tv = h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-70)
+    h.continuerun(tstop)
+    t = np.array(tv)
+    out = [(spikes(t, np.array(a)), spikes(t, np.array(b))) for a, b in rec]
+    del keep, rec, tv, twins, detailed
+    return out
 
 
-# measured with the shipped checkpoint: 2.2 mV median over 20 cells (benchmarks/results/network.json)
-SUBTHRESHOLD_RMSE_MV = 3.5
+def test_surrogate_twins_fire_at_the_detailed_rate(h):
+    """Population rate of 8 twins under 8 different drives: measured 73 vs 65 detailed spikes (+12 %), 43 of the
+    65 with a surrogate spike within 2 ms; tolerances 25 % and 40 %."""
+    pairs = run_population(h)
+    n_d = sum(a.size for a, _ in pairs)
+    n_s = sum(b.size for _, b in pairs)
+    assert n_d >= 20  # the drive makes the detailed cells fire
+    assert abs(n_s - n_d) <= 0.25 * n_d, (n_d, n_s)
+    # spikes are not placed at random: most detailed spikes have a surrogate spike within 2 ms
+    hits = sum(int(np.any(np.abs(b - x) <= 2.0)) for a, b in pairs for x in a)
+    assert hits >= 0.4 * n_d, (hits, n_d)
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (README, network mode): spike timing of the CPU-trained network "
+                                       "checkpoint, median coincidence Gamma ~0.4-0.5 vs the 0.9 goal; strict, so a "
+                                       "fix must update this")
+def test_surrogate_twins_spike_timing_meets_the_goal(h):
+    from noble_neuron.spike_metrics import coincidence_gamma
+
+    pairs = run_population(h, n=4, tstop=200.0)
+    assert np.median([coincidence_gamma(a, b, 2.0, 200.0) for a, b in pairs]) >= 0.9
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (README, network mode): under a constant current held longer than "
+                                       "the 61 ms input window the input-only model loses the phase of tonic firing "
+                                       "and stops firing; strict, so a fix must update this")
+def test_surrogate_fires_through_a_long_step(h):
+    from noble_neuron.surrogate_cell import SurrogateCell
+
+    twin = SurrogateCell("hof_003", network=True)
+    stim = h.IClamp(twin.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 10.0, 300.0, 0.3
+    v, tv = h.Vector().record(twin.soma(0.5)._ref_v), h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-70)
+    h.continuerun(300)
+    late = spikes(np.array(tv), np.array(v))
+    del stim, twin, v, tv
+    assert np.sum(late > 150.0) >= 5  # the detailed hof_003 fires tonically at this amplitude
+
+
+# measured with the shipped checkpoint: 1.2 mV median over 20 cells (benchmarks/results/network.json), 1.4 mV
+# for this pair
+SUBTHRESHOLD_RMSE_MV = 2.5
 
 
 def test_spikes_flow_detailed_to_surrogate_to_detailed(h):
