@@ -203,13 +203,18 @@ class NetworkGroup:
         return min(delays) if delays else None
 
     def _collect_clamps(self, cells: list["SurrogateCell"]) -> None:
-        rows = []
+        rows, window_ms = [], self.window * self.dt_s
         for i, cell in enumerate(cells):
             for stim in cell.iclamps():
                 d, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
                 if not all(math.isfinite(x) for x in (d, dur, amp)):
                     raise NetworkError(f"{stim.hname()} on {cell.soma.name()} has a non-finite delay/dur/amp")
                 rows.append((i, d, dur, amp))
+                if amp != 0.0 and dur > window_ms and not self.s.config.voltage_history:
+                    cell._domain_problem("held_step", f"{stim.hname()} holds {amp:g} nA for {dur:g} ms, longer than "
+                                         f"the {window_ms:g} ms input window: under a constant current an input-only "
+                                         "network surrogate loses the phase of tonic firing and stops firing (README, "
+                                         "network mode); for step protocols use SurrogateCell without network=True")
         arr = np.array(rows, dtype=float).reshape(-1, 4)
         self.clamp_cell = arr[:, 0].astype(np.int64)
         self.clamp_delay, self.clamp_dur, self.clamp_amp = arr[:, 1:2], arr[:, 2:3], arr[:, 3:4]

@@ -124,6 +124,27 @@ def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_
     del stim, cell, nc
 
 
+def test_long_step_on_an_input_only_network_cell_warns(h, tiny_input_only, sliding):
+    """A current held longer than the input window: input-only models lose tonic firing there (README)."""
+    from noble_neuron.surrogate_model import DomainWarning
+
+    s = load_surrogate(tiny_input_only, device="cpu")
+    window_ms = s.n_samples * s.dt_ms
+    cells = [SurrogateCell("bs0", checkpoint=s), SurrogateCell("bs0", checkpoint=s, strict=True),
+             SurrogateCell("bs0", checkpoint=sliding)]
+    stims = [h.IClamp(c.soma(0.5)) for c in cells]
+    for st in stims:
+        st.delay, st.dur, st.amp = 1.0, window_ms + 1.0, 0.1
+    stims[1].dur = window_ms - 1.0  # shorter than the window: fine even in strict mode
+    with pytest.warns(DomainWarning, match="tonic firing"):
+        h.finitialize(-65)
+    assert "held_step" in cells[0]._warned and "held_step" not in cells[2]._warned  # closed-loop: not affected
+    stims[1].dur = window_ms + 1.0
+    with pytest.raises(RuntimeError, match="tonic firing"):
+        h.finitialize(-65)
+    del stims, cells
+
+
 def test_one_batched_call_per_epoch_for_all_cells(h, sliding):
     cells = [SurrogateCell("bs1", checkpoint=sliding) for _ in range(40)]
     stims = []
