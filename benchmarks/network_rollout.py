@@ -54,7 +54,8 @@ def main() -> None:
                          f"--copy-from {path}")
     f = feats["values"][ds.model_index[rows]][:, [feats["names"].index(n) for n in s.config.feature_names]]
     start = time.perf_counter()
-    v = rollout(s, x, f, args.epoch_samples, v_rest_mV=y[:, 0])
+    n_e = min(args.epoch_samples, s.sliding_horizon_samples)  # a checkpoint's horizon caps its epochs
+    v = rollout(s, x, f, n_e, v_rest_mV=y[:, 0])
     wall = time.perf_counter() - start
     t = np.arange(x.shape[1]) * ds.dt_ms
     dur_s = t[-1] / 1000.0
@@ -76,7 +77,7 @@ def main() -> None:
             "clipped_voltage_rmse_mV_median": float(np.median(rmse)),
         }
     result = {"machine": machine_info(), "checkpoint": str(path), "data": str(args.data), "split": args.split,
-              "n_models": int(np.unique(ds.model_index[rows]).size), "epoch_ms": args.epoch_samples * s.dt_ms,
+              "n_models": int(np.unique(ds.model_index[rows]).size), "epoch_ms": n_e * s.dt_ms,
               "spike_threshold": s.spike_threshold, "wall_s_rollout": wall, "per_kind": per_kind}
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -60,3 +60,14 @@ def test_network_swap_example_quick(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert "detailed PV" in out and "surrogate PV" in out
     assert png.stat().st_size > 20_000
+
+
+def test_network_rollout_benchmark_runs_on_a_dataset(tmp_path, tiny_dataset, tiny_spike_head):
+    out_json = tmp_path / "rollout.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "network_rollout.py"), "--data", str(tiny_dataset),
+                    "--checkpoint", str(tiny_spike_head), "--out", str(out_json)], capture_output=True, text=True,
+                   check=True)
+    res = json.loads(out_json.read_text())
+    ls = res["per_kind"]["long_square"]
+    assert res["n_models"] == 1 and ls["n_traces"] == 10 and ls["spikes_detailed"] > 0
+    assert 0 <= ls["clipped_voltage_rmse_mV_median"] < 30.0 and res["spike_threshold"] > 0
