@@ -588,8 +588,9 @@ def train(
             if tc.init_from is not None:
                 init = load_checkpoint(tc.init_from)
                 src = SurrogateConfig.from_dict(init["metadata"]["config"])
-                # the spike-label width is a training target, not part of the network: it may change
-                if dataclasses.replace(src, spike_label_half_width=sc.spike_label_half_width) != sc:
+                # the spike-label width and the clip level are training targets, not part of the network
+                if dataclasses.replace(src, spike_label_half_width=sc.spike_label_half_width,
+                                       v_clip_mV=sc.v_clip_mV) != sc:
                     raise ValueError(f"init_from {tc.init_from} has another architecture/encoding than this config")
                 model.load_state_dict(init["state_dict"])
                 log.info("initialised weights from %s", tc.init_from)
