@@ -70,7 +70,7 @@ def ap_template(v_mV: np.ndarray, v_clip_mV: float, max_samples: int = 40) -> np
     return mean[:below[0]] if below.size else mean
 
 
-def refractory_samples(v_mV: np.ndarray, quantile: float = 0.001) -> int:
+def refractory_samples(v_mV: np.ndarray, quantile: float = 0.001) -> int | None:
     """The shortest interspike interval (samples) of (N, T) traces, as their `quantile` (robust to a
     stray doublet); None if no trace has two spikes."""
     rows, cols = upward_crossings(v_mV)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from noble_neuron.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, spike_labels,
+from noble_neuron.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, refractory_samples, spike_labels,
                                      upward_crossings)
 
 
@@ -58,3 +58,16 @@ def test_composer_fires_on_rising_probability_with_refractory_and_is_chunk_invar
     assert (v_del[0, 50:55] == -65.0).all()
     with pytest.raises(ValueError, match="delay"):
         SpikeComposer(1, tmpl, 0.5, dt, delay_samples=int(REFRACTORY_MS / dt))
+
+
+def test_refractory_period_is_the_shortest_interspike_interval_of_the_data():
+    v = np.full((2, 200), -70.0)
+    v[0, [20, 60, 90]] = 0.0  # ISIs 40, 30 samples
+    v[1, [10, 150]] = 0.0  # ISI 140
+    assert refractory_samples(v, quantile=0.0) == 30
+    assert refractory_samples(np.full((2, 50), -70.0)) is None
+    composer = SpikeComposer(1, np.array([0.0]), 0.5, 0.06, refractory=30)
+    p = np.zeros((1, 100), dtype=np.float32)
+    p[0, [10, 35, 45]] = 0.9  # 25 samples after the first: suppressed; 35 after: a second spike
+    composer.step(np.full((1, 100), -65.0, dtype=np.float32), p)
+    assert composer.spike_samples == [[10, 45]]
