@@ -70,10 +70,7 @@ def compose(surrogate: Surrogate, v_clip_mV: np.ndarray, prob: np.ndarray, thres
             delay_samples: int | None = None) -> np.ndarray:
     """Voltages (mV) with the spikes of a spike-head surrogate's (B, T) clipped voltage and probability
     (its own threshold and delay unless given)."""
-    composer = surrogate.spike_composer_with(
-        v_clip_mV.shape[0], surrogate.spike_threshold if threshold is None else threshold,
-        surrogate.spike_delay_samples if delay_samples is None else delay_samples)
-    return composer.step(v_clip_mV, prob)
+    return surrogate.spike_composer(v_clip_mV.shape[0], threshold, delay_samples).step(v_clip_mV, prob)
 
 
 def calibrate_spike_threshold(surrogate: Surrogate, stimuli_nA: np.ndarray, voltages_mV: np.ndarray,

@@ -526,15 +526,14 @@ class Surrogate:
                 f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
                 f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
 
-    def spike_composer(self, n_cells: int):
-        """A fresh `SpikeComposer` with this spike-head checkpoint's template, threshold, delay and refractory period."""
-        return self.spike_composer_with(n_cells, self.spike_threshold, self.spike_delay_samples)
-
-    def spike_composer_with(self, n_cells: int, threshold: float, delay_samples: int):
-        """`spike_composer` with another threshold and delay (for calibration)."""
+    def spike_composer(self, n_cells: int, threshold: float | None = None, delay_samples: int | None = None):
+        """A fresh `SpikeComposer` with this spike-head checkpoint's template and refractory period, and its
+        threshold and delay unless given (calibration tries others)."""
         from .spike_head import SpikeComposer
 
-        return SpikeComposer(n_cells, np.array(self.spike_template_mV), threshold, self.dt_ms, delay_samples,
+        return SpikeComposer(n_cells, np.array(self.spike_template_mV),
+                             self.spike_threshold if threshold is None else threshold, self.dt_ms,
+                             self.spike_delay_samples if delay_samples is None else delay_samples,
                              self.spike_refractory_samples)
 
     @property
