@@ -7,24 +7,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_script(relpath: str, *args) -> str:
+    """Run an example or benchmark script with this Python; its stdout (raises if it fails)."""
+    return subprocess.run([sys.executable, str(ROOT / relpath), *map(str, args)], capture_output=True, text=True,
+                          check=True).stdout
+
+
 def test_family_features_example_quick(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "01_family_features.py"), "--quick",
-                          "--out-dir", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    out = run_script("examples/01_family_features.py", "--quick", "--out-dir", tmp_path)
     assert "train:" in out
     assert (tmp_path / "family_fi_curves.png").stat().st_size > 10_000
     assert (tmp_path / "family_feature_spread.png").stat().st_size > 10_000
 
 
 def test_datagen_benchmark_quick():
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "datagen.py"), "--quick"],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_script("benchmarks/datagen.py", "--quick")
     assert '"orchestration_overhead_serial"' in out
 
 
 def test_quickstart_quick(tmp_path):
     png = tmp_path / "quickstart.png"
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "quickstart.py"), "--quick", "--out", str(png)],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_script("examples/quickstart.py", "--quick", "--out", png)
     assert "relative L2 error of the surrogate trace" in out and "FI curve (3 amplitudes)" in out
     rmse = float(out.split("RMSE ")[1].split(" mV")[0])
     assert rmse < 0.5  # recorded soma v follows predict()
@@ -33,8 +36,7 @@ def test_quickstart_quick(tmp_path):
 
 def test_speedup_benchmark_quick(tmp_path):
     out_json = tmp_path / "speedup.json"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speedup.py"), "--quick", "--out", str(out_json)],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_script("benchmarks/speedup.py", "--quick", "--out", out_json)
     assert "speedup_batched_cpu" in out
     res = json.loads(out_json.read_text())
     assert res["detailed"]["per_trace_s_fixed_step"] > 0.1  # a real 515 ms multicompartment solve
@@ -47,8 +49,7 @@ def test_speedup_benchmark_quick(tmp_path):
 
 def test_network_benchmark_quick(tmp_path):
     out_json = tmp_path / "network.json"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "network.py"), "--quick", "--out", str(out_json)],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_script("benchmarks/network.py", "--quick", "--out", out_json)
     res = json.loads(out_json.read_text())
     assert res["n_cells"] == 2 and res["fno_calls"] > 0 and res["wall_s_detailed_estimate"] > 0
     assert "gamma_2ms_median" in out
@@ -56,17 +57,14 @@ def test_network_benchmark_quick(tmp_path):
 
 def test_network_swap_example_quick(tmp_path):
     png = tmp_path / "swap.png"
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "network_swap.py"), "--quick", "--out", str(png)],
-                         capture_output=True, text=True, check=True).stdout
+    out = run_script("examples/network_swap.py", "--quick", "--out", png)
     assert "detailed PV" in out and "surrogate PV" in out
     assert png.stat().st_size > 20_000
 
 
 def test_network_rollout_benchmark_runs_on_a_dataset(tmp_path, tiny_dataset, tiny_spike_head):
     out_json = tmp_path / "rollout.json"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "network_rollout.py"), "--data", str(tiny_dataset),
-                    "--checkpoint", str(tiny_spike_head), "--out", str(out_json)], capture_output=True, text=True,
-                   check=True)
+    run_script("benchmarks/network_rollout.py", "--data", tiny_dataset, "--checkpoint", tiny_spike_head, "--out", out_json)
     res = json.loads(out_json.read_text())
     ls = res["per_kind"]["long_square"]
     assert res["n_models"] == 1 and ls["n_traces"] == 10 and ls["spikes_detailed"] > 0
