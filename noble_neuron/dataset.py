@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["DATASET_FORMAT", "SCHEMA_VERSION", "DatasetError", "TraceDataset", "create_dataset", "open_dataset"]
+__all__ = ["DATASET_FORMAT", "SCHEMA_VERSION", "DatasetBusyError", "DatasetError", "TraceDataset", "create_dataset", "open_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ _STR = None  # set lazily to h5py.string_dtype()
 
 class DatasetError(RuntimeError):
     """A dataset file is missing, corrupt, truncated or does not match what was asked for."""
+
+
+class DatasetBusyError(DatasetError):
+    """HDF5 refused to open a dataset because another process has it open for writing (not corruption)."""
 
 
 def _h5py():
@@ -104,6 +108,10 @@ def _open_h5(path: Path, mode: str):
     try:
         f = h5py.File(path, mode)
     except OSError as exc:
+        if "unable to lock file" in str(exc) or getattr(exc, "errno", None) in (11, 35):
+            raise DatasetBusyError(
+                f"dataset {path} is open in another process (HDF5 file lock: {exc}); wait until that process "
+                "(e.g. a running `noble-neuron generate`) finishes") from None
         raise DatasetError(f"dataset {path} is corrupt or truncated (HDF5 could not open it: {exc})") from None
     fmt = f.attrs.get("format")
     if fmt != DATASET_FORMAT:
