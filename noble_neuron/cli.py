@@ -70,16 +70,17 @@ def _cmd_build_family(args) -> int:
 def _cmd_generate(args) -> int:
     from .datagen import generate
     from .feature_table import extract_features
-    from .protocols import load_protocols
+    from .protocols import load_model_protocols
 
     specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models)
-    protocols = load_protocols(args.protocol)
+    protocols = load_model_protocols(args.protocol, len(specs))
+    flat = [p for ps in protocols for p in ps] if isinstance(protocols[0], list) else protocols
     start = time.perf_counter()
     out = generate(specs, protocols, args.out, splits=splits, n_workers=args.workers, engine=args.engine,
                    sim_dt_ms=args.dt, downsample=args.downsample, progress=not args.no_progress,
                    overwrite=args.overwrite, seed_per_model=SEED_STRIDE if args.vary_seeds else 0)
-    print(f"{out}: {len(specs)} models × {len(protocols)} protocols in {time.perf_counter() - start:.1f} s")
-    if not args.no_features and any(p.kind == "long_square" for p in protocols):
+    print(f"{out}: {len(specs)} models, {len(flat)} simulations in {time.perf_counter() - start:.1f} s")
+    if not args.no_features and any(p.kind == "long_square" for p in flat):
         extract_features(out, progress=not args.no_progress)
     return 0
 
@@ -137,7 +138,7 @@ def _cmd_evaluate(args) -> int:
     from .evaluate import HEADLINE_KEYS, write_report
 
     result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, record=args.record)
     print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
     print(f"wrote {Path(args.out_dir) / 'accuracy.json'} and PNGs")
     return 0
@@ -200,8 +201,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--template", default=None, help="HoC template file (for --models from files)")
     s.add_argument("--template-name", default=None, help="template name inside the file")
     s.add_argument("--mechanisms", default=None, help="folder of .mod files used by the template")
-    s.add_argument("--protocol", default="train", help="preset name (demo, train, heldout_amps, fi_fine, waveforms) "
-                   "or YAML/JSON file")
+    s.add_argument("--protocol", default="train", help="preset name (demo, train, heldout_amps, fi_fine, waveforms, "
+                   "network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA, seeded by the "
+                   "model's index) or YAML/JSON file")
     s.add_argument("--out", required=True, help="output .h5 (resumed if it exists)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
@@ -247,6 +249,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset with Long Square rows of train and unseen models")
     s.add_argument("--out-dir", default="benchmarks/results")
     s.add_argument("--n-sampled", type=int, default=50, help="neurons sampled inside the training-feature hull")
+    s.add_argument("--record", action="store_true", help="store the headline figures in the checkpoint (SurrogateCell "
+                   "then warns when they are far off)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_evaluate)
 

@@ -29,7 +29,10 @@ __all__ = [
     "protocol_from_dict",
     "long_square_grid",
     "PRESETS",
+    "PER_MODEL_PRESETS",
+    "long_square_draws",
     "load_protocols",
+    "load_model_protocols",
     "n_samples",
 ]
 
@@ -296,6 +299,32 @@ PRESETS: dict[str, callable] = {
 }
 
 
+def long_square_draws(model_index: int, n_hyper: int = 3, n_depol: int = 21, low_nA: float = -0.11,
+                      high_nA: float = 0.5, seed: int = 0) -> list[LongSquare]:
+    """Long Square amplitudes drawn continuously for one model (nA, sorted, rounded to 0.1 pA).
+
+    Stratified: ``n_hyper`` draws over [low_nA, 0) and ``n_depol`` over [0, high_nA), one uniform
+    draw in each equal bin, from a stream seeded by (seed, model_index). Every model sees its own
+    amplitudes (no shared 10 pA grid), so held-out draws are amplitudes that appear in no
+    training trace, and the grid still covers sag, rheobase and depolarisation block evenly.
+    """
+    rng = np.random.default_rng([int(seed), int(model_index)])
+
+    def stratified(lo: float, hi: float, n: int) -> np.ndarray:
+        edges = np.linspace(lo, hi, n + 1)
+        return edges[:-1] + rng.uniform(size=n) * np.diff(edges)
+
+    amps = np.concatenate([stratified(low_nA, 0.0, n_hyper), stratified(0.0, high_nA, n_depol)])
+    return long_square_grid(np.sort(amps))
+
+
+#: Per-model protocol sets (a callable of the model's index). "train_draws" is the shipped
+#: whole-trace training set: 24 Long Square amplitudes per model drawn over −0.11 … 0.5 nA.
+PER_MODEL_PRESETS: dict[str, callable] = {
+    "train_draws": lambda model_index: long_square_draws(model_index),
+}
+
+
 def load_protocols(spec: str | Path) -> list[Protocol]:
     """Protocols from a preset name (see PRESETS) or a YAML/JSON file.
 
@@ -305,6 +334,8 @@ def load_protocols(spec: str | Path) -> list[Protocol]:
     """
     if str(spec) in PRESETS:
         return list(PRESETS[str(spec)]())
+    if str(spec) in PER_MODEL_PRESETS:
+        raise ValueError(f"protocol preset {spec!r} draws its protocols per model: use load_model_protocols")
     path = Path(spec)
     if not path.is_file():
         raise ValueError(f"protocol {spec!r} is neither a preset ({sorted(PRESETS)}) nor an existing file")
@@ -328,3 +359,10 @@ def load_protocols(spec: str | Path) -> list[Protocol]:
     if not protocols:
         raise ValueError(f"protocol file {path} defines no protocols")
     return protocols
+
+
+def load_model_protocols(spec: str | Path, n_models: int) -> list[Protocol] | list[list[Protocol]]:
+    """`load_protocols`, or for a per-model preset (PER_MODEL_PRESETS) one list per model."""
+    if str(spec) in PER_MODEL_PRESETS:
+        return [list(PER_MODEL_PRESETS[str(spec)](i)) for i in range(n_models)]
+    return load_protocols(spec)
