@@ -23,12 +23,13 @@ def main() -> None:
     ap.add_argument("--out-dir", default=str(RESULTS))
     ap.add_argument("--n-sampled", type=int, default=50, help="neurons sampled inside the feature hull")
     ap.add_argument("--efel-limit", type=int, default=200)
+    ap.add_argument("--record", action="store_true", help="store the headline figures in the checkpoint")
     args = ap.parse_args()
 
     from noble_neuron.evaluate import HEADLINE_KEYS, write_report
 
     result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
-                          efel_limit=args.efel_limit)
+                          efel_limit=args.efel_limit, record=args.record)
     print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
 
 

@@ -69,15 +69,18 @@ def detailed_solves(model_ids, amps_nA, cvode: bool):
 
 
 def accuracy(pred: np.ndarray, true: np.ndarray, dt_ms: float) -> dict:
+    """The evaluation's trace metrics (rel L2, spike counts, timing, Gamma) of the timed traces."""
+    from noble_neuron.evaluate import trace_metrics
     from noble_neuron.features import count_spikes
 
     rel = np.linalg.norm(pred - true, axis=1) / np.linalg.norm(true, axis=1)
     window = (DELAY_MS, DELAY_MS + DUR_MS)
+    m = trace_metrics(pred, true, dt_ms, window, efel_limit=0)
     n_pred = np.array([count_spikes(v, dt_ms, window_ms=window) for v in pred])
     n_true = np.array([count_spikes(v, dt_ms, window_ms=window) for v in true])
     return {"n_traces": int(len(rel)), "rel_l2_mean": float(rel.mean()), "rel_l2_max": float(rel.max()),
-            "spike_count_exact_match_rate": float(np.mean(n_pred == n_true)),
-            "firing_mismatches": int(np.sum((n_pred > 0) != (n_true > 0))),
+            **{k: m[k] for k in ("spike_count_exact_match_rate", "firing_mismatches", "spike_count_rel_error_firing",
+                                 "spike_time_error_order_matched_median_ms", "gamma_1ms_median")},
             "spike_counts_detailed": n_true.tolist(), "spike_counts_surrogate": n_pred.tolist()}
 
 
@@ -194,11 +197,14 @@ def main() -> None:
     s.to("cpu")
     n_cells = 64 if not args.quick else 4
     results["surrogate_cell_in_neuron"] = surrogate_in_neuron(model_ids, amps, n_cells)
+    results["surrogate_cell_in_neuron_1cell"] = surrogate_in_neuron(model_ids, amps[-1:], 1)
     cpu = results["surrogate"]["cpu"]
     results["speedup_batched_cpu"] = cpu[f"speedup_batch{max(batches)}"]
     results["speedup_batch1_cpu"] = cpu["speedup_batch1"]
     results["speedup_surrogate_cell_cpu"] = (detailed["per_trace_s_fixed_step"]
                                              / results["surrogate_cell_in_neuron"]["wall_s_per_cell"])
+    results["speedup_surrogate_cell_1cell_cpu"] = (detailed["per_trace_s_fixed_step"]
+                                                   / results["surrogate_cell_in_neuron_1cell"]["wall_s_per_cell"])
     if "cuda" in results["surrogate"]:
         g = results["surrogate"]["cuda"]
         results["speedup_batched_gpu"] = g[f"speedup_batch{max(batches)}"]
@@ -216,9 +222,13 @@ def main() -> None:
     sc = results["surrogate_cell_in_neuron"]
     print(f"{'SurrogateCell in NEURON, ' + str(sc['n_cells']) + ' cells':38s}{sc['wall_s_per_cell'] * 1e3:10.2f}ms"
           f"{results['speedup_surrogate_cell_cpu']:9.0f}x")
+    sc1 = results["surrogate_cell_in_neuron_1cell"]
+    print(f"{'SurrogateCell in NEURON, 1 cell':38s}{sc1['wall_s_per_cell'] * 1e3:10.2f}ms"
+          f"{results['speedup_surrogate_cell_1cell_cpu']:9.0f}x")
     acc = cpu["accuracy_same_traces"]
     print(f"accuracy of these traces: rel L2 {100 * acc['rel_l2_mean']:.1f}% (max {100 * acc['rel_l2_max']:.1f}%), "
           f"spike-count match {100 * acc['spike_count_exact_match_rate']:.0f}%, "
+          f"spike-count error {acc['spike_count_rel_error_firing'] or 0:.1%}, Gamma(1 ms) {acc['gamma_1ms_median']}, "
           f"firing mismatches {acc['firing_mismatches']}/{acc['n_traces']}")
 
     out = args.out or (None if args.quick else

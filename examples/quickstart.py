@@ -26,6 +26,7 @@ MODEL = "hof_017"          # a training model of the shipped family
 STEP_NA = 0.30             # the trace comparison
 DELAY_MS, DUR_MS, TSTOP_MS = 15.0, 400.0, 515.0
 DT_MS = 0.02               # NEURON dt (the detailed training data used 0.02 ms)
+ZOOM_MS = (200.0, 230.0)   # the zoomed panel: action-potential shapes side by side
 
 
 def make_detailed(model_id: str):
@@ -120,13 +121,21 @@ def main() -> None:
     from noble_neuron.plots import _pyplot
 
     plt = _pyplot()
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), gridspec_kw={"height_ratios": [1.2, 1]})
+    fig = plt.figure(figsize=(9, 7.5))
+    grid_spec = fig.add_gridspec(2, 2, height_ratios=[1.2, 1], width_ratios=[2.2, 1])
+    ax1, zoom = fig.add_subplot(grid_spec[0, :]), fig.add_subplot(grid_spec[1, 1])
+    ax2 = fig.add_subplot(grid_spec[1, 0])
     ax1.plot(grid, v_true, color="black", lw=0.8, label=f"detailed NEURON ({wall_detailed:.2f} s)")
     ax1.plot(grid, v_pred, color="tab:orange", lw=0.8, alpha=0.85,
              label=f"SurrogateCell ({wall_surrogate_predict * 1e3:.0f} ms)")
     ax1.set(xlabel="time (ms)", ylabel="V (mV)",
-            title=f"{args.model}, {STEP_NA} nA step: relative L2 error {100 * rel_l2:.1f}%")
+            title=f"{args.model}, {STEP_NA} nA step: {n_detailed} spikes detailed, {n_surrogate} surrogate; "
+                  f"relative L2 error {100 * rel_l2:.1f}%")
     ax1.legend(frameon=False, fontsize=8, loc="upper right")
+    near = (grid >= ZOOM_MS[0]) & (grid <= ZOOM_MS[1])  # action potentials at full resolution
+    zoom.plot(grid[near], v_true[near], color="black", lw=1.0)
+    zoom.plot(grid[near], v_pred[near], color="tab:orange", lw=1.0, alpha=0.85)
+    zoom.set(xlabel="time (ms)", ylabel="V (mV)", title=f"{ZOOM_MS[0]:g}-{ZOOM_MS[1]:g} ms")
     ax2.plot(fi_amps * 1e3, fi_detailed, "o-", color="black", label="detailed")
     ax2.plot(fi_amps * 1e3, fi_surrogate, "s--", color="tab:orange", label="surrogate")
     ax2.set(xlabel="step amplitude (pA)", ylabel="firing rate (Hz)", title="FI curve")

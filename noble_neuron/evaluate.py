@@ -18,6 +18,7 @@ import numpy as np
 
 from .dataset import open_dataset
 from .features import EFEL_FEATURES, count_spikes, efel_features, fi_curve, spike_times, threshold_current
+from .spike_metrics import coincidence_gamma
 from .surrogate_model import Surrogate
 
 __all__ = ["evaluate_surrogate", "trace_metrics", "write_report", "HEADLINE_KEYS"]
@@ -44,6 +45,18 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
         # the counts above are of spikes inside the window; rebound spikes after it are not compared
         time_err.append(np.abs(tp[(tp >= lo) & (tp < hi)] - tt[(tt >= lo) & (tt < hi)]))
     time_err = np.concatenate(time_err) if time_err else np.array([])
+    # order-matched timing (n-th predicted vs n-th detailed spike, every trace where both fire) and
+    # Kistler's Gamma: ±1 ms on every such trace, ±2 ms only below 100 Hz (it degenerates as 2·rate·Δ → 1)
+    order_err, gamma_1ms, gamma_2ms = [], [], []
+    for i in np.flatnonzero(both):
+        tp, tt = spike_times(pred[i], dt_ms), spike_times(true[i], dt_ms)
+        tp, tt = tp[(tp >= lo) & (tp < hi)], tt[(tt >= lo) & (tt < hi)]
+        n = min(tp.size, tt.size)
+        order_err.append(np.abs(tp[:n] - tt[:n]))
+        gamma_1ms.append(coincidence_gamma(tt, tp, 1.0, hi - lo))
+        if tt.size / ((hi - lo) * 1e-3) < 100.0:
+            gamma_2ms.append(coincidence_gamma(tt, tp, 2.0, hi - lo))
+    order_err = np.concatenate(order_err) if order_err else np.array([])
     out: dict[str, Any] = {
         "n_traces": int(len(rel)),
         "rel_l2_mean": float(rel.mean()),
@@ -55,6 +68,10 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
         "spike_count_rel_error_firing": float(np.mean(np.abs(n_pred[both] - n_true[both]) / n_true[both]))
         if both.any() else None,
         "spike_time_error_median_ms": float(np.median(time_err)) if time_err.size else None,
+        "spike_time_error_order_matched_median_ms": float(np.median(order_err)) if order_err.size else None,
+        "gamma_1ms_median": float(np.median(gamma_1ms)) if gamma_1ms else None,
+        "gamma_2ms_median_below_100Hz": float(np.median(gamma_2ms)) if gamma_2ms else None,
+        "n_traces_both_firing": int(both.sum()),
     }
     # eFEL on a deterministic subset of traces where both fire (AP features) or all (passive)
     idx = np.linspace(0, len(rel) - 1, min(efel_limit, len(rel))).astype(int)
@@ -106,8 +123,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         true = ds.read(rows)
         report["groups"][group] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
         predictions[group] = (rows, pred, true)
-    if "unseen_models" in predictions:
-        rows, pred, true = predictions["unseen_models"]
+    for group, (rows, pred, true) in predictions.items():
         fi_err, rheo_err, curves = [], [], []
         for m in np.unique(ds.model_index[rows]):
             sel = ds.model_index[rows] == m
@@ -121,19 +137,23 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
                 rheo_err.append(np.nan)
             curves.append({"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(),
                            "rates_true_Hz": fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()})
-        g = report["groups"]["unseen_models"]
+        g = report["groups"][group]
         g["fi_mean_abs_error_Hz"] = float(np.mean(fi_err))
         rheo = np.asarray(rheo_err, dtype=float)
         g["rheobase_abs_error_nA_median"] = float(np.nanmedian(rheo)) if np.isfinite(rheo).any() else None
         g["rheobase_undefined_models"] = int(np.isnan(rheo_err).sum())
-        report["fi_curves_unseen"] = curves
+        if group == "unseen_models":
+            report["fi_curves_unseen"] = curves
     report["_predictions"] = predictions  # for plotting; stripped before JSON
     return report
 
 
 def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, n_sampled: int = 50,
-                 efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
-    """Evaluate `checkpoint` on `data`; write accuracy.json + PNGs into `out_dir`; return the JSON dict."""
+                 efel_limit: int = 200, progress: bool = True, record: bool = False) -> dict[str, Any]:
+    """Evaluate `checkpoint` on `data`; write accuracy.json + PNGs into `out_dir`; return the JSON dict.
+
+    ``record=True`` also stores the headline figures in the checkpoint (``metrics["evaluation"]``),
+    where `Surrogate.whole_trace_caveat` reads them (SurrogateCell warns when they are far off)."""
     import time
 
     from .checkpoint import load_surrogate
@@ -191,7 +211,18 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         "median_spike_time_error_ms_unseen_models": g.get("unseen_models", {}).get("spike_time_error_median_ms"),
         "rheobase_abs_error_nA_median_unseen_models": g.get("unseen_models", {}).get("rheobase_abs_error_nA_median"),
         "fi_mean_abs_error_Hz_unseen_models": g.get("unseen_models", {}).get("fi_mean_abs_error_Hz"),
-        "targets": {"rel_l2_in_distribution": 0.015, "rel_l2_unseen_models": 0.05,
+        **{f"{key}_{group}": g.get(group, {}).get(key) for group in ("in_distribution", "unseen_models")
+           for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms", "gamma_1ms_median",
+                       "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz", "rheobase_abs_error_nA_median",
+                       "firing_mismatch_rate")},
+        **{f"{feat}_rel_error_{group}": (g.get(group, {}).get("efel_rel_error_median") or {}).get(feat)
+           for group in ("in_distribution", "unseen_models") for feat in ("AP1_width", "mean_AP_amplitude", "AHP_depth")},
+        "targets": {"rel_l2_in_distribution": 0.05, "rel_l2_unseen_models": 0.08,
+                    "spike_count_rel_error_firing": {"in_distribution": 0.03, "unseen_models": 0.10},
+                    "spike_time_error_order_matched_median_ms": {"in_distribution": 1.0, "unseen_models": 3.0},
+                    "gamma_1ms_median": {"in_distribution": 0.9, "unseen_models": 0.7},
+                    "fi_mean_abs_error_Hz": {"in_distribution": 3.0, "unseen_models": 8.0},
+                    "rheobase_abs_error_nA": 0.010, "firing_mismatch_rate": 0.02, "ap_shape_rel_error": 0.10,
                     "noble_reported": {"rel_l2_in_distribution": [0.019, 0.022], "rel_l2_unseen_models": 0.117,
                                        "spike_count_error": 0.03, "AP1_width_error": [0.27, 0.33]}},
         "groups": g,
@@ -201,9 +232,17 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         "machine": machine_info(),
     }
     (out / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    if record:
+        s.metrics["evaluation"] = {k: result[k] for k in HEADLINE_KEYS} | {"dataset": Path(data).name}
+        s.save(checkpoint)
     return result
 
 
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
-                 "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models")
+                 "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
+                 *(f"{key}_{group}" for group in ("in_distribution", "unseen_models")
+                   for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms",
+                               "gamma_1ms_median", "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz",
+                               "rheobase_abs_error_nA_median", "firing_mismatch_rate", "AP1_width_rel_error",
+                               "mean_AP_amplitude_rel_error", "AHP_depth_rel_error")))

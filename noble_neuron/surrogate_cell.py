@@ -38,7 +38,7 @@ import numpy as np
 
 from .cell_engine import SurrogateCellError, engine, is_single_step, step_current
 from .network_engine import PLAY_MARGIN_SAMPLES, SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES
-from .surrogate_model import DomainWarning, Surrogate
+from .surrogate_model import AccuracyWarning, DomainWarning, Surrogate
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
 
@@ -58,6 +58,17 @@ def _surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False)
         raise ValueError("network=True needs a sliding-window (network-mode) checkpoint; this one predicts whole "
                          "traces (leave checkpoint=None for the shipped network checkpoint)")
     return s
+
+
+_CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per whole-trace checkpoint per process
+
+
+def _warn_accuracy_once(s: Surrogate) -> None:
+    caveat = s.whole_trace_caveat()
+    if caveat is not None and id(s) not in _CAVEATS_SHOWN:
+        _CAVEATS_SHOWN.add(id(s))
+        warnings.warn(f"whole-trace checkpoint: {caveat}; its spikes are not a substitute for the detailed model "
+                      "(README, accuracy table)", AccuracyWarning, stacklevel=3)
 
 
 def default_model_id(surrogate: Surrogate) -> str:
@@ -91,6 +102,7 @@ class SurrogateCell:
         self.surrogate = _surrogate(checkpoint, network)
         self.strict = bool(strict)
         s = self.surrogate
+        _warn_accuracy_once(s)
         if model_id is not None and features is not None:
             raise ValueError("pass model_id or features, not both")
         if features is None:

@@ -40,7 +40,8 @@ from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_ampli
 from .config_io import checked_mapping, yaml_section
 from .features import FeatureScaler
 
-__all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "fast_fft_length", "count_parameters",
+__all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "event_channels",
+           "fast_fft_length", "count_parameters",
            "history_channels",
            "Surrogate", "default_device"]
 
@@ -99,6 +100,16 @@ class SurrogateConfig:
     (see `noble_neuron.spike_head`); its spike labels are 1 within ``spike_label_half_width``
     samples of each spike.
 
+    ``event_output``: ``"none"`` regresses the voltage itself; ``"phase"`` or
+    ``"spike_probability"`` make a whole-trace event model (`noble_neuron.spike_events`): two
+    outputs on a grid ``time_coarsening`` times coarser than the data, the spike phase θ (in
+    units of ``phase_scale`` spikes) or a spike logit, and the interspike voltage; `predict`
+    composes the trace with each model's own action potential (``ap_pre_ms`` before the
+    −20 mV crossing to the fast-AHP trough).
+
+    ``grid_channel``: neuraloperator's positional "grid" channel (NOBLE's setting; whole-trace
+    models only: it spans [0, 1] over whatever length it is given).
+
     ``pad_to_fast_length``: zero-pad the time axis to the next 2^a·3^b·5^c length before the
     FNO and crop after it. 8583 = 3 · 2861 (a prime) makes every FFT ~6x slower than at 8640;
     the padding changes what each Fourier mode means, so it is part of the trained model
@@ -124,23 +135,29 @@ class SurrogateConfig:
     spike_head: bool = False
     v_clip_mV: float = -55.0
     spike_label_half_width: int = 1
+    event_output: str = "none"
+    time_coarsening: int = 1
+    phase_scale: float = 25.0
+    ap_pre_ms: float = 0.36
+    grid_channel: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "hidden_channels", "n_modes"):
+        for name in ("n_layers", "hidden_channels", "n_modes", "time_coarsening"):
             object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
         for name in ("k_amp", "k_feat", "spike_label_half_width"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} (number of embedding frequencies) must be an integer >= 0, got {v!r}")
             object.__setattr__(self, name, int(v))
-        for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV"):
+        for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV",
+                     "phase_scale", "ap_pre_ms"):
             object.__setattr__(self, name, _pos_float(name, getattr(self, name)))
         for name in ("v_offset_mV", "scaled_low", "scaled_high", "v_clip_mV"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head"):
+        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head", "grid_channel"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.voltage_history:
@@ -148,6 +165,17 @@ class SurrogateConfig:
         if self.spike_head and (self.voltage_history or not self.sliding_window):
             raise ValueError("spike_head is for input-only sliding-window models: set sliding_window: true and "
                              "voltage_history: false")
+        from .spike_events import EVENT_OUTPUTS
+
+        if self.event_output not in EVENT_OUTPUTS:
+            raise ValueError(f"event_output must be one of {list(EVENT_OUTPUTS)}, got {self.event_output!r}")
+        if self.is_event_model and self.sliding_window:
+            raise ValueError("event_output is for whole-trace models (sliding-window models use spike_head)")
+        if self.time_coarsening > 1 and not self.is_event_model:
+            raise ValueError("time_coarsening > 1 needs an event model (event_output 'phase' or 'spike_probability'): "
+                             "a regressed voltage cannot hold 0.3 ms action potentials on a coarser grid")
+        if self.grid_channel and self.sliding_window:
+            raise ValueError("grid_channel spans [0, 1] over each window: not for sliding-window models")
         if not self.scaled_high > self.scaled_low:
             raise ValueError(f"need scaled_low < scaled_high, got {self.scaled_low} and {self.scaled_high}")
         names = self.feature_names
@@ -156,6 +184,11 @@ class SurrogateConfig:
         if len(set(names)) != len(names):
             raise ValueError(f"feature_names must be unique, got {list(names)}")
         object.__setattr__(self, "feature_names", tuple(names))
+
+    @property
+    def is_event_model(self) -> bool:
+        """True for a whole-trace event model (spike phase or probability + interspike voltage)."""
+        return self.event_output != "none"
 
     @property
     def in_channels(self) -> int:
@@ -211,12 +244,12 @@ def build_fno(config: SurrogateConfig) -> torch.nn.Module:
     return FNO(
         n_modes=(config.n_modes,),
         in_channels=config.in_channels,
-        out_channels=2 if config.spike_head else 1,
+        out_channels=2 if (config.spike_head or config.is_event_model) else 1,
         hidden_channels=config.hidden_channels,
         n_layers=config.n_layers,
         lifting_channel_ratio=config.lifting_channel_ratio,
         projection_channel_ratio=config.projection_channel_ratio,
-        positional_embedding=None,
+        positional_embedding="grid" if config.grid_channel else None,
     )
 
 
@@ -262,6 +295,18 @@ def decode_outputs(model: torch.nn.Module, inp: torch.Tensor,
     if config.pad_to_fast_length:
         inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
     return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV, None
+
+
+def event_channels(model: torch.nn.Module, inp: torch.Tensor,
+                   config: "SurrogateConfig") -> tuple[torch.Tensor, torch.Tensor]:
+    """(event channel (B, Lc): θ in spikes or a spike logit, interspike voltage (B, Lc) in mV) of an
+    event model on an encoded coarse-grid input (B, C, Lc)."""
+    width = inp.shape[-1]
+    if config.pad_to_fast_length:
+        inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
+    raw = model(inp)[:, :, :width]
+    event = raw[:, 0] * config.phase_scale if config.event_output == "phase" else raw[:, 0]
+    return event, raw[:, 1] * config.v_scale_mV + config.v_offset_mV
 
 
 def history_channels(v_mV: torch.Tensor, n_future: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
@@ -337,6 +382,8 @@ class Surrogate:
         spike_threshold: float = 0.5,
         spike_delay_samples: int = 0,
         spike_refractory_samples: int | None = None,
+        ap_templates_mV: dict | None = None,
+        ap_post_ms: float | None = None,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -379,6 +426,10 @@ class Surrogate:
             if not 0.0 < float(spike_threshold) < 1.0:
                 raise ValueError(f"spike_threshold must be a probability in (0, 1), got {spike_threshold!r}")
         self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
+        self.ap_templates_mV: dict[str, tuple[float, ...]] = {}
+        self.ap_post_ms = None
+        if config.is_event_model:
+            self._set_ap_templates(ap_templates_mV, ap_post_ms)
         self.spike_threshold = float(spike_threshold)
         self.spike_delay_samples = int(spike_delay_samples)
         self.spike_refractory_samples = None if spike_refractory_samples is None else int(spike_refractory_samples)
@@ -387,6 +438,33 @@ class Surrogate:
         self._delaunay: Any = None
         self.to(default_device() if device is None else device)
         self.model.eval()
+
+    def _set_ap_templates(self, templates: dict | None, post_ms: float | None) -> None:
+        """Validate and keep an event model's per-model action potentials (mV, −pre … +post ms at dt)."""
+        if not templates or post_ms is None:
+            raise ValueError("an event surrogate needs ap_templates_mV ({model id: average action potential in mV}) "
+                             "and ap_post_ms; train it with noble-neuron train (they come from the training traces)")
+        post = _pos_float("ap_post_ms", post_ms)
+        n = int(round(self.config.ap_pre_ms / self.dt_ms)) + int(round(post / self.dt_ms)) + 1
+        clean = {}
+        for mid, wave in templates.items():
+            w = np.asarray(wave, dtype=float)
+            if w.shape != (n,) or not np.isfinite(w).all():
+                raise ValueError(f"ap_templates_mV[{mid!r}] must be {n} finite samples (mV), got shape {w.shape}")
+            if str(mid) not in self.model_features:
+                raise ValueError(f"ap_templates_mV has model {mid!r}, which has no features in this checkpoint")
+            clean[str(mid)] = tuple(float(x) for x in w)
+        self.ap_templates_mV, self.ap_post_ms = clean, post
+
+    def templates_for(self, features: np.ndarray) -> np.ndarray:
+        """(B, n) action potentials (mV) for raw features (B, F): a training model's own for its features,
+        otherwise an inverse-distance blend of the 3 nearest training models' (scaled feature space)."""
+        from .spike_events import blend_templates
+
+        ids = sorted(self.ap_templates_mV)
+        pts = self.feature_scaler.transform(np.array([self.features_of(m) for m in ids]))
+        waves = np.array([self.ap_templates_mV[m] for m in ids])
+        return blend_templates(self.feature_scaler.transform(np.asarray(features, dtype=float)), pts, waves)
 
     # ------------------------------------------------------------------ device
     @property
@@ -423,6 +501,8 @@ class Surrogate:
             "spike_threshold": self.spike_threshold,
             "spike_delay_samples": self.spike_delay_samples,
             "spike_refractory_samples": self.spike_refractory_samples,
+            "ap_templates_mV": {k: list(v) for k, v in self.ap_templates_mV.items()},
+            "ap_post_ms": self.ap_post_ms,
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -444,6 +524,7 @@ class Surrogate:
             spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
             spike_delay_samples=meta.get("spike_delay_samples", 0),
             spike_refractory_samples=meta.get("spike_refractory_samples"),
+            ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -525,6 +606,25 @@ class Surrogate:
                 f"{cl.get('rate_Hz_detailed_mean', float('nan')):.1f} Hz detailed, spike coincidence Gamma "
                 f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
                 f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
+
+    def whole_trace_caveat(self) -> str | None:
+        """Why this whole-trace checkpoint's spikes should not be trusted, from its own recorded evaluation
+        (``metrics["evaluation"]``, written by ``noble-neuron evaluate --record``), or None (also when it was
+        never evaluated). Flagged: spike-count error on firing traces above 10 %, firing mismatches above
+        5 % or relative L2 above 15 % on held-out amplitudes of its training models."""
+        ev = self.metrics.get("evaluation")
+        if self.is_sliding or not ev:
+            return None
+        count = ev.get("spike_count_rel_error_firing_in_distribution")
+        mismatch = ev.get("firing_mismatch_rate_in_distribution")
+        rel = ev.get("rel_l2_in_distribution")
+        bad = ((count is not None and count > 0.10) or (mismatch is not None and mismatch > 0.05)
+               or (rel is not None and rel > 0.15))
+        if not bad:
+            return None
+        return (f"measured on held-out step amplitudes of its training models: spike counts off by "
+                f"{100 * (count or float('nan')):.0f} % on firing traces, firing mismatches "
+                f"{100 * (mismatch or float('nan')):.0f} %, relative L2 {100 * (rel or float('nan')):.0f} %")
 
     def spike_composer(self, n_cells: int, threshold: float | None = None, delay_samples: int | None = None):
         """A fresh `SpikeComposer` with this spike-head checkpoint's template and refractory period, and its
@@ -691,6 +791,8 @@ class Surrogate:
         amp_scaled = c.scaled_low + (amp - lo) * (c.scaled_high - c.scaled_low) / (hi - lo)
         amp_t = torch.as_tensor(amp_scaled, dtype=torch.float32)
         feat_t = torch.as_tensor(self.feature_scaler.transform(f), dtype=torch.float32)
+        if c.is_event_model:
+            return self._predict_events(x, amp_t, feat_t, f, batch_size, progress, squeeze)
         out = np.empty((b, length), dtype=np.float32)
         prob = np.empty((b, length), dtype=np.float32) if c_spike else None
         self.model.eval()
@@ -715,6 +817,49 @@ class Surrogate:
             return (out[0], prob[0]) if squeeze else (out, prob)
         if c_spike:
             out = self.spike_composer(b).step(out, prob)
+        return out[0] if squeeze else out
+
+    def event_outputs(self, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """An event model's raw outputs on its coarse grid: (event channel (B, Lc), interspike voltage (B, Lc) mV)
+        for currents x (B, L) nA at the data dt and scaled amplitudes/features."""
+        from .spike_events import coarsen
+
+        c, dev = self.config, self.device
+        xc = torch.from_numpy(coarsen(x.cpu().numpy(), c.time_coarsening).astype(np.float32))
+        n_ref = -(-self.n_samples // c.time_coarsening)
+        ev, vb = [], []
+        self.model.eval()
+        with torch.inference_mode():
+            for i in range(0, xc.shape[0], batch_size):
+                j = min(i + batch_size, xc.shape[0])
+                inp = build_input(xc[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=n_ref,
+                                  k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
+                e, v = event_channels(self.model, inp, c)
+                if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(v).all())):
+                    raise RuntimeError(f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be "
+                                       "corrupt or the inputs far outside the training domain")
+                ev.append(e.float().cpu().numpy())
+                vb.append(v.float().cpu().numpy())
+        return np.concatenate(ev), np.concatenate(vb)
+
+    def spike_times_from_events(self, event: np.ndarray) -> list[np.ndarray]:
+        """Spike times (ms) per item decoded from an event model's event channel (B, Lc)."""
+        from .spike_events import coarse_times_ms, spikes_from_phase, spikes_from_probability
+
+        tc = coarse_times_ms(event.shape[1], self.dt_ms, self.config.time_coarsening)
+        if self.config.event_output == "phase":
+            return [spikes_from_phase(e, tc) for e in event]
+        p = 1.0 / (1.0 + np.exp(-event.astype(np.float64)))
+        return [spikes_from_probability(q, tc, self.spike_threshold) for q in p]
+
+    def _predict_events(self, x, amp_t, feat_t, features_raw, batch_size, progress, squeeze):
+        from .spike_events import compose_traces
+
+        event, v_between = self.event_outputs(x, amp_t, feat_t, batch_size)
+        spikes = self.spike_times_from_events(event)
+        out = compose_traces(v_between, spikes, self.templates_for(features_raw), self.config.ap_pre_ms,
+                             self.dt_ms, self.config.time_coarsening, x.shape[1])
         return out[0] if squeeze else out
 
     def __repr__(self) -> str:

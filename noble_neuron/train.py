@@ -11,6 +11,12 @@ Loss: relative Lp of the voltage in mV, per trace, averaged over the batch
 far from zero, unlike the normalised voltage of a subthreshold trace). Optimiser AdamW,
 ``ReduceLROnPlateau`` on the validation loss (training loss if nothing is held out).
 
+Event models (``SurrogateConfig.event_output``, `noble_neuron.spike_events`) train on whole
+traces on their coarse grid: relative Lp of the interspike voltage plus ``spike_loss_weight``
+times the event loss (squared error of the spike phase in spikes², or the binary cross-entropy
+of spike logits); each training model's action potential is averaged from its training traces
+and stored in the checkpoint.
+
 Random time windows (``window_samples``) use the full trace's embedding time values at
 their position (`noble_neuron.embedding.time_grid`). Caveat: the FNO's spectral weights
 are indexed by wavenumber per window, so windows much shorter than the trace change the
@@ -45,7 +51,7 @@ from .embedding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_ampli
 from .features import FeatureScaler
 from .spike_head import ap_template, refractory_samples, spike_labels
 from .surrogate_model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_outputs, decode_voltage,
-                              default_device, history_channels)
+                              default_device, event_channels, history_channels)
 
 __all__ = ["TrainConfig", "calibrate_spikes", "relative_lp", "train", "resume_path"]
 
@@ -205,6 +211,7 @@ class _Data:
     feat_scaled: np.ndarray  # (N, F) float32
     train_idx: np.ndarray
     val_idx: np.ndarray
+    events: np.ndarray | None = None  # event models: (N, Lc) spike phase or spike labels on the coarse grid
     amp_range_nA: tuple[float, float] = (0.0, 1.0)
     scaled_range: tuple[float, float] = (0.5, 3.5)
 
@@ -301,11 +308,16 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
         except QhullError:
             pass  # degenerate: keep all points; Surrogate falls back to a bounding box
     amp_scaled = sc.scaled_low + (amps - lo) * (sc.scaled_high - sc.scaled_low) / (hi - lo)
+    n_fine = int(stim.shape[1])
+    events, event_meta = None, {}
+    if sc.is_event_model:
+        stim, volt, events, event_meta = _event_targets(stim, volt, train_idx, rows_model, ds.dt_ms, sc,
+                                                        list(ds.model_ids))
     data = _Data(stim, volt, amp_scaled.astype(np.float32),
-                 scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx,
+                 scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx, events,
                  (lo, hi), (sc.scaled_low, sc.scaled_high))
     meta = {
-        "dt_ms": ds.dt_ms, "n_samples": int(stim.shape[1]), "amp_range_nA": (lo, hi), "feature_scaler": scaler,
+        "dt_ms": ds.dt_ms, "n_samples": n_fine, **event_meta, "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
         "model_features": {ds.model_ids[m]: {"split": ds.model_splits[m],
                                              **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])}}
@@ -319,6 +331,35 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     return data, meta
 
 
+def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig, model_ids):
+    """Coarse-grid inputs and targets of an event model (`noble_neuron.spike_events`): (current (N, Lc) nA,
+    interspike voltage (N, Lc) mV, spike phase or labels (N, Lc), metadata with each training model's
+    action potential and the window's end ``ap_post_ms``)."""
+    from .features import spike_times
+    from .spike_events import (ahp_trough_ms, ap_waveform, bridged_voltage, coarse_times_ms, coarsen, phase_target,
+                               spike_probability_labels)
+
+    f, pre = sc.time_coarsening, sc.ap_pre_ms
+    spikes = [spike_times(v, dt_ms) for v in volt]
+    post = ahp_trough_ms(volt[train_idx], [spikes[i] for i in train_idx], dt_ms, pre)
+    templates = {}
+    for m in np.unique(rows_model[train_idx]):
+        own = train_idx[rows_model[train_idx] == m]
+        wave = ap_waveform(volt[own], [spikes[i] for i in own], dt_ms, pre, post)
+        if wave is not None:
+            templates[model_ids[m]] = wave.tolist()
+    stim_c = coarsen(stim, f).astype(np.float32)
+    t_c = coarse_times_ms(stim_c.shape[1], dt_ms, f)
+    on = np.abs(stim) > AMPLITUDE_THRESHOLD_NA
+    onset = np.where(on.any(axis=1), on.argmax(axis=1) * dt_ms, np.inf)
+    if sc.event_output == "phase":
+        events = np.stack([phase_target(st, t_c, o) for st, o in zip(spikes, onset)]).astype(np.float32)
+    else:
+        events = np.stack([spike_probability_labels(st, t_c, f * dt_ms) for st in spikes])
+    between = np.stack([coarsen(bridged_voltage(v, st, dt_ms, pre, post), f) for v, st in zip(volt, spikes)])
+    return stim_c, between.astype(np.float32), events, {"ap_templates_mV": templates, "ap_post_ms": post}
+
+
 # ---------------------------------------------------------------------------- loop
 def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Windows", device,
              offsets: np.ndarray | None, rng: np.random.Generator | None = None):
@@ -329,6 +370,13 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
     P ~ U{1..horizon} when `rng` is given (training, with noisy history), else P = horizon.
     Spike-head models predict the voltage clipped at ``sc.v_clip_mV`` and spike logits.
     """
+    if sc.is_event_model:
+        inp = build_input(torch.from_numpy(data.stim[idx]).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
+                          torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=win.n_ref, k_amp=sc.k_amp,
+                          k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
+        event, v_between = event_channels(model, inp, sc)
+        target = torch.from_numpy(data.volt[idx]).to(device)
+        return v_between, target, None, (event, torch.from_numpy(data.events[idx]).to(device), sc.event_output)
     if offsets is None:
         x, y = data.stim[idx], data.volt[idx]
     else:
@@ -355,7 +403,8 @@ def _forward(model, sc: SurrogateConfig, data: _Data, idx: np.ndarray, win: "_Wi
     if logit is None:
         return pred, target, mask, None
     labels = spike_labels(y, sc.spike_label_half_width)
-    return pred, target.clamp(max=sc.v_clip_mV), mask, (logit, torch.from_numpy(labels).to(device))
+    return pred, target.clamp(max=sc.v_clip_mV), mask, (logit, torch.from_numpy(labels).to(device),
+                                                        "spike_probability")
 
 
 def _sliding_prediction(model, sc, data, idx, win, device, x, v_known, n_future, with_logits=False):
@@ -404,13 +453,20 @@ def _pushforward_history(model, sc, data, idx, win, device, offsets, n_future, v
     return out
 
 
-def _spike_bce(spikes, mask: torch.Tensor, pos_weight: float) -> torch.Tensor:
-    """Per-item binary cross-entropy of spike logits against labels, over the masked samples."""
-    logit, labels = spikes
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(
-        logit, labels, reduction="none", pos_weight=torch.tensor(pos_weight, device=logit.device))
-    m = mask.to(bce.dtype)
-    return (bce * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+def _event_loss(spikes, mask: torch.Tensor | None, pos_weight: float) -> torch.Tensor:
+    """Per-item loss of the event channel over the masked samples (all without a mask): binary
+    cross-entropy of spike logits against labels (positives weighted), or the mean squared error of
+    the spike phase (spikes²)."""
+    pred, target, kind = spikes
+    if kind == "phase":
+        per_sample = (pred - target) ** 2
+    else:
+        per_sample = torch.nn.functional.binary_cross_entropy_with_logits(
+            pred, target, reduction="none", pos_weight=torch.tensor(pos_weight, device=pred.device))
+    if mask is None:
+        return per_sample.mean(-1)
+    m = mask.to(per_sample.dtype)
+    return (per_sample * m).sum(-1) / m.sum(-1).clamp(min=1.0)
 
 
 def _errors(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
@@ -455,10 +511,10 @@ def _evaluate(model, sc, data, idx, win: "_Windows", device, batch_size, pos_wei
             l4.append(_errors(pred, y, mask, 4.0))
             l2.append(_errors(pred, y, mask, 2.0))
             if spikes is not None:
-                bce.append(_spike_bce(spikes, mask, pos_weight))
+                bce.append(_event_loss(spikes, mask, pos_weight))
     out = {"rel_l4": float(torch.cat(l4).mean()), "rel_l2": float(torch.cat(l2).mean())}
     if bce:
-        out["spike_bce"] = float(torch.cat(bce).mean())
+        out["event_loss"] = float(torch.cat(bce).mean())
     return out
 
 
@@ -538,8 +594,10 @@ def train(
     sc, tc, out_path = surrogate_config, train_config, Path(out_path)
     t0 = time.perf_counter()
     data, meta = _load_data(Path(data_path), sc, tc)
-    n_ref = meta["n_samples"]
+    n_ref = int(data.stim.shape[1])  # the model's grid: coarser than the data's for event models
     window = tc.window_samples
+    if sc.is_event_model and (window is not None or tc.window_time != "absolute"):
+        raise ValueError("event models train on whole traces: remove train.window_samples / window_time")
     relative = tc.window_time == "relative"
     if relative and window > n_ref:
         raise ValueError(f"window_samples={window} is longer than the traces ({n_ref} samples)")
@@ -597,7 +655,9 @@ def train(
             state = {"probe_initial": _evaluate(model, sc, data, probe, full, device, tc.batch_size)}
 
         def surrogate(metrics: dict) -> Surrogate:
-            return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=win.n_ref, amp_range_nA=meta["amp_range_nA"],
+            return Surrogate(model, sc, dt_ms=meta["dt_ms"], n_samples=meta["n_samples"] if sc.is_event_model else win.n_ref,
+                             amp_range_nA=meta["amp_range_nA"],
+                             ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),
                              sliding_horizon_samples=win.horizon if relative else None,
                              spike_template_mV=meta.get("spike_template_mV"),
                              spike_refractory_samples=meta.get("spike_refractory_samples"),
@@ -625,7 +685,7 @@ def train(
                 err = _errors(pred, y, mask, p)
                 loss = err.mean()
                 if spikes is not None:
-                    loss = loss + tc.spike_loss_weight * _spike_bce(spikes, mask, tc.spike_pos_weight).mean()
+                    loss = loss + tc.spike_loss_weight * _event_loss(spikes, mask, tc.spike_pos_weight).mean()
                 if not bool(torch.isfinite(loss)):
                     raise FloatingPointError(
                         f"training loss became {float(loss)} in epoch {epoch + 1}; the weights of the last finished "
@@ -641,8 +701,8 @@ def train(
             rec = {"epoch": epoch + 1, "train_rel_l4": float(sums[0] / n), "train_rel_l2": float(sums[1] / n),
                    "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
             watched = rec[f"train_rel_l{int(p)}"] if tc.plateau_on == "train" else val.get(f"rel_l{int(p)}")
-            if watched is not None and "spike_bce" in val and tc.plateau_on == "val":
-                watched += tc.spike_loss_weight * val["spike_bce"]
+            if watched is not None and "event_loss" in val and tc.plateau_on == "val":
+                watched += tc.spike_loss_weight * val["event_loss"]
             sched.step(rec[f"train_rel_l{int(p)}"] if watched is None else watched)
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_rel_l4']:.4f}", val=f"{val.get('rel_l4', float('nan')):.4f}")

@@ -1,0 +1,204 @@
+"""Spikes as events for whole-trace surrogates: training targets and the trace decoder.
+
+A regression of the whole somatic voltage blurs action potentials whose phase the model is
+unsure of (the first shipped whole-trace checkpoint fired 1 spike where its detailed cell
+fired 38). Spike times everywhere are `noble_neuron.features.spike_times` (upward −20 mV
+crossings, interpolated between samples). An event model (``SurrogateConfig.event_output``) predicts, on a time grid
+``time_coarsening`` times coarser than the data (0.24 ms for 0.06 ms data), two smooth
+channels:
+
+- an event channel, either
+  ``"phase"``: the spike phase θ(t), the spike count interpolated linearly between spike
+  times (θ = k at the k-th spike, 0 before the stimulus, rising to 1 at the first spike,
+  continuing at the last interspike rate after the last spike but never above N + 1/2), a
+  monotone low-frequency target whose error is the timing error; or
+  ``"spike_probability"``: the logit of "a spike crosses −20 mV within one coarse sample";
+- the interspike voltage: the voltage with each action potential's window
+  [t_k − pre, t_k + post] (upstroke to the fast-AHP trough) bridged by a straight line.
+
+`compose_traces` turns them back into a voltage on the data grid: spike times come out of
+the event channel with sub-sample precision (linear interpolation of θ's integer crossings,
+or the probability-weighted centre of each supra-threshold run), the interspike voltage is
+interpolated to the data grid and each model's own average action potential (`ap_waveform`,
+aligned on the exact −20 mV crossing) is pasted at every spike, offset so that the trace
+stays continuous at both ends of the window (the offset fades to zero at the crossing). The
+trace's −20 mV crossings are then the decoded spike times (to ~0.01 ms).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .features import spike_times
+
+__all__ = ["EVENT_OUTPUTS", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
+           "phase_target", "spike_probability_labels", "spikes_from_phase",
+           "spikes_from_probability", "blend_templates"]
+
+EVENT_OUTPUTS = ("none", "phase", "spike_probability")
+#: never let θ reach the next integer after the last spike: it stops half a spike short
+PHASE_TAIL = 0.5
+
+
+def _window_offsets(pre_ms: float, post_ms: float, dt_ms: float) -> np.ndarray:
+    return np.arange(-int(round(pre_ms / dt_ms)), int(round(post_ms / dt_ms)) + 1) * dt_ms
+
+
+def ap_waveform(traces_mV: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: float, pre_ms: float,
+                post_ms: float) -> np.ndarray | None:
+    """Average action potential (mV) at offsets −pre … +post ms (step dt) from the exact crossing time.
+
+    Averaged over every spike of the traces whose window lies inside its trace and does not
+    reach the next or previous spike's window; None if there is no such spike.
+    """
+    offs = _window_offsets(pre_ms, post_ms, dt_ms)
+    t_end = (traces_mV.shape[1] - 1) * dt_ms
+    acc, n = np.zeros(offs.size), 0
+    for v, st in zip(traces_mV, spikes_ms):
+        grid = np.arange(v.size) * dt_ms
+        gaps = np.diff(np.concatenate([[-np.inf], st, [np.inf]]))
+        for k, t in enumerate(st):
+            if t - pre_ms < 0 or t + post_ms > t_end or min(gaps[k], gaps[k + 1]) < pre_ms + post_ms:
+                continue
+            acc += np.interp(t + offs, grid, v)
+            n += 1
+    return acc / n if n else None
+
+
+def ahp_trough_ms(traces_mV: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: float, pre_ms: float,
+                  max_post_ms: float = 3.0) -> float:
+    """Time (ms) after the crossing of the fast-AHP trough of the average action potential (≥ 0.3 ms)."""
+    wave = ap_waveform(traces_mV, spikes_ms, dt_ms, pre_ms, max_post_ms)
+    if wave is None:
+        raise ValueError("no isolated action potentials in the training traces: an event surrogate needs "
+                         "spiking data")
+    offs = _window_offsets(pre_ms, max_post_ms, dt_ms)
+    after = offs >= 0.3
+    return float(offs[after][np.argmin(wave[after])])
+
+
+def bridged_voltage(v_mV: np.ndarray, spikes_ms: np.ndarray, dt_ms: float, pre_ms: float,
+                    post_ms: float) -> np.ndarray:
+    """The trace with each window [t_k − pre, t_k + post] replaced by the straight line across it."""
+    v = np.array(v_mV, dtype=np.float64, copy=True)
+    t_end = (v.size - 1) * dt_ms
+    for t in spikes_ms:
+        a, b = max(t - pre_ms, 0.0), min(t + post_ms, t_end)
+        lo, hi = int(np.floor(a / dt_ms)) + 1, int(np.ceil(b / dt_ms))  # samples strictly inside (a, b)
+        if hi <= lo:
+            continue
+        va, vb = np.interp([a, b], np.arange(v.size) * dt_ms, v_mV) if lo < 2 or hi > v.size - 2 else (
+            _lerp(v_mV, a / dt_ms), _lerp(v_mV, b / dt_ms))
+        tt = np.arange(lo, hi) * dt_ms
+        v[lo:hi] = va + (tt - a) * (vb - va) / max(b - a, 1e-12)
+    return v
+
+
+def _lerp(v: np.ndarray, pos: float) -> float:
+    i = int(np.floor(pos))
+    return float(v[i] + (pos - i) * (v[i + 1] - v[i]))
+
+
+def coarsen(x: np.ndarray, factor: int) -> np.ndarray:
+    """Box mean over groups of `factor` samples along the last axis (the last group padded with its edge)."""
+    x = np.asarray(x)
+    if factor == 1:
+        return x
+    n = -(-x.shape[-1] // factor)
+    pad = n * factor - x.shape[-1]
+    xp = np.concatenate([x, np.repeat(x[..., -1:], pad, axis=-1)], axis=-1) if pad else x
+    return xp.reshape(*x.shape[:-1], n, factor).mean(axis=-1)
+
+
+def coarse_times_ms(n_coarse: int, dt_ms: float, factor: int) -> np.ndarray:
+    """Time (ms) of each coarse sample: the centre of its group of `factor` data samples."""
+    return (np.arange(n_coarse) * factor + 0.5 * (factor - 1)) * dt_ms
+
+
+def phase_target(spikes_ms: np.ndarray, t_ms: np.ndarray, onset_ms: float) -> np.ndarray:
+    """θ(t) (spikes): 0 until `onset_ms`, k at the k-th spike, linear in between, after the last
+    spike rising at the last interspike rate to N + 1/2 and staying there."""
+    st = np.asarray(spikes_ms, dtype=np.float64)
+    if st.size == 0:
+        return np.zeros(t_ms.shape)
+    onset = min(onset_ms, st[0] - 1e-6)
+    knots_t = np.concatenate([[onset], st])
+    knots_k = np.arange(st.size + 1, dtype=np.float64)
+    theta = np.interp(t_ms, knots_t, knots_k, left=0.0)
+    last_isi = knots_t[-1] - knots_t[-2]
+    after = t_ms > st[-1]
+    theta[after] = st.size + np.minimum(PHASE_TAIL, (t_ms[after] - st[-1]) / last_isi)
+    return theta
+
+
+def spike_probability_labels(spikes_ms: np.ndarray, t_ms: np.ndarray, half_width_ms: float) -> np.ndarray:
+    """1 where a spike lies within `half_width_ms` of the coarse sample's time, else 0."""
+    lab = np.zeros(t_ms.shape, dtype=np.float32)
+    for t in spikes_ms:
+        lab[np.abs(t_ms - t) <= half_width_ms] = 1.0
+    return lab
+
+
+def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
+    """Spike times (ms): where the running maximum of θ first reaches 1, 2, …, interpolated linearly."""
+    m = np.maximum.accumulate(np.asarray(theta, dtype=np.float64))
+    n = int(np.floor(m[-1])) if m.size else 0
+    if n < 1:
+        return np.zeros(0)
+    ks = np.arange(1, n + 1, dtype=np.float64)
+    j = np.searchsorted(m, ks, side="left")  # first sample with m >= k (m is non-decreasing)
+    j = np.clip(j, 1, m.size - 1)
+    m0, m1 = m[j - 1], m[j]
+    frac = np.where(m1 > m0, (ks - m0) / np.where(m1 > m0, m1 - m0, 1.0), 1.0)
+    return t_ms[j - 1] + np.clip(frac, 0.0, 1.0) * (t_ms[j] - t_ms[j - 1])
+
+
+def spikes_from_probability(p: np.ndarray, t_ms: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Spike times (ms): the probability-weighted centre of each run of samples with p ≥ threshold."""
+    above = np.asarray(p) >= threshold
+    if not above.any():
+        return np.zeros(0)
+    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return np.array([np.average(t_ms[a:b], weights=p[a:b]) for a, b in zip(starts, ends)])
+
+
+def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:
+    """(B, n) action potentials for feature points (B, F) in scaled space: inverse-distance blend of
+    the `k` nearest training models' templates (a training model's own point gives its own)."""
+    d = np.linalg.norm(points[:, None, :] - model_points[None, :, :], axis=-1)
+    k = min(k, model_points.shape[0])
+    near = np.argsort(d, axis=1)[:, :k]
+    dn = np.take_along_axis(d, near, axis=1)
+    w = 1.0 / np.maximum(dn, 1e-9) ** 2
+    w /= w.sum(axis=1, keepdims=True)
+    return np.einsum("bk,bkn->bn", w, templates[near])
+
+
+def compose_traces(v_between_coarse: np.ndarray, spikes_ms: list[np.ndarray], templates_mV: np.ndarray,
+                   pre_ms: float, dt_ms: float, factor: int, n_samples: int) -> np.ndarray:
+    """(B, n_samples) voltages (mV) on the data grid from the coarse interspike voltage (B, Lc), spike
+    times per item (ms) and one action-potential template per item (B, n), starting at −pre_ms."""
+    b = v_between_coarse.shape[0]
+    grid = np.arange(n_samples) * dt_ms
+    tc = coarse_times_ms(v_between_coarse.shape[1], dt_ms, factor)
+    out = np.empty((b, n_samples), dtype=np.float32)
+    n_t = templates_mV.shape[1]
+    for i in range(b):
+        v = np.interp(grid, tc, v_between_coarse[i])
+        tmpl = templates_mV[i]
+        offs = (np.arange(n_t) * dt_ms) - pre_ms
+        post_ms = offs[-1]
+        for t in spikes_ms[i]:
+            lo = int(np.ceil((t - pre_ms) / dt_ms))
+            hi = int(np.floor((t + post_ms) / dt_ms))
+            lo, hi = max(lo, 0), min(hi, n_samples - 1)
+            if hi < lo:
+                continue
+            s = grid[lo:hi + 1] - t
+            shape = np.interp(s, offs, tmpl)
+            ends_v = np.interp([t - pre_ms, t + post_ms], grid, v)
+            # the offset fades to 0 at the crossing, so the trace crosses −20 mV exactly at t
+            offset = np.where(s < 0, (-s / pre_ms) * (ends_v[0] - tmpl[0]), (s / post_ms) * (ends_v[1] - tmpl[-1]))
+            v[lo:hi + 1] = shape + offset
+        out[i] = v
+    return out
