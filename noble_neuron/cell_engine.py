@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import warnings
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,16 @@ log = logging.getLogger(__name__)
 _EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus edge (as protocols.py)
 
 
+#: during a run, whole-trace cells' inputs are compared with those their prediction was made for every this many ms
+INPUT_CHECK_MS = 5.0
+
+
 class SurrogateCellError(RuntimeError):
     """A SurrogateCell is used in a way the surrogate cannot honour (raised during finitialize/run)."""
+
+
+class CoarseStepWarning(UserWarning):
+    """NEURON's fixed step is coarse enough to step over the surrogate's action potentials (NetCons miss spikes)."""
 
 
 class _Engine:
@@ -56,6 +65,8 @@ class _Engine:
         self._sentinels: list[tuple[Any, float]] = []
         self._time_vectors: dict[tuple[float, int], Any] = {}
         self._limit_ms: float | None = None
+        self._watched: dict[int, tuple] = {}  # whole-trace cells: input signature at the last finitialize
+        self._coarse_warned: set[int] = set()
         self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
         self.last_predict_s = 0.0
         self.network_groups: list = []  # network mode: one NetworkGroup per sliding checkpoint, this run
@@ -140,10 +151,58 @@ class _Engine:
             limits.append((s.n_samples + 1) * s.dt_ms)  # last sample is held for one more step
             for cell in group:
                 cell.soma(0.5).v = float(cell._prediction[0])
+        whole = [c for g in groups.values() for c in g]
+        self._watched = {c.index: c.input_signature() for c in whole}
+        if fixed_step and whole:
+            self._warn_coarse_step(whole)
+        if whole:
+            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
         if limits:
             self._limit_ms = min(limits)
             # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
             h.cvode.event(self._limit_ms + 1e-6, self._window_end)
+
+    def _check_inputs(self) -> None:
+        """During a run: refuse whole-trace cells created after finitialize or whose input changed since."""
+        h = self._h
+        for cell in self.cells():
+            if cell.surrogate.is_sliding:
+                continue
+            before = self._watched.get(cell.index)
+            if before is None:
+                raise SurrogateCellError(
+                    f"{cell} was created after h.finitialize() (t = {h.t:g} ms): its soma is not driven by a "
+                    "prediction. Create SurrogateCells before h.finitialize(), or call h.finitialize() again.")
+            if cell.input_signature() != before:
+                raise SurrogateCellError(
+                    f"the input of {cell} changed during the run (noticed at t = {h.t:g} ms: an IClamp was added, "
+                    "removed or its delay/dur/amp changed, or inject_current was called); a whole-trace surrogate "
+                    "predicts from the inputs at h.finitialize(). Call h.finitialize() again after changing inputs, "
+                    "or use network mode (SurrogateCell(..., network=True)) for inputs decided during the run.")
+        if self._limit_ms is None or h.t + INPUT_CHECK_MS < self._limit_ms:
+            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
+
+    def _warn_coarse_step(self, cells: list["SurrogateCell"]) -> None:
+        """Warn once per cell when h.dt is longer than the surrogate's narrowest action potential stays above the
+        threshold of a NetCon watching its soma (a fixed step can then jump over a spike)."""
+        h = self._h
+        by_soma = {c.soma.name(): c for c in cells}
+        for nc in h.List("NetCon"):
+            seg = nc.preseg()
+            cell = None if seg is None else by_soma.get(seg.sec.name())
+            if cell is None or cell.index in self._coarse_warned or cell._prediction is None:
+                continue
+            above = cell._prediction >= float(nc.threshold)
+            edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+            widths = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)) * cell.dt_ms
+            if widths.size and h.dt > widths.min():
+                self._coarse_warned.add(cell.index)
+                warnings.warn(
+                    f"h.dt = {h.dt:g} ms is longer than {cell}'s narrowest predicted action potential stays above the "
+                    f"threshold {float(nc.threshold):g} mV of a NetCon on its soma ({widths.min():.2f} ms): the fixed "
+                    f"step can jump over spikes, so the NetCon may miss some of the {widths.size} the prediction holds. "
+                    f"Use h.dt <= {widths.min() / 2:.3g} ms or CVode (h.cvode_active(1)).", CoarseStepWarning,
+                    stacklevel=2)
 
     def _adopt_foreign_drives(self) -> None:
         """Wrap nn_VoltageDrives not made by a SurrogateCell (NetPyNE cell rules) as network-mode cells.

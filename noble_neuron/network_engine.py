@@ -176,7 +176,7 @@ class NetworkGroup:
         self.syns, cell_of, kinds, e, tau1, tau2, factor = [], [], [], [], [], [], []
         self._syn_index: dict[str, int] = {}
         for i, cell in enumerate(cells):
-            for pp in cell.soma(0.5).point_processes():
+            for pp in cell.point_processes():
                 kind = pp.hname().split("[")[0]
                 if kind not in SUPPORTED_SYNAPSES:
                     continue

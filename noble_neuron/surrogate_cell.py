@@ -99,6 +99,7 @@ class SurrogateCell:
         from .mechanisms import load_mechanisms
 
         load_mechanisms()
+        h.load_file("stdrun.hoc")  # finitialize/continuerun as users call them (idempotent)
         self.surrogate = _surrogate(checkpoint, network)
         self.strict = bool(strict)
         s = self.surrogate
@@ -193,9 +194,20 @@ class SurrogateCell:
         """Remove all waveforms added by `inject_current`."""
         self._injected.clear()
 
+    def point_processes(self) -> list:
+        """Every point process on this cell's soma, at any location: soma(0) and soma(1) too (NEURON puts
+        an IClamp placed there on the section's end node, which feeds the same soma)."""
+        return [pp for seg in self.soma.allseg() for pp in seg.point_processes()]
+
     def iclamps(self) -> list:
-        """IClamps on this cell's soma."""
-        return [pp for pp in self.soma(0.5).point_processes() if pp.hname().split("[")[0] == "IClamp"]
+        """IClamps on this cell's soma (any location)."""
+        return [pp for pp in self.point_processes() if pp.hname().split("[")[0] == "IClamp"]
+
+    def input_signature(self) -> tuple:
+        """What this cell's input is made of now: each IClamp's (name, delay, dur, amp) and the injected
+        waveforms (compared during a run to detect changes NEURON would act on but a prediction cannot)."""
+        clamps = tuple((pp.hname(), float(pp.delay), float(pp.dur), float(pp.amp)) for pp in self.iclamps())
+        return clamps, tuple(id(v) for _, v in self._injected)
 
     # ---------------------------------------------------------------- results
     @property
@@ -237,7 +249,13 @@ class SurrogateCell:
     def _check_soma(self) -> None:
         seg = self.soma(0.5)
         allowed = _ALLOWED_POINT_PROCESSES + (_NETWORK_SYNAPSES if self.surrogate.is_sliding else ())
-        for pp in seg.point_processes():
+        attached = [sec.name() for sec in self.soma.children()]
+        if attached:
+            raise SurrogateCellError(
+                f"sections {attached[:3]} are connected to {self.soma.name()}: the surrogate imposes the somatic "
+                "voltage and ignores whatever flows in from attached sections (its training cell already has its "
+                "dendrites); disconnect them (h.disconnect(sec=...)) or simulate the detailed model")
+        for pp in self.point_processes():
             kind = pp.hname().split("[")[0]
             if kind in _NETWORK_SYNAPSES and kind not in allowed:
                 raise SurrogateCellError(
