@@ -27,6 +27,9 @@ def extract_features(path: str | Path, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     ds = open_dataset(path)
+    if not ds.done.all():
+        raise ValueError(f"{path} is incomplete: {int((~ds.done).sum())} of {ds.done.size} simulations are missing; "
+                         "rerun the same `noble-neuron generate` command to finish it first")
     ls_rows = ds.rows(kind="long_square")
     if ls_rows.size == 0:
         raise ValueError(f"{path} has no finished Long Square rows; features need Long Square steps")

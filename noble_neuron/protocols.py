@@ -40,6 +40,8 @@ __all__ = [
 LONG_SQUARE_DELAY_MS = 15.0
 LONG_SQUARE_DUR_MS = 400.0
 LONG_SQUARE_TOTAL_MS = 515.0
+#: plausibility bound on one protocol's window (ms): longer is almost certainly a unit mistake
+MAX_TOTAL_MS = 60_000.0
 
 
 def n_samples(total_ms: float, dt_ms: float) -> int:
@@ -79,6 +81,9 @@ class _Windowed:
             raise ValueError(f"{self.kind}: delay_ms must be >= 0, got {self.delay_ms}")
         if self.total_ms <= 0:
             raise ValueError(f"{self.kind}: total_ms must be > 0, got {self.total_ms}")
+        if self.total_ms > MAX_TOTAL_MS:
+            raise ValueError(f"{self.kind}: total_ms = {self.total_ms:g} ms is more than {MAX_TOTAL_MS:g} ms of model "
+                             "time per simulation (hours of NEURON time per row); check the unit (ms)")
         if self.delay_ms + self.dur_ms > self.total_ms + 1e-9:
             raise ValueError(
                 f"{self.kind}: delay_ms + dur_ms = {self.delay_ms + self.dur_ms} exceeds total_ms = {self.total_ms}"
@@ -257,7 +262,18 @@ def protocol_from_dict(d: dict[str, Any]) -> Protocol:
     cls = PROTOCOL_KINDS.get(kind)
     if cls is None:
         raise ValueError(f"unknown protocol kind {kind!r}; known kinds: {sorted(PROTOCOL_KINDS)}")
-    return cls(**checked_mapping(cls, d))
+    d = checked_mapping(cls, d)
+    for f in dataclasses.fields(cls):
+        value = d.get(f.name)
+        if f.type in ("float", float) and isinstance(value, str):  # PyYAML reads 2e-1 (no dot) as a string
+            try:
+                d[f.name] = float(value)
+            except ValueError:
+                raise ValueError(f"{kind}.{f.name} must be a number, got {value!r}") from None
+        elif f.type in ("float", float) and value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{kind}.{f.name} must be a number, got {value!r}")
+    return cls(**d)
 
 
 def long_square_grid(amps_nA, **timing) -> list[LongSquare]:
@@ -355,10 +371,32 @@ def load_protocols(spec: str | Path) -> list[Protocol]:
     protocols = [protocol_from_dict(d) for d in data.get("protocols", [])]
     if "long_square_grid" in data:
         g = data["long_square_grid"]
-        protocols += long_square_grid(_grid(float(g["start_nA"]), float(g["stop_nA"]), float(g["step_nA"])))
+        if not isinstance(g, dict):
+            raise ValueError(f"protocol file {path}: long_square_grid must be a mapping with start_nA, stop_nA, step_nA")
+        start, stop, step = (_number(path, f"long_square_grid.{k}", g.get(k)) for k in ("start_nA", "stop_nA", "step_nA"))
+        if not step > 0 or not stop >= start:
+            raise ValueError(f"protocol file {path}: long_square_grid needs step_nA > 0 and stop_nA >= start_nA, got "
+                             f"start {start}, stop {stop}, step {step}")
+        if (stop - start) / step > 10_000:
+            raise ValueError(f"protocol file {path}: long_square_grid gives {int((stop - start) / step) + 1} steps; "
+                             "more than 10000 simulations from one grid is almost certainly a unit mistake")
+        protocols += long_square_grid(_grid(start, stop, step))
     if not protocols:
         raise ValueError(f"protocol file {path} defines no protocols")
     return protocols
+
+
+def _number(path, field: str, value) -> float:
+    """A YAML number (PyYAML reads "2e-1" as a string: accept it) or a clear error naming the field."""
+    if value is None:
+        raise ValueError(f"protocol file {path}: {field} is missing (nA)")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"protocol file {path}: {field} must be a number in nA, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"protocol file {path}: {field} must be finite, got {value!r}")
+    return x
 
 
 def load_model_protocols(spec: str | Path, n_models: int) -> list[Protocol] | list[list[Protocol]]:

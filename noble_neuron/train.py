@@ -251,6 +251,9 @@ def window_amplitudes(stim_nA: np.ndarray, window: int, stride: int = 32) -> np.
 
 def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_Data, dict]:
     ds = open_dataset(data_path)
+    if not ds.done.all():
+        raise ValueError(f"{data_path} is incomplete: {int((~ds.done).sum())} of {ds.done.size} simulations are "
+                         "missing; rerun the same `noble-neuron generate` command to finish it first")
     feats = ds.features()
     if not feats:
         raise ValueError(f"{data_path} has no /features table; run noble_neuron.feature_table.extract_features on it first")
@@ -592,6 +595,12 @@ def train(
     if max_minutes is not None and not max_minutes > 0:
         raise ValueError(f"max_minutes must be > 0 or None, got {max_minutes!r}")
     sc, tc, out_path = surrogate_config, train_config, Path(out_path)
+    if tc.epochs < 1:
+        raise ValueError("train.epochs must be >= 1: 0 epochs would write an untrained checkpoint")
+    if out_path.is_dir() or not out_path.parent.is_dir():
+        raise ValueError(f"--out {out_path} must be a checkpoint file in an existing folder (e.g. model.pt)")
+    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but this torch build sees no CUDA GPU; use --device cpu")
     t0 = time.perf_counter()
     data, meta = _load_data(Path(data_path), sc, tc)
     n_ref = int(data.stim.shape[1])  # the model's grid: coarser than the data's for event models
