@@ -7,18 +7,16 @@ crossings, interpolated between samples). An event model (``SurrogateConfig.even
 ``time_coarsening`` times coarser than the data (0.24 ms for 0.06 ms data), two smooth
 channels:
 
-- an event channel, either
-  ``"phase"``: the spike phase θ(t), the spike count interpolated linearly between spike
+- the spike phase θ(t) (``"phase"``): the spike count interpolated linearly between spike
   times (θ = k at the k-th spike, 0 before the stimulus, rising to 1 at the first spike,
   continuing at the last interspike rate after the last spike but never above N + 1/2), a
-  monotone low-frequency target whose error is the timing error; or
-  ``"spike_probability"``: the logit of "a spike crosses −20 mV within one coarse sample";
+  monotone low-frequency target whose error is the timing error (a spike-probability channel
+  was compared and dropped: where unsure it stays below threshold and loses spikes; README);
 - the interspike voltage: the voltage with each action potential's window
   [t_k − pre, t_k + post] (upstroke to the fast-AHP trough) bridged by a straight line.
 
 `compose_traces` turns them back into a voltage on the data grid: spike times come out of
-the event channel with sub-sample precision (linear interpolation of θ's integer crossings,
-or the probability-weighted centre of each supra-threshold run), the interspike voltage is
+θ with sub-sample precision (linear interpolation of its integer crossings), the interspike voltage is
 interpolated to the data grid and each model's own average action potential (`ap_waveform`,
 aligned on the exact −20 mV crossing) is pasted at every spike, offset so that the trace
 stays continuous at both ends of the window (the offset fades to zero at the crossing). The
@@ -31,10 +29,9 @@ import numpy as np
 from .features import spike_times
 
 __all__ = ["EVENT_OUTPUTS", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
-           "phase_target", "spike_probability_labels", "spikes_from_phase",
-           "spikes_from_probability", "blend_templates"]
+           "phase_target", "spikes_from_phase", "blend_templates"]
 
-EVENT_OUTPUTS = ("none", "phase", "spike_probability")
+EVENT_OUTPUTS = ("none", "phase")
 #: never let θ reach the next integer after the last spike: it stops half a spike short
 PHASE_TAIL = 0.5
 
@@ -130,14 +127,6 @@ def phase_target(spikes_ms: np.ndarray, t_ms: np.ndarray, onset_ms: float) -> np
     return theta
 
 
-def spike_probability_labels(spikes_ms: np.ndarray, t_ms: np.ndarray, half_width_ms: float) -> np.ndarray:
-    """1 where a spike lies within `half_width_ms` of the coarse sample's time, else 0."""
-    lab = np.zeros(t_ms.shape, dtype=np.float32)
-    for t in spikes_ms:
-        lab[np.abs(t_ms - t) <= half_width_ms] = 1.0
-    return lab
-
-
 def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
     """Spike times (ms): where the running maximum of θ first reaches 1, 2, …, interpolated linearly."""
     m = np.maximum.accumulate(np.asarray(theta, dtype=np.float64))
@@ -150,16 +139,6 @@ def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
     m0, m1 = m[j - 1], m[j]
     frac = np.where(m1 > m0, (ks - m0) / np.where(m1 > m0, m1 - m0, 1.0), 1.0)
     return t_ms[j - 1] + np.clip(frac, 0.0, 1.0) * (t_ms[j] - t_ms[j - 1])
-
-
-def spikes_from_probability(p: np.ndarray, t_ms: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Spike times (ms): the probability-weighted centre of each run of samples with p ≥ threshold."""
-    above = np.asarray(p) >= threshold
-    if not above.any():
-        return np.zeros(0)
-    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return np.array([np.average(t_ms[a:b], weights=p[a:b]) for a, b in zip(starts, ends)])
 
 
 def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:

@@ -100,10 +100,10 @@ class SurrogateConfig:
     (see `noble_neuron.spike_head`); its spike labels are 1 within ``spike_label_half_width``
     samples of each spike.
 
-    ``event_output``: ``"none"`` regresses the voltage itself; ``"phase"`` or
-    ``"spike_probability"`` make a whole-trace event model (`noble_neuron.spike_events`): two
-    outputs on a grid ``time_coarsening`` times coarser than the data, the spike phase θ (in
-    units of ``phase_scale`` spikes) or a spike logit, and the interspike voltage; `predict`
+    ``event_output``: ``"none"`` regresses the voltage itself; ``"phase"`` makes a whole-trace
+    event model (`noble_neuron.spike_events`): two outputs on a grid ``time_coarsening`` times
+    coarser than the data, the spike phase θ (in units of ``phase_scale`` spikes) and the
+    interspike voltage; `predict`
     composes the trace with each model's own action potential (``ap_pre_ms`` before the
     −20 mV crossing to the fast-AHP trough).
 
@@ -172,7 +172,7 @@ class SurrogateConfig:
         if self.is_event_model and self.sliding_window:
             raise ValueError("event_output is for whole-trace models (sliding-window models use spike_head)")
         if self.time_coarsening > 1 and not self.is_event_model:
-            raise ValueError("time_coarsening > 1 needs an event model (event_output 'phase' or 'spike_probability'): "
+            raise ValueError("time_coarsening > 1 needs an event model (event_output 'phase'): "
                              "a regressed voltage cannot hold 0.3 ms action potentials on a coarser grid")
         if self.grid_channel and self.sliding_window:
             raise ValueError("grid_channel spans [0, 1] over each window: not for sliding-window models")
@@ -187,7 +187,7 @@ class SurrogateConfig:
 
     @property
     def is_event_model(self) -> bool:
-        """True for a whole-trace event model (spike phase or probability + interspike voltage)."""
+        """True for a whole-trace event model (spike phase + interspike voltage)."""
         return self.event_output != "none"
 
     @property
@@ -299,14 +299,13 @@ def decode_outputs(model: torch.nn.Module, inp: torch.Tensor,
 
 def event_channels(model: torch.nn.Module, inp: torch.Tensor,
                    config: "SurrogateConfig") -> tuple[torch.Tensor, torch.Tensor]:
-    """(event channel (B, Lc): θ in spikes or a spike logit, interspike voltage (B, Lc) in mV) of an
-    event model on an encoded coarse-grid input (B, C, Lc)."""
+    """(spike phase θ (B, Lc) in spikes, interspike voltage (B, Lc) in mV) of an event model on an encoded
+    coarse-grid input (B, C, Lc)."""
     width = inp.shape[-1]
     if config.pad_to_fast_length:
         inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
     raw = model(inp)[:, :, :width]
-    event = raw[:, 0] * config.phase_scale if config.event_output == "phase" else raw[:, 0]
-    return event, raw[:, 1] * config.v_scale_mV + config.v_offset_mV
+    return raw[:, 0] * config.phase_scale, raw[:, 1] * config.v_scale_mV + config.v_offset_mV
 
 
 def history_channels(v_mV: torch.Tensor, n_future: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
@@ -845,13 +844,10 @@ class Surrogate:
 
     def spike_times_from_events(self, event: np.ndarray) -> list[np.ndarray]:
         """Spike times (ms) per item decoded from an event model's event channel (B, Lc)."""
-        from .spike_events import coarse_times_ms, spikes_from_phase, spikes_from_probability
+        from .spike_events import coarse_times_ms, spikes_from_phase
 
         tc = coarse_times_ms(event.shape[1], self.dt_ms, self.config.time_coarsening)
-        if self.config.event_output == "phase":
-            return [spikes_from_phase(e, tc) for e in event]
-        p = 1.0 / (1.0 + np.exp(-event.astype(np.float64)))
-        return [spikes_from_probability(q, tc, self.spike_threshold) for q in p]
+        return [spikes_from_phase(e, tc) for e in event]
 
     def _predict_events(self, x, amp_t, feat_t, features_raw, batch_size, progress, squeeze):
         from .spike_events import compose_traces

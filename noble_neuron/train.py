@@ -13,8 +13,7 @@ far from zero, unlike the normalised voltage of a subthreshold trace). Optimiser
 
 Event models (``SurrogateConfig.event_output``, `noble_neuron.spike_events`) train on whole
 traces on their coarse grid: relative Lp of the interspike voltage plus ``spike_loss_weight``
-times the event loss (squared error of the spike phase in spikes², or the binary cross-entropy
-of spike logits); each training model's action potential is averaged from its training traces
+times the squared error of the spike phase (spikes²); each training model's action potential is averaged from its training traces
 and stored in the checkpoint.
 
 Random time windows (``window_samples``) use the full trace's embedding time values at
@@ -336,11 +335,10 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
 
 def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig, model_ids):
     """Coarse-grid inputs and targets of an event model (`noble_neuron.spike_events`): (current (N, Lc) nA,
-    interspike voltage (N, Lc) mV, spike phase or labels (N, Lc), metadata with each training model's
+    interspike voltage (N, Lc) mV, spike phase (N, Lc), metadata with each training model's
     action potential and the window's end ``ap_post_ms``)."""
     from .features import spike_times
-    from .spike_events import (ahp_trough_ms, ap_waveform, bridged_voltage, coarse_times_ms, coarsen, phase_target,
-                               spike_probability_labels)
+    from .spike_events import ahp_trough_ms, ap_waveform, bridged_voltage, coarse_times_ms, coarsen, phase_target
 
     f, pre = sc.time_coarsening, sc.ap_pre_ms
     spikes = [spike_times(v, dt_ms) for v in volt]
@@ -355,10 +353,7 @@ def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig
     t_c = coarse_times_ms(stim_c.shape[1], dt_ms, f)
     on = np.abs(stim) > AMPLITUDE_THRESHOLD_NA
     onset = np.where(on.any(axis=1), on.argmax(axis=1) * dt_ms, np.inf)
-    if sc.event_output == "phase":
-        events = np.stack([phase_target(st, t_c, o) for st, o in zip(spikes, onset)]).astype(np.float32)
-    else:
-        events = np.stack([spike_probability_labels(st, t_c, f * dt_ms) for st in spikes])
+    events = np.stack([phase_target(st, t_c, o) for st, o in zip(spikes, onset)]).astype(np.float32)
     between = np.stack([coarsen(bridged_voltage(v, st, dt_ms, pre, post), f) for v, st in zip(volt, spikes)])
     return stim_c, between.astype(np.float32), events, {"ap_templates_mV": templates, "ap_post_ms": post}
 

@@ -4,7 +4,7 @@ import pytest
 
 from noble_neuron.features import spike_times
 from noble_neuron.spike_events import (ap_waveform, blend_templates, bridged_voltage, coarse_times_ms, coarsen,
-                                       compose_traces, phase_target, spikes_from_phase, spikes_from_probability)
+                                       compose_traces, phase_target, spikes_from_phase)
 
 DT = 0.06
 
@@ -66,13 +66,6 @@ def test_phase_target_counts_spikes_and_decodes_back_to_their_times():
     # a noisy, non-monotone estimate still yields each spike once (running maximum)
     noisy = theta + 0.2 * np.sin(t)
     assert spikes_from_phase(noisy, t).size == 5
-
-
-def test_spike_probability_runs_decode_to_their_weighted_centres():
-    t = np.arange(10) * 0.24
-    p = np.array([0, 0.6, 0.9, 0.6, 0, 0, 0.2, 0.7, 0.1, 0])
-    got = spikes_from_probability(p, t, 0.5)
-    assert got == pytest.approx([t[2], t[7]])
 
 
 def test_template_blend_gives_a_training_model_its_own_and_interpolates_between():
