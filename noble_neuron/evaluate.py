@@ -113,7 +113,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         "in_distribution": ls[is_train & held],
         "unseen_models": ls[np.array([ds.model_splits[m] == "unseen" for m in ds.model_index[ls]])],
     }
-    report: dict[str, Any] = {"dataset": str(data_path), "window_ms": window, "groups": {}}
+    report: dict[str, Any] = {"dataset": Path(data_path).name, "window_ms": window, "groups": {}}
     predictions = {}
     for group, rows in groups.items():
         if rows.size == 0:
@@ -146,6 +146,15 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
             report["fi_curves_unseen"] = curves
     report["_predictions"] = predictions  # for plotting; stripped before JSON
     return report
+
+
+def _shown_path(path: str | Path) -> str:
+    """A path as results JSON should hold it: relative to the working directory when inside it, else its name."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return p.name
 
 
 def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, n_sampled: int = 50,
@@ -201,7 +210,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
 
     g = report["groups"]
     result = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": _shown_path(checkpoint),
         "model": {"config": s.config.to_dict(), "train_metrics": {k: v for k, v in s.metrics.items()
                                                                if isinstance(v, (int, float, str))}},
         "rel_l2_in_distribution": g.get("in_distribution", {}).get("rel_l2_mean"),

@@ -18,9 +18,10 @@ channels:
 `compose_traces` turns them back into a voltage on the data grid: spike times come out of
 θ with sub-sample precision (linear interpolation of its integer crossings), the interspike voltage is
 interpolated to the data grid and each model's own average action potential (`ap_waveform`,
-aligned on the exact −20 mV crossing) is pasted at every spike, offset so that the trace
-stays continuous at both ends of the window (the offset fades to zero at the crossing). The
-trace's −20 mV crossings are then the decoded spike times (to ~0.01 ms).
+aligned on the exact −20 mV crossing, through its fast-AHP trough) is pasted at every spike:
+joined to the interspike voltage before the crossing by an offset that fades to zero at it,
+relaxing back to it after the trough. The trace's −20 mV crossings are then the decoded
+spike times (to ~0.01 ms), and AP shape and AHP depth are the model's own.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ __all__ = ["EVENT_OUTPUTS", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "
 EVENT_OUTPUTS = ("none", "phase")
 #: never let θ reach the next integer after the last spike: it stops half a spike short
 PHASE_TAIL = 0.5
+#: after a pasted action potential's fast-AHP trough the voltage relaxes to the interspike voltage (ms)
+AHP_RECOVERY_MS = 2.0
 
 
 def _window_offsets(pre_ms: float, post_ms: float, dt_ms: float) -> np.ndarray:
@@ -154,30 +157,40 @@ def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.
 
 
 def compose_traces(v_between_coarse: np.ndarray, spikes_ms: list[np.ndarray], templates_mV: np.ndarray,
-                   pre_ms: float, dt_ms: float, factor: int, n_samples: int) -> np.ndarray:
+                   pre_ms: float, dt_ms: float, factor: int, n_samples: int,
+                   recovery_ms: float = AHP_RECOVERY_MS) -> np.ndarray:
     """(B, n_samples) voltages (mV) on the data grid from the coarse interspike voltage (B, Lc), spike
-    times per item (ms) and one action-potential template per item (B, n), starting at −pre_ms."""
+    times per item (ms) and one action-potential template per item (B, n), starting at −pre_ms.
+
+    Each template is pasted whole from its crossing to its fast-AHP trough (so AP shape and AHP
+    depth are the model's own); before the crossing it is offset to join the interspike voltage,
+    and after the trough the voltage relaxes to the interspike voltage with time constant
+    `recovery_ms`."""
     b = v_between_coarse.shape[0]
     grid = np.arange(n_samples) * dt_ms
     tc = coarse_times_ms(v_between_coarse.shape[1], dt_ms, factor)
     out = np.empty((b, n_samples), dtype=np.float32)
     n_t = templates_mV.shape[1]
+    offs = (np.arange(n_t) * dt_ms) - pre_ms
+    post_ms = offs[-1]
+    tail = int(np.ceil(8 * recovery_ms / dt_ms))
     for i in range(b):
         v = np.interp(grid, tc, v_between_coarse[i])
         tmpl = templates_mV[i]
-        offs = (np.arange(n_t) * dt_ms) - pre_ms
-        post_ms = offs[-1]
-        for t in spikes_ms[i]:
-            lo = int(np.ceil((t - pre_ms) / dt_ms))
-            hi = int(np.floor((t + post_ms) / dt_ms))
-            lo, hi = max(lo, 0), min(hi, n_samples - 1)
+        spikes = np.sort(np.asarray(spikes_ms[i], dtype=np.float64))
+        for k, t in enumerate(spikes):
+            lo = max(int(np.ceil((t - pre_ms) / dt_ms)), 0)
+            hi = min(int(np.floor((t + post_ms) / dt_ms)), n_samples - 1)
             if hi < lo:
                 continue
             s = grid[lo:hi + 1] - t
-            shape = np.interp(s, offs, tmpl)
-            ends_v = np.interp([t - pre_ms, t + post_ms], grid, v)
-            # the offset fades to 0 at the crossing, so the trace crosses −20 mV exactly at t
-            offset = np.where(s < 0, (-s / pre_ms) * (ends_v[0] - tmpl[0]), (s / post_ms) * (ends_v[1] - tmpl[-1]))
-            v[lo:hi + 1] = shape + offset
+            start_gap = np.interp(t - pre_ms, grid, v) - tmpl[0]
+            end_gap = tmpl[-1] - np.interp(t + post_ms, grid, v)
+            # before the crossing the offset fades to 0 at it, so the trace crosses −20 mV exactly at t
+            v[lo:hi + 1] = np.interp(s, offs, tmpl) + np.where(s < 0, (-s / pre_ms) * start_gap, 0.0)
+            nxt = int(np.ceil((spikes[k + 1] - pre_ms) / dt_ms)) if k + 1 < spikes.size else n_samples
+            stop = min(hi + 1 + tail, nxt, n_samples)
+            if stop > hi + 1:
+                v[hi + 1:stop] += end_gap * np.exp(-(grid[hi + 1:stop] - (t + post_ms)) / recovery_ms)
         out[i] = v
     return out

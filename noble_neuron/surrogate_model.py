@@ -842,18 +842,22 @@ class Surrogate:
                 vb.append(v.float().cpu().numpy())
         return np.concatenate(ev), np.concatenate(vb)
 
-    def spike_times_from_events(self, event: np.ndarray) -> list[np.ndarray]:
-        """Spike times (ms) per item decoded from an event model's event channel (B, Lc)."""
+    def spike_times_from_events(self, event: np.ndarray, onset_ms: np.ndarray) -> list[np.ndarray]:
+        """Spike times (ms) per item decoded from an event model's spike phase (B, Lc); θ is held at 0 before
+        each item's input onset `onset_ms` (B,) (a cell at rest without input does not fire; the network's
+        output near the trace edges is least reliable there)."""
         from .spike_events import coarse_times_ms, spikes_from_phase
 
         tc = coarse_times_ms(event.shape[1], self.dt_ms, self.config.time_coarsening)
-        return [spikes_from_phase(e, tc) for e in event]
+        return [spikes_from_phase(np.where(tc < o, 0.0, e), tc) for e, o in zip(event, onset_ms)]
 
     def _predict_events(self, x, amp_t, feat_t, features_raw, batch_size, progress, squeeze):
         from .spike_events import compose_traces
 
         event, v_between = self.event_outputs(x, amp_t, feat_t, batch_size)
-        spikes = self.spike_times_from_events(event)
+        on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
+        onset = np.where(on.any(axis=1), on.argmax(axis=1) * self.dt_ms, np.inf)
+        spikes = self.spike_times_from_events(event, onset)
         out = compose_traces(v_between, spikes, self.templates_for(features_raw), self.config.ap_pre_ms,
                              self.dt_ms, self.config.time_coarsening, x.shape[1])
         return out[0] if squeeze else out

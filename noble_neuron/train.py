@@ -592,8 +592,9 @@ def train(
     sc, tc, out_path = surrogate_config, train_config, Path(out_path)
     if tc.epochs < 1:
         raise ValueError("train.epochs must be >= 1: 0 epochs would write an untrained checkpoint")
-    if out_path.is_dir() or not out_path.parent.is_dir():
-        raise ValueError(f"--out {out_path} must be a checkpoint file in an existing folder (e.g. model.pt)")
+    if out_path.is_dir():
+        raise ValueError(f"--out {out_path} is a folder: it must be a checkpoint file (e.g. {out_path / 'model.pt'})")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but this torch build sees no CUDA GPU; use --device cpu")
     t0 = time.perf_counter()

@@ -39,7 +39,7 @@ def test_train_refuses_zero_epochs_a_folder_as_out_missing_cuda_and_incomplete_d
     sc = SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8)
     with pytest.raises(ValueError, match="0 epochs would write an untrained checkpoint"):
         train(tiny_dataset, sc, TrainConfig(epochs=0), tmp_path / "m.pt", progress=False)
-    with pytest.raises(ValueError, match="must be a checkpoint file in an existing folder"):
+    with pytest.raises(ValueError, match="is a folder: it must be a checkpoint file"):
         train(tiny_dataset, sc, TrainConfig(epochs=1), tmp_path, progress=False)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU; use --device cpu"):
