@@ -334,10 +334,47 @@ def long_square_draws(model_index: int, n_hyper: int = 3, n_depol: int = 21, low
     return long_square_grid(np.sort(amps))
 
 
+STREAMING_TOTAL_MS = 2000.0  # streaming-mode training traces: long enough for adaptation and tonic firing
+
+
+def streaming_draws(model_index: int, seed: int = 1) -> list[Protocol]:
+    """Network-mode (streaming) training stimuli for one model: 14 traces of 2 s, drawn per model.
+
+    Every kind of somatic input a cell meets in a network or a protocol, with parameters drawn
+    from a stream seeded by (seed, model_index): 4 OU currents (mean −0.05…0.35 nA, sigma
+    0.02…0.2 nA, tau 2…15 ms), 5 Poisson PSC barrages (exc 500…4000 Hz, inh 100…2000 Hz,
+    tau_exc 1…5 ms, tau_inh 3…10 ms, mean excitation 0.1…0.6 nA and inhibition 10…100 % of
+    it, weights to match), 3 steps (0.02…0.45 nA, some
+    switched off before the end) and 2 ramps (rising and falling), on from 15 ms.
+    """
+    rng = np.random.default_rng([int(seed), 7919, int(model_index)])
+    u = lambda lo, hi: float(np.round(rng.uniform(lo, hi), 4))  # noqa: E731
+    total, delay = STREAMING_TOTAL_MS, LONG_SQUARE_DELAY_MS
+    on = dict(delay_ms=delay, dur_ms=total - delay, total_ms=total)
+    seed0 = 1000 * int(model_index) + 17 * int(seed)
+    out: list[Protocol] = [OUNoise(mean_nA=u(-0.05, 0.35), sigma_nA=u(0.02, 0.2), tau_ms=u(2.0, 15.0),
+                                   seed=seed0 + k, **on) for k in range(4)]
+    for k in range(5):  # mean excitation 0.1…0.6 nA, inhibition 10…100 % of it; rates and kinetics drawn
+        r_e, r_i, t_e, t_i = u(500, 4000), u(100, 2000), u(1.0, 5.0), u(3.0, 10.0)
+        m_e = u(0.1, 0.6)
+        m_i = m_e * u(0.1, 1.0)
+        out.append(SynapticBarrage(rate_exc_Hz=r_e, rate_inh_Hz=r_i, w_exc_nA=round(m_e / (r_e * t_e * 1e-3), 5),
+                                   w_inh_nA=round(m_i / (r_i * t_i * 1e-3), 5), tau_exc_ms=t_e, tau_inh_ms=t_i,
+                                   seed=seed0 + 10 + k, **on))
+    for k, amp in enumerate(np.sort(rng.uniform(0.02, 0.45, size=3))):
+        dur = total - delay if k != 1 else u(500.0, 1500.0)  # the middle step switches off: recovery
+        out.append(LongSquare(step_nA=round(float(amp), 4), delay_ms=delay, dur_ms=dur, total_ms=total))
+    out += [Ramp(start_nA=u(-0.05, 0.1), end_nA=u(0.25, 0.5), **on),
+            Ramp(start_nA=u(0.25, 0.5), end_nA=u(-0.05, 0.1), **on)]
+    return out
+
+
 #: Per-model protocol sets (a callable of the model's index). "train_draws" is the shipped
-#: whole-trace training set: 24 Long Square amplitudes per model drawn over −0.11 … 0.5 nA.
+#: whole-trace training set: 24 Long Square amplitudes per model drawn over −0.11 … 0.5 nA;
+#: "streaming" the network-mode (streaming surrogate) set, 14 inputs of 2 s per model.
 PER_MODEL_PRESETS: dict[str, callable] = {
     "train_draws": lambda model_index: long_square_draws(model_index),
+    "streaming": lambda model_index: streaming_draws(model_index),
 }
 
 
