@@ -56,6 +56,9 @@ def main() -> None:
                     "metrics['closed_loop'] (what SurrogateCell reads to warn about unvalidated checkpoints)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
     ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
+    ap.add_argument("--drive", choices=("standard", "varied"), default="standard",
+                    help="varied: noble_neuron.synaptic_drive.VARIED_DRIVE (3 exc sources of other kinetics, "
+                         "inhibition 1/10 ms at -85 mV, delay 3 ms) instead of the exc/inh pair")
     args = ap.parse_args()
     n, tstop = (2, 60.0) if args.quick else (args.cells, args.tstop)
 
@@ -64,7 +67,8 @@ def main() -> None:
     from noble_neuron.cell_engine import engine
     from noble_neuron.models import get_model, load_family
     from noble_neuron.surrogate_cell import SurrogateCell
-    from noble_neuron.synaptic_drive import poisson_synaptic_drive
+    from noble_neuron.synaptic_drive import (VARIED_DELAY_MS, VARIED_DRIVE, poisson_sources_drive,
+                                             poisson_synaptic_drive)
 
     h.load_file("stdrun.hoc")
     if args.iterations is not None:
@@ -75,8 +79,11 @@ def main() -> None:
     surrogate = [SurrogateCell(m, network=True, checkpoint=args.checkpoint) for m in ids]
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, surrogate)):
-        keep += poisson_synaptic_drive(h, [d, s], seed=i, rate_exc_Hz=args.rate_exc, rate_inh_Hz=args.rate_inh,
-                                       w_exc_uS=W_EXC_US, w_inh_uS=W_INH_US, delay_ms=DELAY_MS)
+        if args.drive == "varied":
+            keep += poisson_sources_drive(h, [d, s], i, VARIED_DRIVE, VARIED_DELAY_MS)
+        else:
+            keep += poisson_synaptic_drive(h, [d, s], seed=i, rate_exc_Hz=args.rate_exc, rate_inh_Hz=args.rate_inh,
+                                           w_exc_uS=W_EXC_US, w_inh_uS=W_INH_US, delay_ms=DELAY_MS)
         rec.append((h.Vector().record(d.soma(0.5)._ref_v), h.Vector().record(s.soma(0.5)._ref_v)))
     t_rec = h.Vector().record(h._ref_t)
     h.cvode_active(0)
@@ -100,8 +107,13 @@ def main() -> None:
     surrogate_s = group.predict_s + group.engine_s
     result = {
         "machine": machine_info(), "n_cells": n, "tstop_ms": tstop, "neuron_dt_ms": 0.025,
-        "input": {"exc_Hz": args.rate_exc, "exc_weight_uS": W_EXC_US, "inh_Hz": args.rate_inh,
-                  "inh_weight_uS": W_INH_US, "delay_ms": DELAY_MS},
+        "input": ({"drive": "varied", "sources": [list(x) for x in VARIED_DRIVE], "delay_ms": VARIED_DELAY_MS}
+                  if args.drive == "varied" else
+                  {"exc_Hz": args.rate_exc, "exc_weight_uS": W_EXC_US, "inh_Hz": args.rate_inh,
+                   "inh_weight_uS": W_INH_US, "delay_ms": DELAY_MS}),
+        "checkpoint": str(Path(args.checkpoint).resolve().relative_to(Path.cwd().resolve()))
+        if args.checkpoint and Path(args.checkpoint).resolve().is_relative_to(Path.cwd().resolve())
+        else (args.checkpoint or "noble_neuron/checkpoints/pv_fno_network.pt"),
         "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls, "iterations": group.iterations,
         "wall_s_total": wall, "wall_s_surrogate_engine": surrogate_s, "wall_s_fno": group.predict_s,
         "wall_s_detailed_estimate": wall - surrogate_s,

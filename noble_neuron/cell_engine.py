@@ -233,7 +233,12 @@ class _Engine:
             if cell.surrogate.is_sliding:
                 groups.setdefault(id(cell.surrogate), []).append(cell)
         for group in groups.values():
-            self.network_groups.append(NetworkGroup(group, self._h, iterations=self.network_iterations))
+            if group[0].surrogate.config.streaming:
+                from .streaming_engine import StreamingGroup
+
+                self.network_groups.append(StreamingGroup(group, self._h))
+            else:
+                self.network_groups.append(NetworkGroup(group, self._h, iterations=self.network_iterations))
         self._agree_across_ranks()
         for net in self.network_groups:
             s = net.s

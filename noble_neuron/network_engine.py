@@ -210,7 +210,7 @@ class NetworkGroup:
                 if not all(math.isfinite(x) for x in (d, dur, amp)):
                     raise NetworkError(f"{stim.hname()} on {cell.soma.name()} has a non-finite delay/dur/amp")
                 rows.append((i, d, dur, amp))
-                if amp != 0.0 and dur > window_ms and not self.s.config.voltage_history:
+                if amp != 0.0 and dur > window_ms and not (self.s.config.voltage_history or self.s.config.streaming):
                     cell._domain_problem("held_step", f"{stim.hname()} holds {amp:g} nA for {dur:g} ms, longer than "
                                          f"the {window_ms:g} ms input window: under a constant current an input-only "
                                          "network surrogate loses the phase of tonic firing and stops firing (README, "

@@ -15,7 +15,7 @@ import numpy as np
 from .spike_head import REFRACTORY_MS, upward_crossings
 from .surrogate_model import Surrogate
 
-__all__ = ["calibrate_spike_threshold", "compose", "rollout"]
+__all__ = ["calibrate_spike_threshold", "compose", "rollout", "streaming_rollout"]
 
 
 def rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray, epoch_samples: int,
@@ -33,6 +33,10 @@ def rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray, 
     x = np.asarray(stimuli_nA, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"stimuli_nA must be (B, T), got shape {x.shape}")
+    if surrogate.config.streaming:
+        if spike_parts:
+            raise ValueError("spike_parts is for sliding-window spike-head surrogates, not streaming ones")
+        return streaming_rollout(surrogate, x, features, v_rest_mV)[0]
     b, t_len = x.shape
     n_e = int(epoch_samples)
     if not 1 <= n_e <= surrogate.sliding_horizon_samples:
@@ -64,6 +68,32 @@ def rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray, 
     if spike_parts:
         return v_clip, prob
     return compose(surrogate, v_clip, prob, surrogate.spike_threshold)
+
+
+def streaming_rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray,
+                      v_rest_mV: np.ndarray | float = -70.0, chunk_steps: int = 2) -> tuple[np.ndarray, list]:
+    """((B, T) voltages (mV), spike times per trace (ms)) of a streaming surrogate over (B, T) currents (nA).
+
+    The same `StreamingRunner` the NEURON engine uses, fed ``chunk_steps`` model steps at a
+    time as engine epochs are (0.6 ms by default); sample 0 is ``v_rest_mV``. Samples after the
+    last whole model step hold the last value."""
+    from .streaming import StreamingRunner
+
+    x = np.asarray(stimuli_nA, dtype=np.float64)
+    b, t_len = x.shape
+    f = surrogate.config.time_coarsening
+    runner = StreamingRunner(surrogate, np.broadcast_to(np.asarray(features, dtype=float),
+                                                        (b, len(surrogate.config.feature_names))),
+                             np.broadcast_to(np.asarray(v_rest_mV, dtype=float), (b,)))
+    out = np.empty((b, t_len), dtype=np.float32)
+    out[:, 0] = runner.v_last
+    n_whole = (t_len - 1) // f * f
+    step = max(1, int(chunk_steps)) * f
+    for s0 in range(1, 1 + n_whole, step):
+        s1 = min(s0 + step, 1 + n_whole)
+        out[:, s0:s1] = runner.advance(x[:, s0:s1])
+    out[:, 1 + n_whole:] = out[:, n_whole:n_whole + 1]
+    return out, runner.spike_times_ms()
 
 
 def compose(surrogate: Surrogate, v_clip_mV: np.ndarray, prob: np.ndarray, threshold: float | None = None,

@@ -22,6 +22,9 @@ aligned on the exact −20 mV crossing, through its fast-AHP trough) is pasted a
 joined to the interspike voltage before the crossing by an offset that fades to zero at it,
 relaxing back to it after the trough. The trace's −20 mV crossings are then the decoded
 spike times (to ~0.01 ms), and AP shape and AHP depth are the model's own.
+
+`StreamComposer` is the same decoder for streaming (network-mode) surrogates, chunk by chunk:
+there spikes are fired step by step and the voltage between them is clipped below threshold.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import numpy as np
 
 from .features import spike_times
 
-__all__ = ["EVENT_OUTPUTS", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
+__all__ = ["EVENT_OUTPUTS", "StreamComposer", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
            "phase_target", "spikes_from_phase", "blend_templates"]
 
 EVENT_OUTPUTS = ("none", "phase")
@@ -194,3 +197,42 @@ def compose_traces(v_between_coarse: np.ndarray, spikes_ms: list[np.ndarray], te
                 v[hi + 1:stop] += end_gap * np.exp(-(grid[hi + 1:stop] - (t + post_ms)) / recovery_ms)
         out[i] = v
     return out
+
+
+class StreamComposer:
+    """The streaming (network-mode) decoder: pastes action potentials into successive chunks of voltage.
+
+    ``templates_mV`` (B, n): each cell's own action potential from ``pre_samples`` before its
+    −20 mV crossing (as `ap_waveform`). A model step is ``factor`` data samples; a spike fired
+    in a step is placed with its crossing at data sample ``crossing_offset`` of the step (1 …
+    factor: the step's centre), its rising phase inside the step. Where a template is being
+    pasted the voltage is the larger of it and the clipped voltage below (the model's own AHP
+    takes over as the template falls under the clip level). Stateful: an action potential
+    fired at the end of one chunk continues into the next.
+    """
+
+    def __init__(self, templates_mV: np.ndarray, pre_samples: int, factor: int) -> None:
+        self.templates = np.asarray(templates_mV, dtype=np.float64)
+        if self.templates.ndim != 2 or self.templates.shape[1] <= pre_samples:
+            raise ValueError(f"templates must be (cells, > {pre_samples} samples), got {self.templates.shape}")
+        self.factor = int(factor)
+        self.crossing_offset = self.factor // 2 + 1
+        first = max(1, self.crossing_offset - int(pre_samples))  # the step's sample where pasting starts
+        self._start_q = first - 1  # 0-based within the step
+        self._start_index = int(pre_samples) - (self.crossing_offset - first)  # template sample pasted there
+        self.pos = np.full(self.templates.shape[0], self.templates.shape[1], dtype=np.int64)  # n = not pasting
+
+    def paste(self, v_mV: np.ndarray, fire: np.ndarray) -> np.ndarray:
+        """(B, steps·factor) clipped voltages + (B, steps) fired-in-step flags → voltages with spikes (mV)."""
+        v = np.array(v_mV, dtype=np.float64, copy=True)
+        n_t = self.templates.shape[1]
+        rows = np.arange(v.shape[0])
+        for j in range(v.shape[1]):
+            step, q = divmod(j, self.factor)
+            if q == self._start_q:
+                self.pos[fire[:, step]] = self._start_index
+            on = self.pos < n_t
+            if on.any():
+                v[on, j] = np.maximum(v[on, j], self.templates[rows[on], self.pos[on]])
+                self.pos[on] += 1
+        return v

@@ -107,6 +107,12 @@ class SurrogateConfig:
     composes the trace with each model's own action potential (``ap_pre_ms`` before the
     −20 mV crossing to the fast-AHP trough).
 
+    ``streaming``: a streaming network-mode model (`noble_neuron.streaming`): a causal spectral
+    network (``state_modes`` complex recurrent modes per channel and layer) on a grid
+    ``time_coarsening`` times coarser than the data, run as a recurrence in the engine, with
+    its own spikes fed back; implies ``sliding_window`` and ``spike_head`` (clipped voltage
+    at ``v_clip_mV`` + spike logit per step) and stores each model's action potential.
+
     ``grid_channel``: neuraloperator's positional "grid" channel (NOBLE's setting; whole-trace
     models only: it spans [0, 1] over whatever length it is given).
 
@@ -140,9 +146,11 @@ class SurrogateConfig:
     phase_scale: float = 25.0
     ap_pre_ms: float = 0.36
     grid_channel: bool = False
+    streaming: bool = False
+    state_modes: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "hidden_channels", "n_modes", "time_coarsening"):
+        for name in ("n_layers", "hidden_channels", "n_modes", "time_coarsening", "state_modes"):
             object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
         for name in ("k_amp", "k_feat", "spike_label_half_width"):
             v = getattr(self, name)
@@ -157,9 +165,15 @@ class SurrogateConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head", "grid_channel"):
+        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head", "grid_channel",
+                     "streaming"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.streaming:
+            if self.voltage_history:
+                raise ValueError("a streaming model feeds back its spikes, not its voltage: set voltage_history: false")
+            object.__setattr__(self, "sliding_window", True)
+            object.__setattr__(self, "spike_head", True)
         if self.voltage_history:
             object.__setattr__(self, "sliding_window", True)
         if self.spike_head and (self.voltage_history or not self.sliding_window):
@@ -171,7 +185,7 @@ class SurrogateConfig:
             raise ValueError(f"event_output must be one of {list(EVENT_OUTPUTS)}, got {self.event_output!r}")
         if self.is_event_model and self.sliding_window:
             raise ValueError("event_output is for whole-trace models (sliding-window models use spike_head)")
-        if self.time_coarsening > 1 and not self.is_event_model:
+        if self.time_coarsening > 1 and not (self.is_event_model or self.streaming):
             raise ValueError("time_coarsening > 1 needs an event model (event_output 'phase'): "
                              "a regressed voltage cannot hold 0.3 ms action potentials on a coarser grid")
         if self.grid_channel and self.sliding_window:
@@ -192,6 +206,10 @@ class SurrogateConfig:
 
     @property
     def in_channels(self) -> int:
+        if self.streaming:
+            from .streaming import streaming_in_channels
+
+            return streaming_in_channels(len(self.feature_names))
         extra = 2 if self.voltage_history else 0  # known voltage + its mask (sliding-window models)
         return n_input_channels(self.k_amp, self.k_feat, len(self.feature_names)) + extra
 
@@ -239,6 +257,11 @@ def build_fno(config: SurrogateConfig) -> torch.nn.Module:
     """
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
+    if config.streaming:
+        from .streaming import CausalSpectralNet
+
+        return CausalSpectralNet(config.in_channels, config.hidden_channels, config.n_layers, config.state_modes,
+                                 int(round(config.hidden_channels * config.projection_channel_ratio)))
     from neuralop.models import FNO
 
     return FNO(
@@ -427,7 +450,7 @@ class Surrogate:
         self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
         self.ap_templates_mV: dict[str, tuple[float, ...]] = {}
         self.ap_post_ms = None
-        if config.is_event_model:
+        if config.is_event_model or config.streaming:
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
         self.spike_threshold = float(spike_threshold)
         self.spike_delay_samples = int(spike_delay_samples)
@@ -704,6 +727,9 @@ class Surrogate:
         """
         from tqdm import tqdm
 
+        if self.config.streaming:
+            raise ValueError("a streaming surrogate runs step by step with its own spikes fed back: use "
+                             "noble_neuron.rollout.rollout(surrogate, currents, features) or SurrogateCell(network=True)")
         if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
             raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
         if not abs(float(dt_ms) - self.dt_ms) <= 1e-9:

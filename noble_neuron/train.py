@@ -113,6 +113,10 @@ class TrainConfig:
     pushforward: int = 0
     spike_loss_weight: float = 1.0
     spike_pos_weight: float = 10.0
+    closed_loop_from_epoch: int | None = None
+    closed_loop_every: int = 5
+    crop_steps: int | None = None
+    crop_warmup_steps: int = 1000
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -122,8 +126,13 @@ class TrainConfig:
             object.__setattr__(self, name, int(v))
 
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("plateau_patience", 0), ("seed", 0),
-                              ("val_every_kth_amplitude", 0), ("probe_rows", 0), ("history_horizon_samples", 1)):
+                              ("val_every_kth_amplitude", 0), ("probe_rows", 0), ("history_horizon_samples", 1),
+                              ("closed_loop_every", 1), ("crop_warmup_steps", 0)):
             _int(name, minimum)
+        if self.closed_loop_from_epoch is not None:
+            _int("closed_loop_from_epoch", 1)
+        if self.crop_steps is not None:
+            _int("crop_steps", 2)
         for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "history_noise_mV", "spike_loss_weight",
                      "spike_pos_weight"):
             v = getattr(self, name)
@@ -326,6 +335,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
                            for m in range(len(ds.model_ids)) if np.isfinite(fvals[m]).all()},
         "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
         "stimulus_kinds": sorted(set(kinds.tolist())),
+        "rows_model": rows_model,
     }
     if sc.spike_head:
         meta["spike_template_mV"] = ap_template(volt[train_idx], sc.v_clip_mV).tolist()
@@ -333,22 +343,31 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     return data, meta
 
 
+def model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre_ms, model_ids) -> tuple[dict, float]:
+    """({model id: its average action potential (mV) from −pre_ms to the fast-AHP trough}, trough time ms)
+    from the training rows' traces (N, L) and spike times (ms)."""
+    from .spike_events import ahp_trough_ms, ap_waveform
+
+    post = ahp_trough_ms(volt[train_idx], [spikes[i] for i in train_idx], dt_ms, pre_ms)
+    templates = {}
+    for m in np.unique(rows_model[train_idx]):
+        own = train_idx[rows_model[train_idx] == m]
+        wave = ap_waveform(volt[own], [spikes[i] for i in own], dt_ms, pre_ms, post)
+        if wave is not None:
+            templates[model_ids[m]] = wave.tolist()
+    return templates, post
+
+
 def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig, model_ids):
     """Coarse-grid inputs and targets of an event model (`noble_neuron.spike_events`): (current (N, Lc) nA,
     interspike voltage (N, Lc) mV, spike phase (N, Lc), metadata with each training model's
     action potential and the window's end ``ap_post_ms``)."""
     from .features import spike_times
-    from .spike_events import ahp_trough_ms, ap_waveform, bridged_voltage, coarse_times_ms, coarsen, phase_target
+    from .spike_events import bridged_voltage, coarse_times_ms, coarsen, phase_target
 
     f, pre = sc.time_coarsening, sc.ap_pre_ms
     spikes = [spike_times(v, dt_ms) for v in volt]
-    post = ahp_trough_ms(volt[train_idx], [spikes[i] for i in train_idx], dt_ms, pre)
-    templates = {}
-    for m in np.unique(rows_model[train_idx]):
-        own = train_idx[rows_model[train_idx] == m]
-        wave = ap_waveform(volt[own], [spikes[i] for i in own], dt_ms, pre, post)
-        if wave is not None:
-            templates[model_ids[m]] = wave.tolist()
+    templates, post = model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre, model_ids)
     stim_c = coarsen(stim, f).astype(np.float32)
     t_c = coarse_times_ms(stim_c.shape[1], dt_ms, f)
     on = np.abs(stim) > AMPLITUDE_THRESHOLD_NA
@@ -597,6 +616,11 @@ def train(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but this torch build sees no CUDA GPU; use --device cpu")
+    if sc.streaming:
+        from .train_streaming import train_streaming
+
+        return train_streaming(Path(data_path), sc, tc, out_path, resume=resume, progress=progress,
+                               max_minutes=max_minutes, device=default_device() if device is None else torch.device(device))
     t0 = time.perf_counter()
     data, meta = _load_data(Path(data_path), sc, tc)
     n_ref = int(data.stim.shape[1])  # the model's grid: coarser than the data's for event models

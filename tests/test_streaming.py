@@ -1,0 +1,153 @@
+"""Streaming (network-mode) surrogate: causal spectral network, its decoder, training and the NEURON engine."""
+import numpy as np
+import pytest
+import torch
+
+from noble_neuron.spike_events import StreamComposer
+from noble_neuron.streaming import CausalSpectralNet, coarse_inputs, coarse_targets
+from noble_neuron.surrogate_model import SurrogateConfig
+
+
+def test_recurrence_is_the_convolution():
+    """The engine's step-by-step recurrence computes exactly what training's FFT convolution computes."""
+    torch.manual_seed(0)
+    net = CausalSpectralNet(4, 16, 3, 8, 32).eval()
+    x = torch.randn(2, 300, 4)
+    with torch.no_grad():
+        whole = net(x)
+        state, steps = net.initial_state(2), []
+        for k in range(300):
+            out, state = net.step(x[:, k], state)
+            steps.append(out)
+    np.testing.assert_allclose(torch.stack(steps, 1).numpy(), whole.numpy(), atol=2e-5)
+    x2 = x.clone()
+    x2[:, 200:] += 1.0  # causal: changing the future leaves the past alone
+    with torch.no_grad():
+        assert torch.equal(net(x2)[:, :200], whole[:, :200]) or torch.allclose(net(x2)[:, :200], whole[:, :200],
+                                                                                atol=1e-5)
+        assert not torch.allclose(net(x2)[:, 200:], whole[:, 200:], atol=1e-3)
+
+
+def test_recurrent_modes_are_stable():
+    net = CausalSpectralNet(3, 8, 2, 4, 16)
+    for layer in net.spectral:
+        with torch.no_grad():
+            layer.log_tau.fill_(-20.0)  # an absurdly short memory must still be a contraction
+        log_lam, _ = layer._poles()
+        assert bool((torch.exp(log_lam).abs() < 1.0).all())
+
+
+def test_coarse_grid_alignment():
+    """Model step k covers data samples k*f+1 .. (k+1)*f; its voltage target is the last of them, clipped."""
+    v = np.full((1, 16), -70.0)
+    v[0, 7] = 10.0  # a spike crossing at data sample 7 -> step 1 (samples 6..10) with f = 5
+    v[0, 15] = -60.0
+    i = np.arange(16, dtype=float)[None, :]
+    np.testing.assert_allclose(coarse_inputs(i, 5), [[3.0, 8.0, 13.0]])
+    v_c, spk = coarse_targets(v, 5, -55.0)
+    np.testing.assert_allclose(v_c, [[-70.0, -70.0, -60.0]])
+    np.testing.assert_array_equal(spk, [[0, 1, 0]])
+
+
+def test_stream_composer_places_crossing_at_step_centre_across_chunks():
+    tmpl = np.array([[-45.0, -35.0, 20.0, 0.0, -30.0, -50.0, -60.0, -70.0]])  # pre = 2: crossing at index 2
+    comp = StreamComposer(tmpl, pre_samples=2, factor=5)
+    flat = np.full((1, 5), -60.0)
+    a = comp.paste(flat, np.array([[True]]))
+    b = comp.paste(flat, np.array([[False]]))
+    v = np.concatenate([a, b], axis=1)[0]
+    # crossing at the step's 3rd sample (offset 3 of 1..5 -> index 2), the template's rising phase before it
+    np.testing.assert_allclose(v[:5], [-45.0, -35.0, 20.0, 0.0, -30.0])
+    np.testing.assert_allclose(v[5:8], [-50.0, -60.0, -60.0])  # max(template, clipped voltage) continues
+    assert v[2] > -20 > v[1]
+
+
+def test_streaming_config_rules():
+    c = SurrogateConfig(streaming=True, time_coarsening=5)
+    assert c.sliding_window and c.spike_head and c.in_channels == 2 + len(c.feature_names)
+    with pytest.raises(ValueError, match="voltage_history"):
+        SurrogateConfig(streaming=True, voltage_history=True)
+
+
+@pytest.fixture(scope="module")
+def streaming_ckpt(tiny_dataset, tmp_path_factory):
+    from noble_neuron.train import TrainConfig, train
+
+    sc = SurrogateConfig(streaming=True, n_layers=2, hidden_channels=12, state_modes=4, time_coarsening=5,
+                         ap_pre_ms=0.12, current_scale_nA=0.1, v_scale_mV=10.0)
+    out = tmp_path_factory.mktemp("stream") / "s.pt"
+    metrics = train(tiny_dataset, sc, TrainConfig(epochs=2, batch_size=8, lr=0.01, val_every_kth_amplitude=4,
+                                                  closed_loop_from_epoch=2, closed_loop_every=1),
+                    out, progress=False, device="cpu")
+    return out, metrics
+
+
+def test_training_writes_a_streaming_checkpoint(streaming_ckpt):
+    from noble_neuron.checkpoint import load_surrogate
+
+    path, metrics = streaming_ckpt
+    assert metrics["epochs_done"] == 2 and np.isfinite(metrics["val_v_mse"])
+    assert "closed_loop_count_rel_error" in metrics  # the engine-exact rollout was scored
+    s = load_surrogate(path, device="cpu")
+    assert s.config.streaming and s.is_sliding and s.sliding_horizon_samples % 5 == 0
+    assert set(s.ap_templates_mV) <= set(s.train_model_ids) and s.ap_templates_mV
+    with pytest.raises(ValueError, match="rollout"):
+        s.predict(np.zeros((1, 100)), s.features_of("bs0"), s.dt_ms)
+
+
+def _run_cells(h, s, amps, tstop=50.0, delay=None):
+    from noble_neuron import SurrogateCell
+
+    cells = [SurrogateCell("bs0", checkpoint=s, network=True) for _ in amps]
+    keep = []
+    for c, a in zip(cells, amps):
+        st = h.IClamp(c.soma(0.5))
+        st.delay, st.dur, st.amp = 5.0, 40.0, a
+        keep.append(st)
+    if delay is not None:
+        syn = h.ExpSyn(cells[0].soma(0.5))
+        src = h.NetStim()
+        nc = h.NetCon(src, syn)
+        nc.delay = delay
+        keep += [syn, src, nc]
+    recs = [h.Vector().record(c.soma(0.5)._ref_v) for c in cells]
+    t = h.Vector().record(h._ref_t)
+    h.dt = 0.025
+    h.finitialize(-65.0)
+    h.continuerun(tstop)
+    return cells, recs, t, keep
+
+
+def test_engine_runs_the_offline_rollout_exactly(h, streaming_ckpt):
+    from noble_neuron.cell_engine import engine
+    from noble_neuron.checkpoint import load_surrogate
+    from noble_neuron.rollout import streaming_rollout
+    from noble_neuron.streaming_engine import StreamingGroup
+
+    s = load_surrogate(streaming_ckpt[0], device="cpu")
+    amps = [0.05, 0.2]
+    cells, recs, t, keep = _run_cells(h, s, amps)
+    g = engine().network_group_of(cells[0])
+    assert isinstance(g, StreamingGroup) and g.epoch_ms == pytest.approx(0.3 * (g.n_e // 5))
+    trace = g.closed_loop_traces()
+    grid = np.arange(trace.shape[1]) * s.dt_ms
+    x = np.stack([np.where((grid >= 5.0 - 1e-9) & (grid < 45.0 - 1e-9), a, 0.0) for a in amps])
+    v_off, spikes = streaming_rollout(s, x, np.stack([c.features for c in cells]), v_rest_mV=trace[:, 0])
+    np.testing.assert_allclose(trace, v_off, atol=1e-4)
+    assert [len(a) for a in g.spike_times_ms()] == [len(a) for a in spikes]
+    for rec, row in zip(recs, trace):  # NEURON's soma follows the surrogate (clamp)
+        v = np.interp(grid, t.as_numpy(), rec.as_numpy())
+        assert np.abs(v[5:] - row[5:]).max() < 0.5
+    # a second run starts again from the zero state: the same trace
+    h.finitialize(-65.0)
+    h.continuerun(50.0)
+    np.testing.assert_allclose(engine().network_group_of(cells[0]).closed_loop_traces(), trace, atol=1e-5)
+    del cells, keep
+
+
+def test_delay_shorter_than_two_model_steps_is_refused(h, streaming_ckpt):
+    from noble_neuron.checkpoint import load_surrogate
+
+    s = load_surrogate(streaming_ckpt[0], device="cpu")
+    with pytest.raises(RuntimeError, match="one streaming-model step.*0.5 ms here.*must exceed"):
+        _run_cells(h, s, [0.1], tstop=5.0, delay=0.5)
