@@ -25,6 +25,12 @@ from noble_neuron.spike_metrics import coincidence_gamma
 RESULTS = Path(__file__).parent / "results"
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the repository when it lies inside it (results carry no machine paths)."""
+    p, root = Path(path).resolve(), Path(__file__).resolve().parent.parent
+    return str(p.relative_to(root)) if p.is_relative_to(root) else p.name
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="network dataset (generate --protocol network) of held-out models")
@@ -32,6 +38,8 @@ def main() -> None:
     ap.add_argument("--split", default="unseen", help="models of this split (default: unseen)")
     ap.add_argument("--epoch-samples", type=int, default=17, help="samples per engine epoch (17 = 1 ms)")
     ap.add_argument("--out", default=str(RESULTS / "network_rollout.json"))
+    ap.add_argument("--plot", default=None, help="PNG of one trace per stimulus kind (e.g. "
+                    "benchmarks/results/network_rollout.png)")
     args = ap.parse_args()
 
     from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
@@ -76,7 +84,20 @@ def main() -> None:
             "firing_mismatches": int(np.sum((n_d > 0) != (n_s > 0))),
             "clipped_voltage_rmse_mV_median": float(np.median(rmse)),
         }
-    result = {"machine": machine_info(), "checkpoint": str(path), "data": str(args.data), "split": args.split,
+    if args.plot:  # one trace of each kind, the first 600 ms, as a user would look at them
+        from noble_neuron.plots import plot_trace_comparison
+
+        show = t <= 600.0
+        pairs = []
+        for kind in sorted(set(kinds)):
+            i = int(np.flatnonzero(kinds == kind)[0])
+            mid = ds.model_ids[ds.model_index[rows[i]]]
+            pairs.append((f"{kind}, {mid} (unseen): detailed {int(np.sum(rd == i))} vs surrogate "
+                          f"{int(np.sum(rs == i))} spikes in {t[-1] / 1000:.1f} s", y[i][show], v[i][show]))
+        plot_trace_comparison(t[show], pairs, args.plot)
+        print(f"wrote {args.plot}")
+    result = {"machine": machine_info(), "checkpoint": _shown(path), "data": _shown(Path(args.data)),
+              "split": args.split,
               "n_models": int(np.unique(ds.model_index[rows]).size), "epoch_ms": n_e * s.dt_ms,
               "spike_threshold": s.spike_threshold, "wall_s_rollout": wall, "per_kind": per_kind}
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))

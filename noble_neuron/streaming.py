@@ -98,10 +98,16 @@ class CausalSpectralLayer(nn.Module):
     def initial_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, *self.c_re.shape, dtype=torch.complex64, device=self.c_re.device)
 
-    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: u (B, C), state (B, C, N) complex → (y (B, C), new state)."""
+    def step_poles(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(λ, c·γ) complex (C, N) for `step` (computed once per run, not every step)."""
         log_lam, cg = self._poles()
-        state = torch.exp(log_lam) * state + u[..., None]
+        return torch.exp(log_lam), cg
+
+    def step(self, u: torch.Tensor, state: torch.Tensor,
+             poles: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: u (B, C), state (B, C, N) complex → (y (B, C), new state)."""
+        lam, cg = self.step_poles() if poles is None else poles
+        state = lam * state + u[..., None]
         return (cg * state).sum(-1).real + self.d * u, state
 
 
@@ -133,12 +139,18 @@ class CausalSpectralNet(nn.Module):
     def initial_state(self, batch: int) -> list[torch.Tensor]:
         return [s.initial_state(batch) for s in self.spectral]
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One step: x (B, C_in) → (outputs (B, 2), new state); the same function as `forward`."""
+    def step_poles(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [s.step_poles() for s in self.spectral]
+
+    def step(self, x: torch.Tensor, state: list[torch.Tensor],
+             poles: list | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One step: x (B, C_in) → (outputs (B, 2), new state); the same function as `forward`.
+        ``poles``: `step_poles()` of the current weights, to skip recomputing them every step."""
         h = self.lift(x)
         new = []
-        for norm, spec, mix, s in zip(self.norms, self.spectral, self.mix, state):
-            y, s = spec.step(norm(h), s)
+        poles = self.step_poles() if poles is None else poles
+        for norm, spec, mix, s, p in zip(self.norms, self.spectral, self.mix, state, poles):
+            y, s = spec.step(norm(h), s, p)
             new.append(s)
             h = h + mix(nn.functional.gelu(y))
         return self.head(h), new
@@ -181,6 +193,8 @@ class StreamingRunner:
         dev = surrogate.device
         self.feat = torch.as_tensor(surrogate.feature_scaler.transform(feats), dtype=torch.float32, device=dev)
         self.state = surrogate.model.initial_state(self.n)
+        with torch.no_grad():
+            self.poles = surrogate.model.step_poles()
         self.fired = torch.zeros(self.n, device=dev)
         self.v_last = np.broadcast_to(np.asarray(v0_mV, dtype=np.float64), (self.n,)).copy()
         self.threshold = float(surrogate.spike_threshold)
@@ -207,7 +221,7 @@ class StreamingRunner:
         fire = np.zeros((self.n, steps), dtype=bool)
         for j in range(steps):
             x = torch.cat([i_c[:, j:j + 1], self.fired[:, None], self.feat], dim=1)
-            out, self.state = self.s.model.step(x, self.state)
+            out, self.state = self.s.model.step(x, self.state, self.poles)
             v_c[:, j] = (out[:, 0] * c.v_scale_mV + c.v_offset_mV).clamp(max=c.v_clip_mV).cpu().numpy()
             self.since += 1
             now = (torch.sigmoid(out[:, 1]).cpu().numpy() >= self.threshold) & (self.since >= self.refractory_steps)

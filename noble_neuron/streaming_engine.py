@@ -65,7 +65,7 @@ class StreamingGroup(NetworkGroup):
         self.runner = StreamingRunner(self.s, self.features, v0)
         width = self.s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES + 1
         self.v_hist = np.repeat(v0[:, None], width, axis=1).astype(np.float32)
-        self.i_mean = np.zeros(self.n_cells)
+        self.i_mean, self.weight = np.zeros(self.n_cells), 0.0
         self.t_k = 0.0
         self.trace = [v0[:, None].astype(np.float32)]
         self.g_trace = [np.zeros((self.n_cells, 1), dtype=np.float32)]
@@ -100,14 +100,14 @@ class StreamingGroup(NetworkGroup):
             return
         decay = math.exp(-self.epoch_ms / AMPLITUDE_WINDOW_MS)
         self.i_mean = decay * self.i_mean + (1.0 - decay) * current.mean(axis=1)
-        if self.t_k < AMPLITUDE_WINDOW_MS:
-            return
-        bad = np.flatnonzero(~self.s.amplitude_in_range(self.i_mean))
+        self.weight = decay * self.weight + (1.0 - decay)  # bias correction: the mean since t = 0 early on
+        bad = np.flatnonzero(~self.s.amplitude_in_range(self.i_mean / self.weight))
         lo, hi = self.s.amp_range_nA
         for i in bad:
             cell = self._cell_refs[i]()
             if cell is not None:
-                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input averages {self.i_mean[i]:.4g} "
+                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input averages "
+                                     f"{self.i_mean[i] / self.weight:.4g} "
                                      f"nA over the last ~{AMPLITUDE_WINDOW_MS:g} ms, outside the trained range "
                                      f"[{lo:g}, {hi:g}] nA")
 

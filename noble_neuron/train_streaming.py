@@ -61,10 +61,11 @@ def _own_spikes(model, x: torch.Tensor, refractory_steps: int) -> torch.Tensor:
     fired = torch.zeros(b, device=x.device)
     since = torch.full((b,), 10**9, device=x.device)
     out = torch.zeros(b, n, device=x.device)
+    poles = model.step_poles()
     for k in range(n):
         xk = x[:, k].clone()
         xk[:, 1] = fired
-        y, state = model.step(xk, state)
+        y, state = model.step(xk, state, poles)
         since += 1
         fire = (torch.sigmoid(y[:, 1]) >= FIRE_PROBABILITY) & (since >= refractory_steps)
         since = torch.where(fire, torch.zeros_like(since), since)

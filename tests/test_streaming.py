@@ -70,16 +70,8 @@ def test_streaming_config_rules():
 
 
 @pytest.fixture(scope="module")
-def streaming_ckpt(tiny_dataset, tmp_path_factory):
-    from noble_neuron.train import TrainConfig, train
-
-    sc = SurrogateConfig(streaming=True, n_layers=2, hidden_channels=12, state_modes=4, time_coarsening=5,
-                         ap_pre_ms=0.12, current_scale_nA=0.1, v_scale_mV=10.0)
-    out = tmp_path_factory.mktemp("stream") / "s.pt"
-    metrics = train(tiny_dataset, sc, TrainConfig(epochs=2, batch_size=8, lr=0.01, val_every_kth_amplitude=4,
-                                                  closed_loop_from_epoch=2, closed_loop_every=1),
-                    out, progress=False, device="cpu")
-    return out, metrics
+def streaming_ckpt(tiny_streaming):
+    return tiny_streaming
 
 
 def test_training_writes_a_streaming_checkpoint(streaming_ckpt):
@@ -88,7 +80,11 @@ def test_training_writes_a_streaming_checkpoint(streaming_ckpt):
     path, metrics = streaming_ckpt
     assert metrics["epochs_done"] == 2 and np.isfinite(metrics["val_v_mse"])
     assert "closed_loop_count_rel_error" in metrics  # the engine-exact rollout was scored
+    cal = metrics["spike_threshold_calibration"]
+    best = min(r["count_abs_error"] for r in cal["table"])
+    assert cal["count_abs_error"] == best and len(cal["table"]) == 7
     s = load_surrogate(path, device="cpu")
+    assert s.spike_threshold == cal["threshold"]  # the calibrated threshold travels with the checkpoint
     assert s.config.streaming and s.is_sliding and s.sliding_horizon_samples % 5 == 0
     assert set(s.ap_templates_mV) <= set(s.train_model_ids) and s.ap_templates_mV
     with pytest.raises(ValueError, match="rollout"):
