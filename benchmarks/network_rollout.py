@@ -1,14 +1,15 @@
 """Network checkpoint offline: rolled out over held-out current traces, spikes and voltage vs NEURON.
 
-    python benchmarks/network_rollout.py --data pv_network.h5   # the network dataset (README); ~6 min on 2 cores
+    python benchmarks/network_rollout.py --data pv_streaming.h5 --plot benchmarks/results/network_rollout.png
+        # the streaming dataset (README, network mode): 140 traces of 2 s of the 10 unseen models, ~1 min
 
 Runs the network-mode checkpoint (default: the shipped one) over every trace (OU currents, PSC
-barrages, steps) of the dataset's unseen models (never trained on; with --vary-seeds their
-waveforms are their own too), epoch by epoch exactly as the NEURON engine does
-(`noble_neuron.rollout`, 1 ms epochs), and compares with the detailed model's traces:
-spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the voltage
-clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance coupling that
-benchmarks/network.py adds. → benchmarks/results/network_rollout.json
+barrages, steps, ramps) of the dataset's unseen models (never trained on, each with its own
+stimulus draws) exactly as the NEURON engine does (`noble_neuron.rollout`: streaming checkpoints
+in 0.6 ms epochs, sliding-window ones in 1 ms epochs), and compares with the detailed model's
+traces: spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the
+voltage clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance
+coupling that benchmarks/network.py adds. → benchmarks/results/network_rollout.json
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--split", default="unseen", help="models of this split (default: unseen)")
     ap.add_argument("--epoch-samples", type=int, default=17, help="samples per engine epoch (17 = 1 ms)")
     ap.add_argument("--out", default=str(RESULTS / "network_rollout.json"))
+    ap.add_argument("--per-kind", type=int, default=None, help="only the first N traces of each stimulus kind")
     ap.add_argument("--plot", default=None, help="PNG of one trace per stimulus kind (e.g. "
                     "benchmarks/results/network_rollout.png)")
     args = ap.parse_args()
@@ -55,6 +57,9 @@ def main() -> None:
     if rows.size == 0:
         raise SystemExit(f"{args.data} has no finished rows of {args.split!r} models")
     kinds = np.array([json.loads(ds.protocols_json[p])["kind"] for p in ds.protocol_index[rows]])
+    if args.per_kind is not None:  # the first N traces of each kind (a slow checkpoint on a subset)
+        keep = np.concatenate([np.flatnonzero(kinds == k)[:args.per_kind] for k in sorted(set(kinds))])
+        rows, kinds = rows[np.sort(keep)], kinds[np.sort(keep)]
     x, y = ds.read(rows, "stimulus_nA"), ds.read(rows, "voltage_mV")
     feats = ds.features()
     if not feats:

@@ -71,12 +71,14 @@ def rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray, 
 
 
 def streaming_rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np.ndarray,
-                      v_rest_mV: np.ndarray | float = -70.0, chunk_steps: int = 2) -> tuple[np.ndarray, list]:
+                      v_rest_mV: np.ndarray | float = -70.0, chunk_steps: int = 2,
+                      keys: np.ndarray | None = None) -> tuple[np.ndarray, list]:
     """((B, T) voltages (mV), spike times per trace (ms)) of a streaming surrogate over (B, T) currents (nA).
 
     The same `StreamingRunner` the NEURON engine uses, fed ``chunk_steps`` model steps at a
     time as engine epochs are (0.6 ms by default); sample 0 is ``v_rest_mV``. Samples after the
-    last whole model step hold the last value."""
+    last whole model step hold the last value. ``keys`` (B,): each trace's spike-draw key
+    (`noble_neuron.streaming.cell_key`; default the row index)."""
     from .streaming import StreamingRunner
 
     x = np.asarray(stimuli_nA, dtype=np.float64)
@@ -84,7 +86,7 @@ def streaming_rollout(surrogate: Surrogate, stimuli_nA: np.ndarray, features: np
     f = surrogate.config.time_coarsening
     runner = StreamingRunner(surrogate, np.broadcast_to(np.asarray(features, dtype=float),
                                                         (b, len(surrogate.config.feature_names))),
-                             np.broadcast_to(np.asarray(v_rest_mV, dtype=float), (b,)))
+                             np.broadcast_to(np.asarray(v_rest_mV, dtype=float), (b,)), keys)
     out = np.empty((b, t_len), dtype=np.float32)
     out[:, 0] = runner.v_last
     n_whole = (t_len - 1) // f * f

@@ -9,7 +9,9 @@ event queue with the driving force from the surrogate's own voltage, clamp targe
 CVode event chain. What differs: an epoch is a whole number of model steps (0.3 ms), and
 instead of re-predicting a 61 ms window the group advances one `StreamingRunner` for all its
 cells by the epoch's steps (one batched recurrence step per model step; the cells' own spikes
-feed back). `finitialize` starts every cell from a zero state at its initial voltage.
+feed back). `finitialize` starts every cell from a zero state at its initial voltage. Each
+cell's spike draws are keyed on its soma's name (NetPyNE: the gid), so runs repeat exactly and
+agree across MPI rank counts.
 """
 from __future__ import annotations
 
@@ -57,12 +59,13 @@ class StreamingGroup(NetworkGroup):
 
     def start(self) -> None:
         """At finitialize (type 1): zero state, the cells' initial voltage, and the first epoch."""
-        from .streaming import StreamingRunner
+        from .streaming import StreamingRunner, cell_key
 
         v0 = np.array([c.soma(0.5).v for c in self.cells])
         if v0.size != self.n_cells:
             raise NetworkError("a SurrogateCell was deleted during finitialize")
-        self.runner = StreamingRunner(self.s, self.features, v0)
+        keys = [cell_key(c.soma.name()) for c in self.cells]
+        self.runner = StreamingRunner(self.s, self.features, v0, keys)
         width = self.s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES + 1
         self.v_hist = np.repeat(v0[:, None], width, axis=1).astype(np.float32)
         self.i_mean, self.weight = np.zeros(self.n_cells), 0.0

@@ -402,6 +402,7 @@ class Surrogate:
         sliding_horizon_samples: int | None = None,
         spike_template_mV: Sequence[float] | None = None,
         spike_threshold: float = 0.5,
+        spike_logit_shift: float = 0.0,
         spike_delay_samples: int = 0,
         spike_refractory_samples: int | None = None,
         ap_templates_mV: dict | None = None,
@@ -453,6 +454,9 @@ class Surrogate:
         if config.is_event_model or config.streaming:
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
         self.spike_threshold = float(spike_threshold)
+        if not math.isfinite(float(spike_logit_shift)):
+            raise ValueError(f"spike_logit_shift must be finite, got {spike_logit_shift!r}")
+        self.spike_logit_shift = float(spike_logit_shift)
         self.spike_delay_samples = int(spike_delay_samples)
         self.spike_refractory_samples = None if spike_refractory_samples is None else int(spike_refractory_samples)
         self.metrics = dict(metrics or {})
@@ -521,6 +525,7 @@ class Surrogate:
             "sliding_horizon_samples": self.sliding_horizon_samples,
             "spike_template_mV": None if self.spike_template_mV is None else list(self.spike_template_mV),
             "spike_threshold": self.spike_threshold,
+            "spike_logit_shift": self.spike_logit_shift,
             "spike_delay_samples": self.spike_delay_samples,
             "spike_refractory_samples": self.spike_refractory_samples,
             "ap_templates_mV": {k: list(v) for k, v in self.ap_templates_mV.items()},
@@ -544,6 +549,7 @@ class Surrogate:
             stimulus_kinds=meta.get("stimulus_kinds", ()),
             sliding_horizon_samples=meta.get("sliding_horizon_samples"),
             spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
+            spike_logit_shift=meta.get("spike_logit_shift", 0.0),
             spike_delay_samples=meta.get("spike_delay_samples", 0),
             spike_refractory_samples=meta.get("spike_refractory_samples"),
             ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),

@@ -207,9 +207,15 @@ def test_every_shipped_training_config_parses():
     import noble_neuron
 
     paths = sorted((Path(noble_neuron.__file__).parent / "configs").glob("*.yaml"))
-    assert {p.stem for p in paths} >= {"paper", "cpu_small", "network_cpu", "network_gpu"}
+    assert {p.stem for p in paths} >= {"paper", "cpu_small", "network_cpu", "network_gpu", "streaming_cpu",
+                                       "streaming_cpu_stage2"}
     for path in paths:
         sc, tc = SurrogateConfig.from_yaml(path), TrainConfig.from_yaml(path)
-        assert sc.sliding_window == (tc.window_time == "relative"), path.name
+        if sc.streaming:  # streaming models train on whole traces (crops from t = 0 and later)
+            assert tc.window_time == "absolute" and tc.window_samples is None and tc.crop_steps, path.name
+        else:
+            assert sc.sliding_window == (tc.window_time == "relative"), path.name
+    stage2 = TrainConfig.from_yaml(paths[[p.stem for p in paths].index("streaming_cpu_stage2")])
+    assert stage2.closed_loop_from_epoch == 1 and stage2.init_from == "pv_fno_streaming_stage1.pt"
     network = SurrogateConfig.from_yaml(paths[[p.stem for p in paths].index("network_cpu")])
     assert network.spike_head and not network.voltage_history
