@@ -192,6 +192,22 @@ def relative_lp(pred: torch.Tensor, target: torch.Tensor, p: float = 4.0, eps: f
     return num / den.clamp(min=eps)
 
 
+def resume_training(rpath: Path, key: dict, model, opt, sched) -> tuple[int, dict]:
+    """Load a resume file into model, optimizer, scheduler and torch's RNG; (epochs done, its train state).
+    Refuses a file written with other settings or data."""
+    ck = load_checkpoint(rpath)
+    state = json.loads(ck["train_json"])
+    if state["settings"] != key:
+        raise ValueError(f"resume checkpoint {rpath} was written with other settings or data; "
+                         "delete it or pass resume=False to start over")
+    model.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(ck["optimizer"])
+    sched.load_state_dict(ck["scheduler"])
+    torch.set_rng_state(ck["rng"]["torch"])
+    log.info("resuming from %s at epoch %d", rpath, int(ck["epoch"]))
+    return int(ck["epoch"]), state
+
+
 def resume_path(out_path: str | Path) -> Path:
     """Where `train` keeps its per-epoch resume checkpoint for `out_path`."""
     out_path = Path(out_path)
@@ -660,17 +676,8 @@ def train(
         probe = np.random.default_rng([tc.seed, 2**31]).permutation(data.train_idx)[:tc.probe_rows]
         start_epoch, history, state = 0, [], {}
         if resume and rpath.is_file():
-            ck = load_checkpoint(rpath)
-            state = json.loads(ck["train_json"])
-            if state["settings"] != key:
-                raise ValueError(f"resume checkpoint {rpath} was written with other settings or data; "
-                                 "delete it or pass resume=False to start over")
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            start_epoch, history = int(ck["epoch"]), state["history"]
-            log.info("resuming from %s at epoch %d", rpath, start_epoch)
+            start_epoch, state = resume_training(rpath, key, model, opt, sched)
+            history = state["history"]
         else:
             if tc.init_from is not None:
                 init = load_checkpoint(tc.init_from)

@@ -112,7 +112,7 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     """Train a streaming surrogate on whole traces (see module docstring); write `out_path`; return metrics."""
     from tqdm import tqdm
 
-    from .train import _load_data, _settings_key, model_ap_templates, resume_path
+    from .train import _load_data, _settings_key, model_ap_templates, resume_path, resume_training
 
     t0 = time.perf_counter()
     if tc.window_samples is not None or tc.window_time != "absolute":
@@ -142,17 +142,8 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
                                                        patience=tc.plateau_patience, min_lr=tc.min_lr)
     start_epoch, history = 0, []
     if resume and rpath.is_file():
-        ck = load_checkpoint(rpath)
-        state = json.loads(ck["train_json"])
-        if state["settings"] != key:
-            raise ValueError(f"resume checkpoint {rpath} was written with other settings or data; "
-                             "delete it or pass resume=False to start over")
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        start_epoch, history = int(ck["epoch"]), state["history"]
-        log.info("resuming from %s at epoch %d", rpath, start_epoch)
+        start_epoch, state = resume_training(rpath, key, model, opt, sched)
+        history = state["history"]
     elif tc.init_from is not None:
         init = load_checkpoint(tc.init_from)
         if SurrogateConfig.from_dict(init["metadata"]["config"]) != sc:
