@@ -16,14 +16,10 @@ log = logging.getLogger("noble_neuron.cli")
 
 
 def load_cell_specs(models: str, template: str | None, template_name: str | None, mechanisms: str | None,
-                    max_models: int | None = None):
-    """(specs, splits) from 'family', 'family:train', 'family:unseen', a JSON file or a folder of JSONs.
-
-    A user's model JSON is {"model_id": ..., "parameters": {...}} (or a list of those); a
-    file/folder needs --template, --template-name and usually --mechanisms.
-    """
-    from .simulate import CellSpec
-
+                    max_models: int | None = None, template_args=None, preload=None):
+    """(specs, splits) from 'family', 'family:train', 'family:unseen', a model JSON file or a folder
+    of them (`noble_neuron.cell_spec.load_model_file`: template, constructor arguments, preloads and
+    mechanisms come from the file or from these arguments). Splits not given are None."""
     if models.startswith("family"):
         from .models import load_family
 
@@ -31,23 +27,24 @@ def load_cell_specs(models: str, template: str | None, template_name: str | None
         family = load_family(split=split)
         family = family[:max_models] if max_models else family
         return [m.cell_spec() for m in family], [m.split for m in family]
-    path = Path(models)
-    if not path.exists():
-        raise FileNotFoundError(f"--models {models!r}: no such file or folder (or use 'family', 'family:train')")
-    if template is None or template_name is None:
-        raise ValueError("--models from a file needs --template <file.hoc> and --template-name <Name>")
-    entries = []
-    for f in sorted(path.glob("*.json")) if path.is_dir() else [path]:
-        data = json.loads(f.read_text())
-        entries += data if isinstance(data, list) else [data]
-    specs, splits = [], []
-    for e in entries[:max_models] if max_models else entries:
-        if not isinstance(e, dict) or "parameters" not in e:
-            raise ValueError(f"{models}: every model needs a 'parameters' mapping (and a 'model_id')")
-        specs.append(CellSpec(model_id=str(e.get("model_id", f"model_{len(specs):03d}")), template_path=template,
-                              template_name=template_name, mechanisms_dir=mechanisms, parameters=e["parameters"]))
-        splits.append(e.get("split", "unknown"))
-    return specs, splits
+    from .cell_spec import load_model_file
+
+    specs, splits = load_model_file(models, template=template, template_name=template_name, mechanisms=mechanisms,
+                                    template_args=template_args, preload=preload)
+    return (specs[:max_models], splits[:max_models]) if max_models else (specs, splits)
+
+
+def _template_args(values: list[str] | None):
+    """--template-args: numbers where they parse as numbers (hoc $1), strings otherwise ($s1)."""
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        try:
+            out.append(float(v) if any(c in v for c in ".eE") else int(v))
+        except ValueError:
+            out.append(v)
+    return out
 
 
 def _cmd_build_mechanisms(args) -> int:
@@ -67,20 +64,48 @@ def _cmd_build_family(args) -> int:
     return 0
 
 
+def _specs_and_splits(args):
+    from .cell_spec import assign_splits
+
+    specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models,
+                                    _template_args(args.template_args), args.preload)
+    return specs, assign_splits([s.model_id for s in specs], splits, unseen=args.unseen,
+                                unseen_fraction=args.unseen_fraction, seed=args.split_seed)
+
+
+def _cmd_build_surrogate(args) -> int:
+    from .pipeline import build_surrogate
+    from .protocols import load_model_protocols
+
+    specs, splits = _specs_and_splits(args)
+    protocols = load_model_protocols(args.protocol, len(specs))
+    summary = build_surrogate(specs, splits, args.out_dir, protocols=protocols, v_init=args.v_init, config=args.config,
+                              epochs=args.epochs, max_minutes=args.max_minutes, engine=args.engine,
+                              n_workers=args.workers, device=args.device, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("models", "splits", "stage_wall_s", "headline")}, indent=1))
+    print(f"report: {Path(args.out_dir) / summary['report']}; use it with {summary['usage']}")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     from .datagen import generate
     from .feature_table import extract_features
     from .protocols import load_model_protocols
 
-    specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models)
+    from .dataset import open_dataset
+
+    specs, splits = _specs_and_splits(args)
     protocols = load_model_protocols(args.protocol, len(specs))
-    flat = [p for ps in protocols for p in ps] if isinstance(protocols[0], list) else protocols
     start = time.perf_counter()
     out = generate(specs, protocols, args.out, splits=splits, n_workers=args.workers, engine=args.engine,
                    sim_dt_ms=args.dt, downsample=args.downsample, progress=not args.no_progress,
-                   overwrite=args.overwrite, seed_per_model=SEED_STRIDE if args.vary_seeds else 0)
-    print(f"{out}: {len(specs)} models, {len(flat)} simulations in {time.perf_counter() - start:.1f} s")
-    if not args.no_features and any(p.kind == "long_square" for p in flat):
+                   overwrite=args.overwrite, seed_per_model=SEED_STRIDE if args.vary_seeds else 0,
+                   v_init=args.v_init)
+    ds = open_dataset(out)
+    print(f"{out}: {len(specs)} models ({ds.model_splits.count('train')} train, {ds.model_splits.count('unseen')} "
+          f"unseen), {len(ds.done)} simulations in {time.perf_counter() - start:.1f} s")
+    kinds = {json.loads(p)["kind"] for p in ds.protocols_json}
+    if not args.no_features and "long_square" in kinds:
         extract_features(out, progress=not args.no_progress)
     return 0
 
@@ -98,26 +123,14 @@ def _cmd_features(args) -> int:
     return 0
 
 
-def _load_train_configs(config: str):
-    """(SurrogateConfig, TrainConfig) from a preset name in noble_neuron/configs or a YAML file."""
-    from .surrogate_model import SurrogateConfig
-    from .train import TrainConfig
-
-    path = Path(config)
-    if not path.is_file():
-        path = Path(__file__).parent / "configs" / f"{config}.yaml"
-        if not path.is_file():
-            raise FileNotFoundError(f"--config {config!r}: no such file and no preset of that name "
-                                    f"(presets: {sorted(p.stem for p in path.parent.glob('*.yaml'))})")
-    return SurrogateConfig.from_yaml(path), TrainConfig.from_yaml(path)
-
-
 def _cmd_train(args) -> int:
     import dataclasses
 
     from .train import train
 
-    model_cfg, train_cfg = _load_train_configs(args.config)
+    from .pipeline import load_train_configs
+
+    model_cfg, train_cfg = load_train_configs(args.config)
     if args.epochs is not None:
         train_cfg = dataclasses.replace(train_cfg, epochs=args.epochs)
     metrics = train(args.data, model_cfg, train_cfg, args.out, resume=not args.restart,
@@ -178,6 +191,34 @@ def _cmd_demo(args) -> int:
     return 0 if np.isfinite(table["values"][:, col["I_thr_nA"]]).all() else 1
 
 
+def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
+    """The options naming the detailed models, their split, initial voltage and protocols."""
+    s.add_argument("--models", default="family", help="'family', 'family:train', 'family:unseen', or a model JSON "
+                   "file/folder (see README, 'Your own model')")
+    s.add_argument("--template", default=None, help="HoC template file (or a loader file that load_files it)")
+    s.add_argument("--template-name", default=None, help="template name inside the file")
+    s.add_argument("--mechanisms", default=None, help="folder of .mod files used by the template (any folder)")
+    s.add_argument("--template-args", nargs="+", default=None, metavar="ARG",
+                   help="constructor arguments of the template, e.g. its morphology file (numbers → $1, text → $s1)")
+    s.add_argument("--preload", nargs="+", default=None, metavar="HOC",
+                   help="hoc files to load before the template, in order (e.g. import3d.hoc biophysics.hoc)")
+    s.add_argument("--unseen", nargs="+", default=None, metavar="ID",
+                   help="hold these models out of training (split 'unseen'); the others are 'train'")
+    s.add_argument("--unseen-fraction", type=float, default=None,
+                   help="hold out this fraction of the models, drawn with --split-seed")
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--v-init", default=default_v_init, help="initial voltage: 'template' (hoc's v_init), 'auto' (each "
+                   f"model's resting potential, found by a pre-run and stored), or mV (default {default_v_init})")
+    s.add_argument("--protocol", default=default_protocol, help="preset name (demo, train, heldout_amps, fi_fine, "
+                   "waveforms, network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA; "
+                   "adaptive: 24 amplitudes per model over -0.5 .. 3 x its own rheobase, found by a search first) or "
+                   f"YAML/JSON file (default {default_protocol})")
+    s.add_argument("--max-models", type=int, default=None)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
+                   help="pool: local processes; nrn-bb: NEURON ParallelContext (run under mpiexec -n N)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="noble-neuron", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -197,26 +238,28 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_build_family)
 
     s = sub.add_parser("generate", help="simulate models × protocols into an HDF5 dataset (resumable)")
-    s.add_argument("--models", default="family", help="'family', 'family:train', 'family:unseen', or JSON file/folder")
-    s.add_argument("--template", default=None, help="HoC template file (for --models from files)")
-    s.add_argument("--template-name", default=None, help="template name inside the file")
-    s.add_argument("--mechanisms", default=None, help="folder of .mod files used by the template")
-    s.add_argument("--protocol", default="train", help="preset name (demo, train, heldout_amps, fi_fine, waveforms, "
-                   "network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA, seeded by the "
-                   "model's index) or YAML/JSON file")
+    _model_arguments(s, default_protocol="train", default_v_init="template")
     s.add_argument("--out", required=True, help="output .h5 (resumed if it exists)")
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
-                   help="pool: local processes; nrn-bb: NEURON ParallelContext (run under mpiexec)")
     s.add_argument("--dt", type=float, default=0.02, help="simulation dt (ms)")
     s.add_argument("--downsample", type=int, default=3, help="stored dt = dt × downsample")
-    s.add_argument("--max-models", type=int, default=None)
     s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming")
     s.add_argument("--no-features", action="store_true", help="skip the per-model feature table")
     s.add_argument("--vary-seeds", action="store_true", help="every model gets its own noise/barrage waveforms "
                    f"(seed + {SEED_STRIDE} x model index) instead of the same ones")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_generate)
+
+    s = sub.add_parser("build-surrogate", help="the whole pipeline on your model, resumable: generate → features → "
+                       "train → evaluate; writes data.h5, surrogate.pt, report/ and pipeline.json into --out-dir")
+    _model_arguments(s, default_protocol="adaptive", default_v_init="auto")
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--config", default="wt_phase_smooth_amp", help="training preset or YAML (default: the shipped "
+                   "whole-trace recipe)")
+    s.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    s.add_argument("--max-minutes", type=float, default=15.0, help="training budget (default 15)")
+    s.add_argument("--device", default=None, help="cpu / cuda (default: cuda when available)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_build_surrogate)
 
     s = sub.add_parser("features", help="compute/store the per-model feature table of a dataset")
     s.add_argument("--data", required=True)
@@ -263,15 +306,27 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+def _run(args) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"noble-neuron {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    rc = _run(args)
+    if getattr(args, "engine", None) == "nrn-bb":
+        from neuron import h
+
+        if h.ParallelContext().nhost() > 1:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            h.quit(rc)  # finalises MPI on every rank (a plain exit aborts the mpiexec job)
+    return rc
 
 
 if __name__ == "__main__":

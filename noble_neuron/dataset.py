@@ -14,6 +14,8 @@ Layout::
     /amp_nA          (N,)  float64    characteristic amplitude (step amplitude for Long Square)
     /wall_s          (N,)  float32    NEURON wall time of the simulation
     /models/ids, /models/split, /models/parameters_json   (M,) strings
+    /models/v_init_mV, /models/rheobase_nA                (M,) float64, NaN = not calibrated
+                     (the initial voltage used, e.g. the rest found by a pre-run; the rheobase search)
     /protocols/json  (P,) strings
     /features/...    per-model features (written by `noble_neuron.features.store_features`)
     attrs: format, schema_version, dt_ms, sim_dt_ms, downsample, n_samples, units, signature,
@@ -68,6 +70,8 @@ def create_dataset(
     row_protocol: np.ndarray,
     row_amp_nA: np.ndarray,
     attrs: dict[str, Any],
+    model_v_init_mV: Sequence[float] | None = None,
+    model_rheobase_nA: Sequence[float] | None = None,
 ) -> None:
     """Create an empty (all rows pending) dataset file at `path` (must not exist)."""
     h5py = _h5py()
@@ -91,6 +95,9 @@ def create_dataset(
         g.create_dataset("ids", data=list(model_ids), dtype=_STR)
         g.create_dataset("split", data=list(model_splits), dtype=_STR)
         g.create_dataset("parameters_json", data=[json.dumps(p, sort_keys=True) for p in model_parameters], dtype=_STR)
+        for name, values in (("v_init_mV", model_v_init_mV), ("rheobase_nA", model_rheobase_nA)):
+            g.create_dataset(name, data=np.full(len(model_ids), np.nan) if values is None
+                             else np.asarray([np.nan if v is None else v for v in values], dtype="f8"))
         f.create_group("protocols").create_dataset("json", data=list(protocol_json), dtype=_STR)
         f.attrs.update(
             format=DATASET_FORMAT, schema_version=SCHEMA_VERSION, dt_ms=float(dt_ms), n_samples=int(n_samples),
@@ -150,6 +157,9 @@ class TraceDataset:
             self.model_splits = [s.decode() if isinstance(s, bytes) else s for s in f["models/split"][:]]
             self.model_parameters = [json.loads(s) for s in f["models/parameters_json"][:]]
             self.protocols_json = [s.decode() if isinstance(s, bytes) else s for s in f["protocols/json"][:]]
+            n = len(self.model_ids)
+            self.model_v_init_mV = f["models/v_init_mV"][:] if "models/v_init_mV" in f else np.full(n, np.nan)
+            self.model_rheobase_nA = f["models/rheobase_nA"][:] if "models/rheobase_nA" in f else np.full(n, np.nan)
 
     @property
     def dt_ms(self) -> float:

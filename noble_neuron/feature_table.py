@@ -52,7 +52,9 @@ def extract_features(path: str | Path, progress: bool = True) -> dict:
         if scalar_names is None and "error" not in feats:
             scalar_names = [k for k, v in feats.items() if not isinstance(v, list)]
     if scalar_names is None:
-        raise ValueError(f"{path}: no model fires in the tested amplitude range; extend the amplitude grid")
+        raise ValueError(f"{path}: no model fires in the tested amplitude range (up to {ls_amps.max():.3g} nA); "
+                         "regenerate with `--protocol adaptive` (amplitudes relative to each model's rheobase) or "
+                         "extend the amplitude grid")
     values = np.array([[np.nan if f.get(k) is None else f.get(k, np.nan) for k in scalar_names] for f in per_model],
                       dtype=float)
     fi_rates = np.full((len(per_model), ls_amps.size), np.nan)

@@ -31,6 +31,7 @@ __all__ = [
     "PRESETS",
     "PER_MODEL_PRESETS",
     "long_square_draws",
+    "RheobaseRelativeSteps",
     "load_protocols",
     "load_model_protocols",
     "n_samples",
@@ -334,6 +335,58 @@ def long_square_draws(model_index: int, n_hyper: int = 3, n_depol: int = 21, low
     return long_square_grid(np.sort(amps))
 
 
+@dataclass(frozen=True)
+class RheobaseRelativeSteps:
+    """A plan of Long Square amplitudes drawn per model relative to its own rheobase I_thr (nA).
+
+    `datagen.generate` first finds each model's rheobase (`calibration.rheobase`), then draws
+    ``n_hyper`` amplitudes over [low_x_rheobase·I_thr, 0) and ``n_depol`` over
+    [0, high_x_rheobase·I_thr), stratified like `long_square_draws` and seeded by
+    (seed, model index): any cell type, whatever its rheobase, gets sag, subthreshold,
+    rheobase and strong firing without a hand-tuned amplitude grid.
+    """
+
+    n_hyper: int = 4
+    n_depol: int = 20
+    low_x_rheobase: float = -0.5
+    high_x_rheobase: float = 3.0
+    seed: int = 0
+    delay_ms: float = LONG_SQUARE_DELAY_MS
+    dur_ms: float = LONG_SQUARE_DUR_MS
+    total_ms: float = LONG_SQUARE_TOTAL_MS
+    kind: ClassVar[str] = "rheobase_relative_steps"
+
+    def __post_init__(self) -> None:
+        for name in ("n_hyper", "n_depol", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{self.kind}: {name} must be an integer >= 0, got {v!r}")
+        if self.n_depol < 2:
+            raise ValueError(f"{self.kind}: n_depol must be >= 2 (an FI curve needs amplitudes above rheobase)")
+        if not self.low_x_rheobase <= 0 < self.high_x_rheobase:
+            raise ValueError(f"{self.kind}: need low_x_rheobase <= 0 < high_x_rheobase, got "
+                             f"{self.low_x_rheobase}, {self.high_x_rheobase}")
+        LongSquare(delay_ms=self.delay_ms, dur_ms=self.dur_ms, total_ms=self.total_ms)  # validates the timing
+
+    def for_model(self, model_index: int, rheobase_nA: float) -> list[LongSquare]:
+        """The Long Squares of model `model_index` with rheobase `rheobase_nA` (nA)."""
+        if not (math.isfinite(rheobase_nA) and rheobase_nA > 0):
+            raise ValueError(f"{self.kind}: rheobase must be a finite current > 0 nA, got {rheobase_nA!r}")
+        rng = np.random.default_rng([int(self.seed), 4243, int(model_index)])
+
+        def stratified(lo: float, hi: float, n: int) -> np.ndarray:
+            edges = np.linspace(lo, hi, n + 1)
+            return edges[:-1] + rng.uniform(size=n) * np.diff(edges)
+
+        amps = np.concatenate([stratified(self.low_x_rheobase * rheobase_nA, 0.0, self.n_hyper),
+                               stratified(0.0, self.high_x_rheobase * rheobase_nA, self.n_depol)])
+        timing = dict(delay_ms=self.delay_ms, dur_ms=self.dur_ms, total_ms=self.total_ms)
+        return long_square_grid(np.sort(amps), **timing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
 STREAMING_TOTAL_MS = 2000.0  # streaming-mode training traces: long enough for adaptation and tonic firing
 
 
@@ -436,8 +489,37 @@ def _number(path, field: str, value) -> float:
     return x
 
 
-def load_model_protocols(spec: str | Path, n_models: int) -> list[Protocol] | list[list[Protocol]]:
-    """`load_protocols`, or for a per-model preset (PER_MODEL_PRESETS) one list per model."""
+def _plan_from_file(spec) -> RheobaseRelativeSteps | None:
+    """A protocol file ``rheobase_relative_steps: {n_depol: 12, high_x_rheobase: 2.5, ...}`` → the plan."""
+    path = Path(spec)
+    if str(spec) in PRESETS or not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return None  # load_protocols reports it
+    if not isinstance(data, dict) or "rheobase_relative_steps" not in data:
+        return None
+    if set(data) != {"rheobase_relative_steps"}:
+        raise ValueError(f"protocol file {path}: rheobase_relative_steps cannot be combined with "
+                         f"{sorted(set(data) - {'rheobase_relative_steps'})} (the plan draws every model's steps)")
+    d = checked_mapping(RheobaseRelativeSteps, data["rheobase_relative_steps"] or {})
+    for k, v in list(d.items()):
+        if k.endswith(("_ms", "_rheobase")):
+            d[k] = _number(path, f"rheobase_relative_steps.{k}", v)
+    return RheobaseRelativeSteps(**d)
+
+
+def load_model_protocols(spec: str | Path, n_models: int):
+    """`load_protocols`, for a per-model preset (PER_MODEL_PRESETS) one list per model, and for
+    "adaptive" a `RheobaseRelativeSteps` plan (resolved per model by `datagen.generate`)."""
+    if str(spec) == "adaptive":
+        return RheobaseRelativeSteps()
+    plan = _plan_from_file(spec)
+    if plan is not None:
+        return plan
     if str(spec) in PER_MODEL_PRESETS:
         return [list(PER_MODEL_PRESETS[str(spec)](i)) for i in range(n_models)]
     return load_protocols(spec)

@@ -290,12 +290,24 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     if not train_models:
         raise ValueError(f"{data_path} has no models with split 'train' (splits: {sorted(set(ds.model_splits))})")
     bad = [m for m in train_models if not np.isfinite(fvals[m]).all()]
+    top_nA = float(np.nanmax(ds.amp_nA)) if ds.amp_nA.size else float("nan")
     if bad:
-        log.warning("dropping %d training model(s) with undefined features: %s", len(bad),
+        log.warning("dropping %d training model(s) with undefined features (no spike, or too few firing steps, "
+                    "up to %.3g nA: their rheobase lies above the protocol's range; `generate --protocol adaptive` "
+                    "draws amplitudes around each model's own rheobase): %s", len(bad), top_nA,
                     [ds.model_ids[m] for m in bad][:10])
     train_models = [m for m in train_models if m not in bad]
     if len(train_models) < 2:
-        raise ValueError(f"need >= 2 training models with finite features, got {len(train_models)}")
+        raise ValueError(f"need >= 2 training models with finite features, got {len(train_models)}; models that never "
+                         f"fire up to {top_nA:.3g} nA have none: regenerate with `--protocol adaptive` (amplitudes "
+                         "relative to each model's rheobase) or a grid reaching higher currents")
+    constant = [n for n, col in zip(sc.feature_names, fvals[train_models].T) if np.ptp(col) <= 0]
+    if constant:
+        raise ValueError(
+            f"feature(s) {constant} are the same for every training model ({fvals[train_models][0].tolist()}): the "
+            "protocol's amplitudes are too coarse to tell the models apart (a 50 pA grid gives every model the same "
+            "rheobase); regenerate with `--protocol adaptive` (continuous amplitudes around each model's rheobase) or "
+            "a finer grid")
 
     rows = ds.rows()
     rows = rows[np.isin(ds.model_index[rows], train_models)]

@@ -50,7 +50,7 @@ def test_generate_own_template_with_features(tmp_path, user_model):
 
 @pytest.mark.parametrize("args, message", [
     (["generate", "--models", "nope.json", "--out", "x.h5"], "no such file"),
-    (["generate", "--models", "{models}", "--out", "x.h5"], "needs --template"),
+    (["generate", "--models", "{models}", "--out", "x.h5"], "--template <file.hoc> --template-name"),
     (["generate", "--models", "{models}", "--template", "missing.hoc", "--template-name", "X", "--out", "x.h5"],
      "does not exist"),
     (["generate", "--models", "{models}", "--template", "{template}", "--template-name", "BallStick",

@@ -56,7 +56,11 @@ def test_bad_cells_raise_clear_errors(changes, error, message):
     ({"somatic.gnabar_hh": -0.1}, "negative"),
     ({"all.cm": 0.0}, "must be > 0"),
     ({"gnabar_hh": 0.1}, "must look like"),
-    ({"somatic.gnabar_hh": "0.1"}, "must be a number"),
+    ({"somatic.gnabar_hh": [0.1]}, "must be a number"),
+    ({"somatic.gnabar_hh": "0.1 *"}, "not valid"),
+    ({"somatic.gnabar_hh": "0.1 * dist"}, "unknown name 'dist'"),
+    ({"somatic.gnabar_hh": "__import__('os')"}, "calls something other"),
+    ({"global.celsius": "30 + distance"}, "applies only to range variables"),
 ])
 def test_bad_parameter_values_rejected_at_construction(parameters, message):
     with pytest.raises((ValueError, TypeError), match=message):

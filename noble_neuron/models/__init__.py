@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from ..simulate import CellSpec
+from ..cell_spec import SPLITS, CellSpec
 
 __all__ = [
     "TEMPLATE_PATH",
@@ -32,7 +32,7 @@ _HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = _HERE / "templates" / "pv_basket.hoc"
 TEMPLATE_NAME = "PVBasket"
 FAMILY_DIR = _HERE / "pv_family"
-SPLITS = ("train", "unseen")
+
 
 
 def _mod_dir() -> str:
