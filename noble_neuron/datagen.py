@@ -219,12 +219,16 @@ def _pool_engine(n_workers: int):
     return engine
 
 
+_MPI_LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
+
+
 def _bulletin_board():
     """Start NEURON's bulletin board: ranks 1…N−1 under mpiexec serve jobs here until rank 0 calls
     ``pc.done()`` (they never return); rank 0, or the only process, gets the ParallelContext."""
     from neuron import h
 
-    h.nrnmpi_init()
+    if any(v in os.environ for v in _MPI_LAUNCHER_VARS):
+        h.nrnmpi_init()  # only under a launcher: a singleton MPI init would break later mpiexec calls of this process
     pc = h.ParallelContext()
     pc.runworker()
     return pc

@@ -650,9 +650,9 @@ class Surrogate:
                or (rel is not None and rel > 0.15))
         if not bad:
             return None
-        return (f"measured on held-out step amplitudes of its training models: spike counts off by "
-                f"{100 * (count or float('nan')):.0f} % on firing traces, firing mismatches "
-                f"{100 * (mismatch or float('nan')):.0f} %, relative L2 {100 * (rel or float('nan')):.0f} %")
+        parts = [f"{what} {100 * value:.0f} %" for what, value in (
+            ("spike counts off by", count), ("firing mismatches", mismatch), ("relative L2", rel)) if value is not None]
+        return "measured on held-out step amplitudes of its training models: " + ", ".join(parts)
 
     def spike_composer(self, n_cells: int, threshold: float | None = None, delay_samples: int | None = None):
         """A fresh `SpikeComposer` with this spike-head checkpoint's template and refractory period, and its

@@ -48,3 +48,28 @@ def test_two_ranks_match_one_rank(tmp_path):
     assert sorted(one["pv_v"]) == sorted(two["pv_v"]) and len(one["pv_v"]) == 2
     for k in one["pv_v"]:  # the surrogate PV cells, driven across ranks, see the same input
         np.testing.assert_allclose(one["pv_v"][k], two["pv_v"][k], atol=1e-3)
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (apt-get install openmpi-bin; .ci/run does)")
+def test_generate_nrn_bb_on_two_ranks_gives_the_pool_engine_rows(tmp_path):
+    """`generate --engine nrn-bb` under mpiexec -n 2 (calibration included) writes exactly the pool engine's rows."""
+    if not neuron_sees_two_ranks():
+        pytest.skip("mpiexec runs, but NEURON finds no MPI library (nhost 1): apt-get install libopenmpi-dev")
+    from noble_neuron.dataset import open_dataset
+
+    protocols = tmp_path / "steps.yaml"
+    protocols.write_text("protocols:\n" + "".join(
+        f"  - {{kind: long_square, step_nA: {a}, delay_ms: 10, dur_ms: 60, total_ms: 80}}\n" for a in (-0.05, 0.1, 0.2)))
+    common = ["--models", str(ROOT / "examples" / "own_model" / "models.json"), "--protocol", str(protocols),
+              "--v-init", "auto", "--no-progress", "--no-features"]
+    cli = [sys.executable, "-m", "noble_neuron.cli", "generate"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    mpi = subprocess.run([MPIEXEC, *MPI_FLAGS, "-n", "2", *cli, *common, "--engine", "nrn-bb", "--out",
+                          str(tmp_path / "mpi.h5")], capture_output=True, text=True, env=env, timeout=300)
+    assert mpi.returncode == 0, mpi.stderr[-3000:]
+    subprocess.run([*cli, *common, "--engine", "pool", "--workers", "2", "--out", str(tmp_path / "pool.h5")],
+                   capture_output=True, text=True, check=True, env=env, timeout=300)
+    a, b = open_dataset(tmp_path / "mpi.h5"), open_dataset(tmp_path / "pool.h5")
+    assert a.complete and b.complete and a.attrs["signature"] == b.attrs["signature"]
+    np.testing.assert_array_equal(a.read(range(12)), b.read(range(12)))
+    np.testing.assert_array_equal(a.model_v_init_mV, b.model_v_init_mV)
