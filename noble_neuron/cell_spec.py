@@ -159,10 +159,15 @@ def _existing_file(name: str, *folders: Path) -> Path | None:
 
 def loaded_files(spec: CellSpec) -> list[Path]:
     """Every file the model loads that exists on disk: template, preloads, file arguments of the
-    constructor and the hoc files these ``load_file``/``xopen`` (NEURON's own library files excluded)."""
+    constructor (a path, or a folder followed by a file name in it) and the hoc files these
+    ``load_file``/``xopen`` (NEURON's own library files excluded)."""
     found: list[Path] = []
     todo = [Path(spec.template_path)] + [p for p in (_existing_file(x) for x in spec.preload) if p is not None]
     todo += [p for p in (_existing_file(a) for a in spec.template_args if isinstance(a, str)) if p is not None]
+    args = list(spec.template_args)
+    for folder, name in zip(args, args[1:]):  # (folder, file name) pairs, as BluePyOpt templates take them
+        if isinstance(folder, str) and isinstance(name, str) and Path(folder).is_dir() and (Path(folder) / name).is_file():
+            todo.append(Path(folder) / name)
     while todo:
         f = todo.pop(0).resolve()
         if f in found or not f.is_file():
