@@ -20,7 +20,7 @@ setup(
     package_dir={"noble_neuron.mod": "mod"},
     package_data={
         "noble_neuron.mod": ["*.mod"],
-        "noble_neuron.models": ["templates/*.hoc", "*.json", "pv_family/*.json"],
+        "noble_neuron.detailed.pv_family": ["templates/*.hoc", "*.json", "hof/*.json"],
         "noble_neuron": ["configs/*.yaml", "checkpoints/*.pt"],
     },
     install_requires=[

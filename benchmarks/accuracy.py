@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--record", action="store_true", help="store the headline figures in the checkpoint")
     args = ap.parse_args()
 
-    from noble_neuron.evaluate import HEADLINE_KEYS, write_report
+    from noble_neuron.evaluation.evaluate import HEADLINE_KEYS, write_report
 
     result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
                           efel_limit=args.efel_limit, record=args.record)

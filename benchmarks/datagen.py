@@ -3,7 +3,7 @@
     python benchmarks/datagen.py [--n-sims 12] [--quick]
 
 bare: one process, the cell built once, plain IClamp + Vector.record + finitialize/continuerun.
-datagen: `noble_neuron.datagen.generate` on the same simulations (serial engine = 1 worker;
+datagen: `noble_neuron.simulation.datagen.generate` on the same simulations (serial engine = 1 worker;
 pool engine = all cores), including HDF5 writing, journaling and downsampling.
 Writes benchmarks/results/datagen.json.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from noble_neuron.machine import machine_info
+from noble_neuron.evaluation.machine import machine_info
 
 
 def bare_neuron(spec, amps, total_ms):
     from neuron import h
 
-    from noble_neuron.simulate import instantiate_cell, soma_section
+    from noble_neuron.detailed.simulate import instantiate_cell, soma_section
 
     cell = instantiate_cell(spec)
     soma = soma_section(cell)
@@ -45,9 +45,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "datagen.json"))
     args = ap.parse_args()
 
-    from noble_neuron.datagen import generate
-    from noble_neuron.models import load_family
-    from noble_neuron.protocols import long_square_grid
+    from noble_neuron.simulation.datagen import generate
+    from noble_neuron.detailed.pv_family import load_family
+    from noble_neuron.stimuli.protocols import long_square_grid
 
     n = 4 if args.quick else args.n_sims
     total_ms = 100.0 if args.quick else 515.0
@@ -64,7 +64,7 @@ def main() -> None:
         t = time.perf_counter()
         generate([spec], protocols, Path(tmp) / "pool.h5", engine="pool", progress=False)
         pool_s = time.perf_counter() - t
-        from noble_neuron.dataset import open_dataset
+        from noble_neuron.data.dataset import open_dataset
 
         neuron_s = float(np.sum(open_dataset(Path(tmp) / "serial.h5").wall_s))
     import os

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noble_neuron.machine import machine_info
-from noble_neuron.spike_metrics import coincidence_gamma
+from noble_neuron.evaluation.machine import machine_info
+from noble_neuron.features.spike_metrics import coincidence_gamma
 
 RESULTS = Path(__file__).parent / "results"
 W_EXC_US, W_INH_US, DELAY_MS = 0.0008, 0.002, 1.5  # synaptic weights (peak conductance) and NetCon delay
@@ -57,17 +57,17 @@ def main() -> None:
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
     ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
     ap.add_argument("--drive", choices=("standard", "varied"), default="standard",
-                    help="varied: noble_neuron.synaptic_drive.VARIED_DRIVE (3 exc sources of other kinetics, "
+                    help="varied: noble_neuron.stimuli.synaptic_drive.VARIED_DRIVE (3 exc sources of other kinetics, "
                          "inhibition 1/10 ms at -85 mV, delay 3 ms) instead of the exc/inh pair")
     args = ap.parse_args()
     n, tstop = (2, 60.0) if args.quick else (args.cells, args.tstop)
 
     from neuron import h
 
-    from noble_neuron.cell_engine import engine
-    from noble_neuron.models import get_model, load_family
-    from noble_neuron.surrogate_cell import SurrogateCell
-    from noble_neuron.synaptic_drive import (VARIED_DELAY_MS, VARIED_DRIVE, poisson_sources_drive,
+    from noble_neuron.neuron.engine import engine
+    from noble_neuron.detailed.pv_family import get_model, load_family
+    from noble_neuron.neuron.cell import SurrogateCell
+    from noble_neuron.stimuli.synaptic_drive import (VARIED_DELAY_MS, VARIED_DRIVE, poisson_sources_drive,
                                              poisson_synaptic_drive)
 
     h.load_file("stdrun.hoc")
@@ -130,7 +130,7 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "per_cell")}, indent=1))
     if args.record:
-        from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+        from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
 
         path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
         s = load_surrogate(path, device="cpu")

@@ -5,7 +5,7 @@
 
 Runs the network-mode checkpoint (default: the shipped one) over every trace (OU currents, PSC
 barrages, steps, ramps) of the dataset's unseen models (never trained on, each with its own
-stimulus draws) exactly as the NEURON engine does (`noble_neuron.rollout`: streaming checkpoints
+stimulus draws) exactly as the NEURON engine does (`noble_neuron.evaluation.rollout`: streaming checkpoints
 in 0.6 ms epochs, sliding-window ones in 1 ms epochs), and compares with the detailed model's
 traces: spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the
 voltage clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noble_neuron.machine import machine_info
-from noble_neuron.spike_metrics import coincidence_gamma
+from noble_neuron.evaluation.machine import machine_info
+from noble_neuron.features.spike_metrics import coincidence_gamma
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -44,10 +44,10 @@ def main() -> None:
                     "benchmarks/results/network_rollout.png)")
     args = ap.parse_args()
 
-    from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
-    from noble_neuron.dataset import open_dataset
-    from noble_neuron.rollout import rollout
-    from noble_neuron.spike_head import upward_crossings
+    from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+    from noble_neuron.data.dataset import open_dataset
+    from noble_neuron.evaluation.rollout import rollout
+    from noble_neuron.surrogate.spike_head import upward_crossings
 
     path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
     s = load_surrogate(path, device="cpu")
@@ -90,7 +90,7 @@ def main() -> None:
             "clipped_voltage_rmse_mV_median": float(np.median(rmse)),
         }
     if args.plot:  # one trace of each kind, the first 600 ms, as a user would look at them
-        from noble_neuron.plots import plot_trace_comparison
+        from noble_neuron.evaluation.plots import plot_trace_comparison
 
         show = t <= 600.0
         pairs = []

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from noble_neuron.machine import machine_info
+from noble_neuron.evaluation.machine import machine_info
 
 RESULTS = Path(__file__).parent / "results"
 DELAY_MS, DUR_MS, TOTAL_MS = 15.0, 400.0, 515.0
@@ -53,9 +53,9 @@ def time_call(fn, device: torch.device, repeats: int) -> float:
 
 def detailed_solves(model_ids, amps_nA, cvode: bool):
     """Detailed traces (on the surrogate grid) and per-solve wall seconds (NEURON time only)."""
-    from noble_neuron.models import get_model
-    from noble_neuron.protocols import LongSquare
-    from noble_neuron.simulate import simulate
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.stimuli.protocols import LongSquare
+    from noble_neuron.detailed.simulate import simulate
 
     traces, walls = [], []
     for mid in model_ids:
@@ -70,8 +70,8 @@ def detailed_solves(model_ids, amps_nA, cvode: bool):
 
 def accuracy(pred: np.ndarray, true: np.ndarray, dt_ms: float) -> dict:
     """The evaluation's trace metrics (rel L2, spike counts, timing, Gamma) of the timed traces."""
-    from noble_neuron.evaluate import trace_metrics
-    from noble_neuron.features import count_spikes
+    from noble_neuron.evaluation.evaluate import trace_metrics
+    from noble_neuron.features.ephys import count_spikes
 
     rel = np.linalg.norm(pred - true, axis=1) / np.linalg.norm(true, axis=1)
     window = (DELAY_MS, DELAY_MS + DUR_MS)
@@ -88,8 +88,8 @@ def surrogate_in_neuron(model_ids, amps_nA, n_cells: int) -> dict:
     """Wall time of finitialize + continuerun(515) with n_cells SurrogateCells (fresh forward pass each run)."""
     from neuron import h
 
-    from noble_neuron.cell_engine import engine
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.neuron.engine import engine
+    from noble_neuron.neuron.cell import SurrogateCell
 
     h.load_file("stdrun.hoc")
     cells, stims = [], []
@@ -129,8 +129,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from noble_neuron.checkpoint import default_surrogate
-    from noble_neuron.protocols import LongSquare
+    from noble_neuron.surrogate.checkpoint import default_surrogate
+    from noble_neuron.stimuli.protocols import LongSquare
 
     s = default_surrogate(args.checkpoint)
     train_ids = [m for m in s.train_model_ids][:3]
@@ -242,7 +242,7 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    from noble_neuron.plots import _pyplot
+    from noble_neuron.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from noble_neuron.feature_table import extract_features
-from noble_neuron.plots import plot_feature_spread, plot_fi_curves
+from noble_neuron.data.feature_table import extract_features
+from noble_neuron.evaluation.plots import plot_feature_spread, plot_fi_curves
 
 
 def main() -> None:
@@ -30,9 +30,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
         if args.quick or data is None:
-            from noble_neuron.datagen import generate
-            from noble_neuron.models import load_family
-            from noble_neuron.protocols import long_square_grid
+            from noble_neuron.simulation.datagen import generate
+            from noble_neuron.detailed.pv_family import load_family
+            from noble_neuron.stimuli.protocols import long_square_grid
 
             family = load_family()[:3]
             data = generate([m.cell_spec() for m in family],

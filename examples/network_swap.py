@@ -6,7 +6,7 @@
 
 The same network runs twice with identical background input (seeded NetStims): first with
 the PV population made of detailed family models (237 compartments each, imported into
-NetPyNE from the HoC template), then with ``noble_neuron.netpyne.swap_population`` putting
+NetPyNE from the HoC template), then with ``noble_neuron.integrations.netpyne.swap_population`` putting
 surrogate cells in their place. E cells are one-compartment somas with the family's channels. Writes
 examples/network_swap.png: rasters, population rates and per-cell PV rates side by side.
 """
@@ -26,8 +26,8 @@ HERE = Path(__file__).parent
 def build(n_e: int, n_pv: int, pv_models: list[str]):
     from netpyne import specs
 
-    from noble_neuron.mechanisms import load_mechanisms
-    from noble_neuron.models import netpyne_cells
+    from noble_neuron.detailed.mechanisms import load_mechanisms
+    from noble_neuron.detailed.pv_family import netpyne_cells
 
     load_mechanisms()  # before importCellParams: NetPyNE lists mechanism variables before it builds the cell
     net = specs.NetParams()
@@ -104,8 +104,7 @@ def main() -> None:
 
     if int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1"))) > 1:
         h.nrnmpi_init()  # launched by mpiexec: NEURON's MPI before NetPyNE makes its ParallelContext
-    from noble_neuron import netpyne as nn_netpyne
-
+    from noble_neuron.integrations import netpyne as nn_netpyne
     model = "hof_000"
     if not args.surrogate_only:
         detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
@@ -132,7 +131,7 @@ def main() -> None:
         print(f"{name:13s}: E {rates(sp, 'E', tstop).mean():6.1f} Hz, PV {rates(sp, 'PV', tstop).mean():6.1f} Hz, "
               f"wall {wall:6.1f} s")
 
-    from noble_neuron.plots import _pyplot
+    from noble_neuron.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6), gridspec_kw={"height_ratios": [2, 1]})

@@ -19,8 +19,8 @@ import numpy as np
 from neuron import h
 
 from noble_neuron import SurrogateCell
-from noble_neuron.models import get_model
-from noble_neuron.simulate import downsample_trace
+from noble_neuron.detailed.pv_family import get_model
+from noble_neuron.detailed.simulate import downsample_trace
 
 MODEL = "hof_017"          # a training model of the shipped family
 STEP_NA = 0.30             # the trace comparison
@@ -118,7 +118,7 @@ def main() -> None:
     print("  rates (Hz) detailed :", np.round(fi_detailed, 1).tolist())
     print("  rates (Hz) surrogate:", np.round(fi_surrogate, 1).tolist())
 
-    from noble_neuron.plots import _pyplot
+    from noble_neuron.evaluation.plots import _pyplot
 
     plt = _pyplot()
     fig = plt.figure(figsize=(9, 7.5))

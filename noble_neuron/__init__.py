@@ -1,20 +1,36 @@
 """noble_neuron: drop-in FNO surrogates of detailed NEURON cell models.
 
-Heavy dependencies (NEURON, torch) are imported by the submodules that need them, so
-`import noble_neuron` stays cheap; ``noble_neuron.SurrogateCell`` is imported on first use.
+The public API, in data-flow order (imported on first use, so ``import noble_neuron`` stays
+cheap: NEURON and torch load only when needed)::
+
+    CellSpec, load_family            a detailed model; the shipped PV family  (noble_neuron.detailed)
+    generate, open_dataset           training data in HDF5                    (simulation, data)
+    train, load_surrogate            a surrogate checkpoint                   (training, surrogate)
+    build_surrogate                  all of the above for your own model      (pipeline)
+    SurrogateCell                    the surrogate inside a NEURON script     (neuron)
+
+Subpackages: detailed → stimuli → simulation → data → features → surrogate → training →
+evaluation → neuron → integrations (NetPyNE).
 """
+from importlib import import_module
+
 from ._version import __version__
 
-__all__ = ["__version__", "SurrogateCell"]
+_PUBLIC = {
+    "CellSpec": "detailed.spec",
+    "load_family": "detailed.pv_family",
+    "generate": "simulation.datagen",
+    "open_dataset": "data.dataset",
+    "train": "training.train",
+    "load_surrogate": "surrogate.checkpoint",
+    "build_surrogate": "pipeline",
+    "SurrogateCell": "neuron.cell",
+}
+
+__all__ = ["__version__", *_PUBLIC]
 
 
 def __getattr__(name: str):
-    if name == "SurrogateCell":
-        from .surrogate_cell import SurrogateCell
-
-        return SurrogateCell
-    if name in ("netpyne", "models"):  # `noble_neuron.netpyne.cell_rule(...)` after a plain `import noble_neuron`
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
+    if name in _PUBLIC:
+        return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
     raise AttributeError(f"module 'noble_neuron' has no attribute {name!r}")

@@ -18,16 +18,16 @@ log = logging.getLogger("noble_neuron.cli")
 def load_cell_specs(models: str, template: str | None, template_name: str | None, mechanisms: str | None,
                     max_models: int | None = None, template_args=None, preload=None):
     """(specs, splits) from 'family', 'family:train', 'family:unseen', a model JSON file or a folder
-    of them (`noble_neuron.cell_spec.load_model_file`: template, constructor arguments, preloads and
+    of them (`noble_neuron.detailed.spec.load_model_file`: template, constructor arguments, preloads and
     mechanisms come from the file or from these arguments). Splits not given are None."""
     if models.startswith("family"):
-        from .models import load_family
+        from .detailed.pv_family import load_family
 
         split = models.split(":", 1)[1] if ":" in models else None
         family = load_family(split=split)
         family = family[:max_models] if max_models else family
         return [m.cell_spec() for m in family], [m.split for m in family]
-    from .cell_spec import load_model_file
+    from .detailed.spec import load_model_file
 
     specs, splits = load_model_file(models, template=template, template_name=template_name, mechanisms=mechanisms,
                                     template_args=template_args, preload=preload)
@@ -48,15 +48,15 @@ def _template_args(values: list[str] | None):
 
 
 def _cmd_build_mechanisms(args) -> int:
-    from .mechanisms import build_mechanisms
+    from .detailed.mechanisms import build_mechanisms
 
     print(build_mechanisms(args.mod_dir, force=True))
     return 0
 
 
 def _cmd_build_family(args) -> int:
-    from .models import FAMILY_DIR
-    from .models.family_builder import build_family
+    from .detailed.pv_family import FAMILY_DIR
+    from .detailed.pv_family.family_builder import build_family
 
     index = build_family(args.out or FAMILY_DIR, n_models=args.n_models, seed=args.seed,
                          generations=args.generations, n_candidates=args.candidates, n_workers=args.workers)
@@ -65,7 +65,7 @@ def _cmd_build_family(args) -> int:
 
 
 def _specs_and_splits(args):
-    from .cell_spec import assign_splits
+    from .detailed.spec import assign_splits
 
     specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models,
                                     _template_args(args.template_args), args.preload)
@@ -75,7 +75,7 @@ def _specs_and_splits(args):
 
 def _cmd_build_surrogate(args) -> int:
     from .pipeline import build_surrogate
-    from .protocols import load_model_protocols
+    from .stimuli.protocols import load_model_protocols
 
     specs, splits = _specs_and_splits(args)
     protocols = load_model_protocols(args.protocol, len(specs))
@@ -88,11 +88,11 @@ def _cmd_build_surrogate(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    from .datagen import generate
-    from .feature_table import extract_features
-    from .protocols import load_model_protocols
+    from .simulation.datagen import generate
+    from .data.feature_table import extract_features
+    from .stimuli.protocols import load_model_protocols
 
-    from .dataset import open_dataset
+    from .data.dataset import open_dataset
 
     specs, splits = _specs_and_splits(args)
     protocols = load_model_protocols(args.protocol, len(specs))
@@ -111,7 +111,7 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from .feature_table import copy_features, extract_features
+    from .data.feature_table import copy_features, extract_features
 
     if args.copy_from:
         table = copy_features(args.copy_from, args.data)
@@ -126,7 +126,7 @@ def _cmd_features(args) -> int:
 def _cmd_train(args) -> int:
     import dataclasses
 
-    from .train import train
+    from .training.train import train
 
     from .pipeline import load_train_configs
 
@@ -141,14 +141,14 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_calibrate_spikes(args) -> int:
-    from .train import calibrate_spikes
+    from .training.train import calibrate_spikes
 
     print(json.dumps(calibrate_spikes(args.checkpoint, args.data, args.out), indent=1))
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import HEADLINE_KEYS, write_report
+    from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
     result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
                           progress=not args.no_progress, record=args.record)
@@ -161,11 +161,11 @@ def _cmd_demo(args) -> int:
     """Main job on shipped defaults: simulate part of the family, write HDF5 + FI/spread PNGs."""
     import numpy as np
 
-    from .datagen import generate
-    from .feature_table import extract_features
-    from .models import load_family
-    from .plots import plot_feature_spread, plot_fi_curves
-    from .protocols import load_protocols
+    from .simulation.datagen import generate
+    from .data.feature_table import extract_features
+    from .detailed.pv_family import load_family
+    from .evaluation.plots import plot_feature_spread, plot_fi_curves
+    from .stimuli.protocols import load_protocols
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,8 @@ HEADLINE = ("spike_count_rel_error_firing_in_distribution", "spike_count_rel_err
 
 def load_train_configs(config: str | Path):
     """(SurrogateConfig, TrainConfig) from a preset name in noble_neuron/configs or a YAML file."""
-    from .surrogate_model import SurrogateConfig
-    from .train import TrainConfig
+    from .surrogate.model import SurrogateConfig
+    from .training.train import TrainConfig
 
     path = Path(config)
     if not path.is_file():
@@ -53,11 +53,11 @@ def build_surrogate(specs: Sequence, splits: Sequence[str | None] | None, out_di
     ``protocols``: as for `datagen.generate`; default `RheobaseRelativeSteps()` (24 Long Squares
     per model over −0.5 … 3 × its own rheobase). ``config``: training preset or YAML;
     ``max_minutes``: training budget (the shipped recipe used 15 min on 2 CPU cores)."""
-    from .datagen import generate
-    from .evaluate import write_report
-    from .feature_table import extract_features
-    from .protocols import RheobaseRelativeSteps
-    from .train import train
+    from .simulation.datagen import generate
+    from .evaluation.evaluate import write_report
+    from .data.feature_table import extract_features
+    from .stimuli.protocols import RheobaseRelativeSteps
+    from .training.train import train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def build_surrogate(specs: Sequence, splits: Sequence[str | None] | None, out_di
         return result
 
     def stored_features():
-        from .dataset import open_dataset
+        from .data.dataset import open_dataset
 
         ds = open_dataset(data)
         return {"model_ids": ds.model_ids, "splits": ds.model_splits}

@@ -21,7 +21,7 @@ def h():
 
 @pytest.fixture(scope="session")
 def ball_stick_spec():
-    from noble_neuron.simulate import CellSpec
+    from noble_neuron.detailed.simulate import CellSpec
 
     return CellSpec(
         model_id="ball_stick",
@@ -34,7 +34,7 @@ def ball_stick_spec():
 
 def short_step(amp_nA: float, total_ms: float = 60.0):
     """A short Long Square (10 ms delay, 40 ms step) so real simulations take milliseconds."""
-    from noble_neuron.protocols import LongSquare
+    from noble_neuron.stimuli.protocols import LongSquare
 
     return LongSquare(step_nA=amp_nA, delay_ms=10.0, dur_ms=40.0, total_ms=total_ms)
 
@@ -48,9 +48,9 @@ TINY_AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A real 60 ms Long Square dataset of 4 ball-and-stick HH cells (3 train, 1 unseen), with features."""
-    from noble_neuron.datagen import generate
-    from noble_neuron.feature_table import extract_features
-    from noble_neuron.simulate import CellSpec
+    from noble_neuron.simulation.datagen import generate
+    from noble_neuron.data.feature_table import extract_features
+    from noble_neuron.detailed.simulate import CellSpec
 
     specs = [CellSpec(f"bs{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
                       {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3})
@@ -66,8 +66,8 @@ def tiny_trained(tiny_dataset, tmp_path_factory):
     """(checkpoint path, training metrics, config) of a tiny FNO overfit on `tiny_dataset` (~10 s, learns spikes)."""
     import torch
 
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     config = SurrogateConfig(n_layers=2, hidden_channels=12, n_modes=128)
     out = tmp_path_factory.mktemp("tiny") / "s.pt"
@@ -84,8 +84,8 @@ def tiny_trained(tiny_dataset, tmp_path_factory):
 def _train_tiny_sliding(dataset, out, val_k=0, **model):
     import torch
 
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -122,8 +122,8 @@ def tiny_spike_head(tiny_dataset, tmp_path_factory):
 def tiny_streaming(tiny_dataset, tmp_path_factory):
     """(checkpoint path, metrics) of a tiny streaming (network-mode) surrogate, 2 epochs (~10 s): the second
     with closed-loop own-spike batches; its firing threshold calibrated on held-out steps."""
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     sc = SurrogateConfig(streaming=True, n_layers=2, hidden_channels=12, state_modes=4, time_coarsening=5,
                          ap_pre_ms=0.12, current_scale_nA=0.1, v_scale_mV=10.0)

@@ -2,9 +2,9 @@
 import h5py
 import pytest
 
-from noble_neuron.protocols import load_protocols, protocol_from_dict
-from noble_neuron.surrogate_model import SurrogateConfig
-from noble_neuron.train import TrainConfig, train
+from noble_neuron.stimuli.protocols import load_protocols, protocol_from_dict
+from noble_neuron.surrogate.model import SurrogateConfig
+from noble_neuron.training.train import TrainConfig, train
 
 
 def test_yaml_numbers_read_as_strings_are_accepted_and_garbage_is_named(tmp_path):
@@ -50,7 +50,7 @@ def test_train_refuses_zero_epochs_a_folder_as_out_missing_cuda_and_incomplete_d
         f["done"][3] = 0
     with pytest.raises(ValueError, match="is incomplete: 1 of 40 simulations are missing; rerun"):
         train(partial, sc, TrainConfig(epochs=1), tmp_path / "m.pt", progress=False)
-    from noble_neuron.feature_table import extract_features
+    from noble_neuron.data.feature_table import extract_features
 
     with pytest.raises(ValueError, match="is incomplete"):
         extract_features(partial, progress=False)

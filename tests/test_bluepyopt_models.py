@@ -17,10 +17,10 @@ import bluepyopt.ephys as ephys
 sys.path.insert(0, {data!r})
 from bpo_cell import OWN, cell_model
 from neuron import h
-from noble_neuron.bluepyopt_models import specs_from_bluepyopt
-from noble_neuron.mechanisms import load_mechanisms
-from noble_neuron.protocols import LongSquare
-from noble_neuron.simulate import instantiate_cell, simulate, soma_section
+from noble_neuron.detailed.bluepyopt_models import specs_from_bluepyopt
+from noble_neuron.detailed.mechanisms import load_mechanisms
+from noble_neuron.stimuli.protocols import LongSquare
+from noble_neuron.detailed.simulate import instantiate_cell, simulate, soma_section
 
 load_mechanisms(str(OWN / "mod"))
 model, values = cell_model(), {values!r}
@@ -64,8 +64,8 @@ def test_parameter_sets_are_checked_and_the_morphology_is_in_the_provenance(tmp_
         from bpo_cell import cell_model
     finally:
         sys.path.remove(str(DATA))
-    from noble_neuron.bluepyopt_models import specs_from_bluepyopt
-    from noble_neuron.cell_spec import loaded_files
+    from noble_neuron.detailed.bluepyopt_models import specs_from_bluepyopt
+    from noble_neuron.detailed.spec import loaded_files
 
     with pytest.raises(ValueError, match=r"misses free parameters \['gbar_demo_ih'\]"):
         specs_from_bluepyopt(cell_model(), {"m0": {"gnabar_hh": 0.1}}, tmp_path)

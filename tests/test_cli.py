@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from noble_neuron.dataset import open_dataset
+from noble_neuron.data.dataset import open_dataset
 
 
 def _cli(*args, cwd=None):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import DATA, short_step
-from noble_neuron.datagen import generate
-from noble_neuron.dataset import DatasetError, open_dataset
-from noble_neuron.simulate import CellSpec
+from noble_neuron.simulation.datagen import generate
+from noble_neuron.data.dataset import DatasetError, open_dataset
+from noble_neuron.detailed.simulate import CellSpec
 
 
 def _specs(n=2):
@@ -85,8 +85,7 @@ def test_truncated_file_is_rebuilt_from_journal(tmp_path):
     """A half-written HDF5 (e.g. killed mid-flush) is rebuilt from the journal, keeping finished rows."""
     out = tmp_path / "d.h5"
     protocols = [short_step(a) for a in (0.0, 0.1, 0.2)]
-    from noble_neuron import datagen
-
+    from noble_neuron.simulation import datagen
     # run 2 of 3 rows, then stop as if interrupted
     calls = []
 
@@ -116,8 +115,8 @@ _KILL_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from conftest import short_step
-    from noble_neuron.datagen import generate
-    from noble_neuron.simulate import CellSpec
+    from noble_neuron.simulation.datagen import generate
+    from noble_neuron.detailed.simulate import CellSpec
     spec = CellSpec("m0", {template!r}, "BallStick", None, {{"somatic.gnabar_hh": 0.12}})
     generate([spec], [short_step(0.01 * k, total_ms=3000.0) for k in range(12)], sys.argv[1],
              engine="serial", chunk_size=1, progress=False)
@@ -139,8 +138,7 @@ def test_resume_after_kill_9_keeps_finished_rows(tmp_path):
     assert 3 <= len(finished) < 12, "the run must be killed midway"
     before = {int(f.stem.split("_")[1]): np.load(f)[0] for f in finished}
 
-    from noble_neuron import datagen
-
+    from noble_neuron.simulation import datagen
     ran = []
 
     def counting(chunks, journal_dir):
@@ -160,8 +158,8 @@ def test_resume_after_kill_9_keeps_finished_rows(tmp_path):
 
 def test_seed_per_model_gives_each_model_its_own_noise(tmp_path):
     """seed_per_model: seeded protocols differ between models (more distinct inputs per simulation)."""
-    from noble_neuron.dataset import open_dataset
-    from noble_neuron.protocols import OUNoise
+    from noble_neuron.data.dataset import open_dataset
+    from noble_neuron.stimuli.protocols import OUNoise
 
     noise = OUNoise(mean_nA=0.05, sigma_nA=0.05, tau_ms=5.0, seed=3, delay_ms=5.0, dur_ms=30.0, total_ms=60.0)
     step = short_step(0.1, total_ms=60.0)

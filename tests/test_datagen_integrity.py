@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from conftest import DATA
-from noble_neuron import datagen
-from noble_neuron.dataset import DatasetBusyError, DatasetError, open_dataset
-from noble_neuron.protocols import LongSquare, long_square_draws
-from noble_neuron.simulate import CellSpec
+from noble_neuron.simulation import datagen
+from noble_neuron.data.dataset import DatasetBusyError, DatasetError, open_dataset
+from noble_neuron.stimuli.protocols import LongSquare, long_square_draws
+from noble_neuron.detailed.simulate import CellSpec
 
 SPEC_CODE = f"""
-from noble_neuron.simulate import CellSpec
-from noble_neuron.protocols import LongSquare
+from noble_neuron.detailed.simulate import CellSpec
+from noble_neuron.stimuli.protocols import LongSquare
 specs = [CellSpec("m0", {str(DATA / "ball_stick.hoc")!r}, "BallStick", None,
                   {{"somatic.gnabar_hh": 0.12, "global.celsius": 6.3}})]
 protocols = [LongSquare(step_nA=0.02 * k, delay_ms=10.0, dur_ms=1500.0, total_ms=1600.0) for k in range(8)]
@@ -36,7 +36,7 @@ def _steps(n=5):
 def test_a_second_writer_on_the_same_output_is_refused_and_the_first_finishes_intact(tmp_path):
     out = tmp_path / "d.h5"
     writer = textwrap.dedent(SPEC_CODE) + textwrap.dedent(f"""
-        from noble_neuron.datagen import generate
+        from noble_neuron.simulation.datagen import generate
         generate(specs, protocols, {str(out)!r}, engine="serial", progress=False)
         print("first done")
     """)
@@ -47,8 +47,8 @@ def test_a_second_writer_on_the_same_output_is_refused_and_the_first_finishes_in
         time.sleep(0.05)
     assert lock.exists(), "the first writer never took its lock"
     script = textwrap.dedent(SPEC_CODE) + textwrap.dedent(f"""
-        from noble_neuron.datagen import generate
-        from noble_neuron.writer_lock import WriterLockError
+        from noble_neuron.simulation.datagen import generate
+        from noble_neuron.simulation.writer_lock import WriterLockError
         try:
             generate(specs, protocols, {str(out)!r}, engine="serial", progress=False)
         except WriterLockError as exc:

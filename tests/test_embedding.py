@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.embedding import (build_input, characteristic_amplitude, frequency_embedding, minmax_scale,
+from noble_neuron.surrogate.encoding import (build_input, characteristic_amplitude, frequency_embedding, minmax_scale,
                                     n_input_channels, time_grid)
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.evaluate import HEADLINE_KEYS, trace_metrics, write_report
-from noble_neuron.surrogate_model import SurrogateConfig
-from noble_neuron.train import TrainConfig, train
+from noble_neuron.evaluation.evaluate import HEADLINE_KEYS, trace_metrics, write_report
+from noble_neuron.surrogate.model import SurrogateConfig
+from noble_neuron.training.train import TrainConfig, train
 from test_train import dataset, one_thread  # noqa: F401  (fixtures)
 
 
@@ -52,7 +52,7 @@ def test_accuracy_report_and_hull_sampling(dataset, tmp_path):  # noqa: F811
         assert (tmp_path / "out" / png).stat().st_size > 5000
     assert result["sampled_neurons"]["n"] == 5
 
-    from noble_neuron.checkpoint import load_surrogate
+    from noble_neuron.surrogate.checkpoint import load_surrogate
 
     s = load_surrogate(ckpt, device="cpu")
     pts = s.sample_features(200, seed=1)

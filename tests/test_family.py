@@ -6,12 +6,12 @@ import textwrap
 
 import pytest
 
-from noble_neuron.features import count_spikes
-from noble_neuron.models import (
+from noble_neuron.features.ephys import count_spikes
+from noble_neuron.detailed.pv_family import (
     TEMPLATE_NAME, TEMPLATE_PATH, default_parameters, get_model, load_family, parameter_bounds,
 )
-from noble_neuron.protocols import LongSquare
-from noble_neuron.simulate import simulate
+from noble_neuron.stimuli.protocols import LongSquare
+from noble_neuron.detailed.simulate import simulate
 
 
 def test_family_has_60_models_with_fixed_split():
@@ -40,7 +40,7 @@ def test_family_parameters_cover_the_template_and_respect_bounds():
 def test_template_loads_with_plain_hoc():
     code = textwrap.dedent(f"""
         from neuron import h
-        from noble_neuron.mechanisms import load_mechanisms
+        from noble_neuron.detailed.mechanisms import load_mechanisms
         load_mechanisms()
         h.load_file({str(TEMPLATE_PATH)!r})
         cell = h.{TEMPLATE_NAME}()

@@ -1,4 +1,4 @@
-"""Tests for noble_neuron.features on synthetic traces with known answers."""
+"""Tests for noble_neuron.features.ephys on synthetic traces with known answers."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from noble_neuron.features import (
+from noble_neuron.features.ephys import (
     EFEL_FEATURES,
     FeatureScaler,
     FICurve,
@@ -301,8 +301,8 @@ def test_copy_features_from_another_dataset_or_checkpoint(tiny_dataset, tiny_tra
 
     import h5py
 
-    from noble_neuron.dataset import open_dataset
-    from noble_neuron.feature_table import copy_features
+    from noble_neuron.data.dataset import open_dataset
+    from noble_neuron.data.feature_table import copy_features
 
     dest = tmp_path / "noise.h5"
     shutil.copy(tiny_dataset, dest)

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from noble_neuron.mechanisms import MechanismError, build_mechanisms, mechanism_names, mod_hash
+from noble_neuron.detailed.mechanisms import MechanismError, build_mechanisms, mechanism_names, mod_hash
 
 LEAK_MOD = textwrap.dedent("""
     : test-only leak current
@@ -19,7 +19,7 @@ LEAK_MOD = textwrap.dedent("""
 
 _LOAD_TWICE = textwrap.dedent("""
     import sys, time
-    from noble_neuron.mechanisms import load_mechanisms
+    from noble_neuron.detailed.mechanisms import load_mechanisms
     t = time.perf_counter(); d1 = load_mechanisms(sys.argv[1]); t1 = time.perf_counter() - t
     d2 = load_mechanisms(sys.argv[1])
     from neuron import h
@@ -45,7 +45,7 @@ def test_names_and_hash(leak_dir):
 
 
 def test_library_built_for_another_neuron_version_is_never_reused(leak_dir, monkeypatch):
-    import noble_neuron.mechanisms as mech
+    import noble_neuron.detailed.mechanisms as mech
 
     here = mod_hash(leak_dir)
     monkeypatch.setattr(mech, "_neuron_version", lambda: "8.2.4")

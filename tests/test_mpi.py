@@ -55,7 +55,7 @@ def test_generate_nrn_bb_on_two_ranks_gives_the_pool_engine_rows(tmp_path):
     """`generate --engine nrn-bb` under mpiexec -n 2 (calibration included) writes exactly the pool engine's rows."""
     if not neuron_sees_two_ranks():
         pytest.skip("mpiexec runs, but NEURON finds no MPI library (nhost 1): apt-get install libopenmpi-dev")
-    from noble_neuron.dataset import open_dataset
+    from noble_neuron.data.dataset import open_dataset
 
     protocols = tmp_path / "steps.yaml"
     protocols.write_text("protocols:\n" + "".join(

@@ -9,10 +9,10 @@ import gc
 import numpy as np
 import pytest
 
-from noble_neuron.cell_engine import engine
-from noble_neuron.checkpoint import load_surrogate
-from noble_neuron.network_engine import NetworkError, choose_epoch, epoch_samples
-from noble_neuron.surrogate_cell import SurrogateCell
+from noble_neuron.neuron.engine import engine
+from noble_neuron.surrogate.checkpoint import load_surrogate
+from noble_neuron.neuron.network import NetworkError, choose_epoch, epoch_samples
+from noble_neuron.neuron.cell import SurrogateCell
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +105,8 @@ def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
 
 @pytest.mark.parametrize("kind", ["closed_loop", "input_only", "spike_head"])
 def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_only, tiny_spike_head, kind):
-    """The NEURON engine and `noble_neuron.rollout` run the same epochs: same voltages (and spikes)."""
-    from noble_neuron.rollout import rollout
+    """The NEURON engine and `noble_neuron.evaluation.rollout` run the same epochs: same voltages (and spikes)."""
+    from noble_neuron.evaluation.rollout import rollout
 
     path = {"closed_loop": tiny_sliding, "input_only": tiny_input_only, "spike_head": tiny_spike_head}[kind]
     s = load_surrogate(path, device="cpu")
@@ -145,7 +145,7 @@ def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_
 
 def test_long_step_on_an_input_only_network_cell_warns(h, tiny_input_only, sliding):
     """A current held longer than the input window: input-only models lose tonic firing there (README)."""
-    from noble_neuron.surrogate_model import DomainWarning
+    from noble_neuron.surrogate.model import DomainWarning
 
     s = load_surrogate(tiny_input_only, device="cpu")
     window_ms = s.n_samples * s.dt_ms
@@ -221,8 +221,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, strea
                                                                kind):
     from netpyne import sim, specs
 
-    from noble_neuron import netpyne as nn_netpyne
-
+    from noble_neuron.integrations import netpyne as nn_netpyne
     net = specs.NetParams()
     net.popParams["drive"] = {"cellModel": "NetStim", "numCells": 3, "rate": 200, "noise": 1.0, "start": 2}
     net.popParams["PV"] = {"cellType": "PV_detailed", "numCells": 3}
@@ -275,8 +274,8 @@ def check_netpyne_run(sliding, sim):
 
 def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, network_model):
     sliding = network_model
-    from noble_neuron.surrogate_cell import SurrogateCellError
-    from noble_neuron.surrogate_model import DomainWarning
+    from noble_neuron.neuron.cell import SurrogateCellError
+    from noble_neuron.surrogate.model import DomainWarning
 
     cell = SurrogateCell("bs0", checkpoint=sliding)
     stim = h.IClamp(cell.soma(0.5))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from noble_neuron.protocols import (
+from noble_neuron.stimuli.protocols import (
     LongSquare, OUNoise, PRESETS, Ramp, SynapticBarrage, load_protocols, n_samples, protocol_from_dict,
 )
 

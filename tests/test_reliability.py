@@ -12,12 +12,12 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from conftest import short_step
-from noble_neuron.embedding import build_input, frequency_embedding, time_grid
+from noble_neuron.surrogate.encoding import build_input, frequency_embedding, time_grid
 
 
 def test_same_inputs_give_bit_identical_dataset_rows(ball_stick_spec, tmp_path):
-    from noble_neuron.datagen import generate
-    from noble_neuron.dataset import open_dataset
+    from noble_neuron.simulation.datagen import generate
+    from noble_neuron.data.dataset import open_dataset
 
     protocols = [short_step(0.0), short_step(0.2)]
     a = open_dataset(generate([ball_stick_spec], protocols, tmp_path / "a.h5", engine="serial", progress=False))
@@ -28,9 +28,9 @@ def test_same_inputs_give_bit_identical_dataset_rows(ball_stick_spec, tmp_path):
 
 
 def test_same_seed_gives_bit_identical_weights_and_outputs(tiny_dataset, tmp_path):
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     config = SurrogateConfig(n_layers=1, hidden_channels=6, n_modes=16)
     tc = TrainConfig(epochs=2, batch_size=8, window_samples=256, seed=11)
@@ -54,8 +54,8 @@ def test_same_seed_gives_bit_identical_weights_and_outputs(tiny_dataset, tmp_pat
 def test_nan_from_the_network_never_reaches_neuron(tiny_trained):
     from neuron import h
 
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.neuron.cell import SurrogateCell
 
     h.load_file("stdrun.hoc")
     s = load_surrogate(tiny_trained[0], device="cpu")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import DATA, short_step
-from noble_neuron.features import count_spikes
-from noble_neuron.simulate import CellSpec, SimulationError, instantiate_cell, simulate
+from noble_neuron.features.ephys import count_spikes
+from noble_neuron.detailed.simulate import CellSpec, SimulationError, instantiate_cell, simulate
 
 
 def test_spikes_above_rheobase_not_below(ball_stick_spec):

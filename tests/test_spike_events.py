@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from noble_neuron.features import spike_times
-from noble_neuron.spike_events import (ap_waveform, blend_templates, bridged_voltage, coarse_times_ms, coarsen,
+from noble_neuron.features.ephys import spike_times
+from noble_neuron.surrogate.decoder import (ap_waveform, blend_templates, bridged_voltage, coarse_times_ms, coarsen,
                                        compose_traces, phase_target, spikes_from_phase)
 
 DT = 0.06
@@ -87,8 +87,8 @@ def test_template_blend_gives_a_training_model_its_own_and_interpolates_between(
 def tiny_phase(tiny_dataset, tmp_path_factory):
     import torch
 
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny_phase") / "p.pt"
     n = torch.get_num_threads()
@@ -104,8 +104,8 @@ def tiny_phase(tiny_dataset, tmp_path_factory):
 
 
 def test_tiny_phase_model_overfits_to_exact_spike_counts_and_carries_its_action_potentials(tiny_phase, tiny_dataset):
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.dataset import open_dataset
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.data.dataset import open_dataset
 
     s = load_surrogate(tiny_phase, device="cpu")
     assert s.config.event_output == "phase" and s.config.feature_names == ("I_thr_nA", "s_thr_Hz_per_nA")
@@ -125,8 +125,8 @@ def test_tiny_phase_model_overfits_to_exact_spike_counts_and_carries_its_action_
 
 
 def test_event_model_config_and_templates_are_validated(tiny_phase):
-    from noble_neuron.checkpoint import load_checkpoint
-    from noble_neuron.surrogate_model import Surrogate, SurrogateConfig
+    from noble_neuron.surrogate.checkpoint import load_checkpoint
+    from noble_neuron.surrogate.model import Surrogate, SurrogateConfig
 
     with pytest.raises(ValueError, match="event_output must be one of"):
         SurrogateConfig(event_output="spikes")
@@ -147,9 +147,9 @@ def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warn
     import gc
     import warnings
 
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.surrogate_cell import SurrogateCell
-    from noble_neuron.surrogate_model import AccuracyWarning
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.neuron.cell import SurrogateCell
+    from noble_neuron.surrogate.model import AccuracyWarning
 
     s = load_surrogate(tiny_phase, device="cpu")
     with warnings.catch_warnings():
@@ -181,10 +181,10 @@ def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warn
 
 
 def test_feature_set_problems_are_named(tiny_phase, tiny_dataset, tmp_path, h):
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.surrogate_cell import SurrogateCell
-    from noble_neuron.surrogate_model import SurrogateConfig
-    from noble_neuron.train import TrainConfig, train
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.neuron.cell import SurrogateCell
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
 
     with pytest.raises(ValueError, match=r"features \['rest_mV'\] are not in .*has \["):
         train(tiny_dataset, SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8, event_output="phase",

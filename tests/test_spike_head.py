@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from noble_neuron.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, refractory_samples, spike_labels,
+from noble_neuron.surrogate.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, refractory_samples, spike_labels,
                                      upward_crossings)
 
 

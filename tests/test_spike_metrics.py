@@ -1,7 +1,7 @@
 """Coincidence factor Gamma (Kistler et al. 1997): identical trains 1, unrelated trains ~0."""
 import numpy as np
 
-from noble_neuron.spike_metrics import coincidence_gamma
+from noble_neuron.features.spike_metrics import coincidence_gamma
 
 
 def test_coincidence_gamma_limits():

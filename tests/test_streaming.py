@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.spike_events import StreamComposer
-from noble_neuron.streaming import CausalSpectralNet, coarse_inputs, coarse_targets
-from noble_neuron.surrogate_model import SurrogateConfig
+from noble_neuron.surrogate.decoder import StreamComposer
+from noble_neuron.surrogate.streaming import CausalSpectralNet, coarse_inputs, coarse_targets
+from noble_neuron.surrogate.model import SurrogateConfig
 
 
 def test_recurrence_is_the_convolution():
@@ -75,7 +75,7 @@ def streaming_ckpt(tiny_streaming):
 
 
 def test_training_writes_a_streaming_checkpoint(streaming_ckpt):
-    from noble_neuron.checkpoint import load_surrogate
+    from noble_neuron.surrogate.checkpoint import load_surrogate
 
     path, metrics = streaming_ckpt
     assert metrics["epochs_done"] == 2 and np.isfinite(metrics["val_v_mse"])
@@ -112,11 +112,11 @@ def _run_cells(h, s, amps, tstop=50.0, delay=None):
 
 
 def test_engine_runs_the_offline_rollout_exactly(h, streaming_ckpt):
-    from noble_neuron.cell_engine import engine
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.rollout import streaming_rollout
-    from noble_neuron.streaming import cell_key
-    from noble_neuron.streaming_engine import StreamingGroup
+    from noble_neuron.neuron.engine import engine
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.evaluation.rollout import streaming_rollout
+    from noble_neuron.surrogate.streaming import cell_key
+    from noble_neuron.neuron.streaming import StreamingGroup
 
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     amps = [0.05, 0.2]
@@ -145,7 +145,7 @@ def test_engine_runs_the_offline_rollout_exactly(h, streaming_ckpt):
 
 
 def test_delay_shorter_than_two_model_steps_is_refused(h, streaming_ckpt):
-    from noble_neuron.checkpoint import load_surrogate
+    from noble_neuron.surrogate.checkpoint import load_surrogate
 
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     with pytest.raises(RuntimeError, match="one streaming-model step.*0.5 ms here.*must exceed"):
@@ -153,7 +153,7 @@ def test_delay_shorter_than_two_model_steps_is_refused(h, streaming_ckpt):
 
 
 def test_spike_draws_are_a_fixed_function_of_cell_and_step():
-    from noble_neuron.streaming import cell_key, hashed_uniform
+    from noble_neuron.surrogate.streaming import cell_key, hashed_uniform
 
     keys = np.array([cell_key("cell_3.soma"), cell_key("cell_4.soma")], dtype=np.uint64)
     a = hashed_uniform(keys, 7)
@@ -166,8 +166,8 @@ def test_spike_draws_are_a_fixed_function_of_cell_and_step():
 
 def test_a_certain_spike_fires_and_an_impossible_one_does_not(streaming_ckpt):
     """Draws follow the hazard: logit shifted far up fires every allowed step, far down never."""
-    from noble_neuron.checkpoint import load_surrogate
-    from noble_neuron.rollout import streaming_rollout
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.evaluation.rollout import streaming_rollout
 
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     x = np.zeros((1, 601))
@@ -177,7 +177,7 @@ def test_a_certain_spike_fires_and_an_impossible_one_does_not(streaming_ckpt):
     _, never = streaming_rollout(s, x, s.features_of("bs0"), -65.0)
     refr = max(1, int((s.spike_refractory_samples or 1) // 5))
     assert never[0].size == 0
-    import noble_neuron.streaming as streaming
+    import noble_neuron.surrogate.streaming as streaming
 
     floor, streaming.HAZARD_FLOOR = streaming.HAZARD_FLOOR, 1.5  # hazards below the floor never fire
     try:

@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from noble_neuron.cell_engine import engine
-from noble_neuron.checkpoint import load_surrogate
-from noble_neuron.surrogate_cell import SurrogateCell, SurrogateCellError
-from noble_neuron.surrogate_model import DomainWarning
+from noble_neuron.neuron.engine import engine
+from noble_neuron.surrogate.checkpoint import load_surrogate
+from noble_neuron.neuron.cell import SurrogateCell, SurrogateCellError
+from noble_neuron.surrogate.model import DomainWarning
 
 WINDOW_MS = 60.0
 
@@ -211,7 +211,7 @@ def test_sample_draws_neurons_inside_the_hull(h, tiny):
 
 def test_shipped_checkpoint_default_cell(h):
     from noble_neuron import SurrogateCell as exported
-    from noble_neuron.models import load_family
+    from noble_neuron.detailed.pv_family import load_family
 
     assert exported is SurrogateCell
     cell = SurrogateCell()
@@ -226,7 +226,7 @@ def test_shipped_checkpoint_default_cell(h):
 
 
 def test_is_single_step():
-    from noble_neuron.cell_engine import is_single_step
+    from noble_neuron.neuron.engine import is_single_step
 
     x = np.zeros(100)
     assert is_single_step(x)

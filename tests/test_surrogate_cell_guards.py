@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
-from noble_neuron.cell_engine import CoarseStepWarning, engine
-from noble_neuron.checkpoint import load_surrogate
-from noble_neuron.surrogate_cell import SurrogateCell
+from noble_neuron.neuron.engine import CoarseStepWarning, engine
+from noble_neuron.surrogate.checkpoint import load_surrogate
+from noble_neuron.neuron.cell import SurrogateCell
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_an_iclamp_or_a_cell_created_after_finitialize_is_refused(h, tiny):
 
 
 def test_the_refusal_names_the_problem(h, tiny):
-    from noble_neuron.cell_engine import SurrogateCellError
+    from noble_neuron.neuron.engine import SurrogateCellError
 
     cell = SurrogateCell("bs0", checkpoint=tiny)
     h.finitialize(-65)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.checkpoint import CheckpointError, load_checkpoint, load_surrogate, save_surrogate
-from noble_neuron.features import FeatureScaler
-from noble_neuron.surrogate_model import (DomainWarning, Surrogate, SurrogateConfig, build_fno, count_parameters)
+from noble_neuron.surrogate.checkpoint import CheckpointError, load_checkpoint, load_surrogate, save_surrogate
+from noble_neuron.features.ephys import FeatureScaler
+from noble_neuron.surrogate.model import (DomainWarning, Surrogate, SurrogateConfig, build_fno, count_parameters)
 
 L = 200
 DT = 0.06
@@ -167,7 +167,7 @@ def test_bad_checkpoints_raise_checkpoint_error(surrogate, tmp_path):
 
 
 def test_fast_fft_length_and_padding():
-    from noble_neuron.surrogate_model import decode_voltage, fast_fft_length
+    from noble_neuron.surrogate.model import decode_voltage, fast_fft_length
 
     assert fast_fft_length(8583) == 8640 and fast_fft_length(1000) == 1000 and fast_fft_length(7) == 8
     for n in range(1, 400):

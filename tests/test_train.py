@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from noble_neuron.checkpoint import load_checkpoint, load_surrogate
-from noble_neuron.dataset import open_dataset
-from noble_neuron.surrogate_model import SurrogateConfig
-from noble_neuron.train import TrainConfig, relative_lp, resume_path, train
+from noble_neuron.surrogate.checkpoint import load_checkpoint, load_surrogate
+from noble_neuron.data.dataset import open_dataset
+from noble_neuron.surrogate.model import SurrogateConfig
+from noble_neuron.training.train import TrainConfig, relative_lp, resume_path, train
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -184,7 +184,7 @@ def test_spike_head_surrogate_has_template_calibrated_threshold_and_two_outputs(
     assert (v.max() > 0.0) == (fired.size > 0)  # an AP is pasted exactly where the probability fires
     np.testing.assert_array_equal(v[v < s.config.v_clip_mV], v_clip[v < s.config.v_clip_mV])
     assert 0 <= s.spike_delay_samples == cal["delay_samples"]
-    from noble_neuron.surrogate_model import Surrogate
+    from noble_neuron.surrogate.model import Surrogate
 
     meta = s.metadata()
     for bad, match in (({"spike_template_mV": None}, "spike_template_mV"), ({"spike_threshold": 1.5}, "spike_threshold")):

@@ -10,8 +10,8 @@ import gc
 import numpy as np
 import pytest
 
-from noble_neuron.cell_engine import engine
-from noble_neuron.checkpoint import SHIPPED_NETWORK_CHECKPOINT
+from noble_neuron.neuron.engine import engine
+from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT
 
 pytestmark = pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason="no shipped network checkpoint")
 
@@ -28,7 +28,7 @@ def clean(h):
 
 def drive(h, cells, seed):
     """Poisson exc (ExpSyn) + inh (Exp2Syn) input, identical for every cell in `cells`."""
-    from noble_neuron.synaptic_drive import poisson_synaptic_drive
+    from noble_neuron.stimuli.synaptic_drive import poisson_synaptic_drive
 
     return poisson_synaptic_drive(h, cells, seed, rate_exc_Hz=1500.0, rate_inh_Hz=400.0, w_exc_uS=0.0008,
                                   w_inh_uS=0.002, delay_ms=1.5, stream=11)
@@ -41,8 +41,8 @@ def spikes(t, v, thr=-20.0):
 
 def run_twins(h):
     """(t, v_detailed, v_surrogate) of hof_003 and its surrogate twin under identical drive (mV, ms)."""
-    from noble_neuron.models import get_model
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.neuron.cell import SurrogateCell
 
     detailed = get_model("hof_003").instantiate()
     twin = SurrogateCell("hof_003", network=True)
@@ -69,8 +69,8 @@ def test_surrogate_twin_follows_detailed_cell_under_synaptic_drive(h):
 
 def run_population(h, n=8, tstop=300.0):
     """Spike times (ms) of n detailed family cells and their surrogate twins, each pair under its own drive."""
-    from noble_neuron.models import load_family
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.detailed.pv_family import load_family
+    from noble_neuron.neuron.cell import SurrogateCell
 
     models = load_family("train")[:n]
     detailed = [m.instantiate() for m in models]
@@ -108,7 +108,7 @@ def test_surrogate_twins_fire_at_the_detailed_rate(h):
                                        "checkpoint, median coincidence Gamma 0.0-0.5 vs the 0.9 goal; strict, so a "
                                        "fix must update this")
 def test_surrogate_twins_spike_timing_meets_the_goal(h):
-    from noble_neuron.spike_metrics import coincidence_gamma
+    from noble_neuron.features.spike_metrics import coincidence_gamma
 
     pairs = run_population(h, n=4, tstop=200.0)
     assert np.median([coincidence_gamma(a, b, 2.0, 200.0) for a, b in pairs]) >= 0.9
@@ -117,7 +117,7 @@ def test_surrogate_twins_spike_timing_meets_the_goal(h):
 def test_surrogate_fires_through_a_long_step(h):
     """Tonic firing under a held current: the streaming model's own spikes keep the phase (the previous,
     input-only sliding-window checkpoint fell silent after ~60 ms)."""
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.neuron.cell import SurrogateCell
 
     twin = SurrogateCell("hof_003", network=True)
     stim = h.IClamp(twin.soma(0.5))
@@ -139,8 +139,8 @@ HITS_FRACTION = 0.25  # measured 0.32 (21 of 65)
 
 def test_spikes_flow_detailed_to_surrogate_to_detailed(h):
     """A firing detailed cell drives a surrogate through a synapse; the surrogate's spikes reach a detailed cell."""
-    from noble_neuron.models import get_model
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.neuron.cell import SurrogateCell
 
     pre, post = get_model("hof_001").instantiate(), get_model("hof_002").instantiate()
     mid = SurrogateCell("hof_003", network=True)

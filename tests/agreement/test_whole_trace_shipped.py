@@ -8,8 +8,8 @@ import gc
 import numpy as np
 import pytest
 
-from noble_neuron.cell_engine import engine
-from noble_neuron.checkpoint import SHIPPED_CHECKPOINT
+from noble_neuron.neuron.engine import engine
+from noble_neuron.surrogate.checkpoint import SHIPPED_CHECKPOINT
 
 pytestmark = pytest.mark.skipif(not SHIPPED_CHECKPOINT.is_file(), reason="no shipped whole-trace checkpoint")
 
@@ -46,8 +46,8 @@ def _counts(h, make, amps):
 
 
 def test_training_model_at_amplitudes_between_its_training_draws(h):
-    from noble_neuron.models import get_model
-    from noble_neuron.surrogate_cell import SurrogateCell
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.neuron.cell import SurrogateCell
 
     amps = [0.15, 0.25, 0.3]
     detailed = np.concatenate([_counts(h, lambda: get_model("hof_017").instantiate(), [a]) for a in amps])

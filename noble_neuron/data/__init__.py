@@ -1,0 +1,1 @@
+"""The HDF5 dataset format and the per-model feature table."""

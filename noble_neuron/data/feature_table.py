@@ -1,0 +1,119 @@
+"""Per-model feature table of a dataset: FI curve, I_thr, s_thr, input resistance, eFEL.
+
+Reads the Long Square rows of each model from an HDF5 dataset, computes
+`features.model_features`, and stores the table under ``/features`` in the same file:
+``names`` (F,), ``values`` (M, F) float64 (NaN where undefined), ``fi_amps_nA`` /
+``fi_rates_Hz`` (M, P) and ``json`` (M,) with each model's full feature dict.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import _open_h5, open_dataset
+from ..features.ephys import model_features
+from ..stimuli.protocols import protocol_from_dict
+
+__all__ = ["SCALAR_FEATURES", "copy_features", "extract_features"]
+
+log = logging.getLogger(__name__)
+
+
+def extract_features(path: str | Path, progress: bool = True) -> dict:
+    """Compute and store the feature table of dataset `path`; return it as a dict of arrays."""
+    from tqdm import tqdm
+
+    ds = open_dataset(path)
+    if not ds.done.all():
+        raise ValueError(f"{path} is incomplete: {int((~ds.done).sum())} of {ds.done.size} simulations are missing; "
+                         "rerun the same `noble-neuron generate` command to finish it first")
+    ls_rows = ds.rows(kind="long_square")
+    if ls_rows.size == 0:
+        raise ValueError(f"{path} has no finished Long Square rows; features need Long Square steps")
+    protocols = [protocol_from_dict(json.loads(p)) for p in ds.protocols_json]
+    ls_amps = np.unique(ds.amp_nA[ls_rows])
+    per_model, scalar_names = [], None
+    for m, model_id in enumerate(tqdm(ds.model_ids, disable=not progress, desc="features", unit="model")):
+        rows = ls_rows[ds.model_index[ls_rows] == m]
+        if rows.size == 0:
+            per_model.append({"error": "no Long Square rows"})
+            continue
+        p0 = protocols[ds.protocol_index[rows[0]]]
+        try:
+            feats = model_features(ds.amp_nA[rows], ds.read(rows), ds.dt_ms,
+                                   stim_start_ms=p0.delay_ms, stim_dur_ms=p0.dur_ms)
+        except ValueError as exc:
+            log.warning("%s: features undefined (%s)", model_id, exc)
+            feats = {"error": str(exc)}
+        per_model.append(feats)
+        if scalar_names is None and "error" not in feats:
+            scalar_names = [k for k, v in feats.items() if not isinstance(v, list)]
+    if scalar_names is None:
+        raise ValueError(f"{path}: no model fires in the tested amplitude range (up to {ls_amps.max():.3g} nA); "
+                         "regenerate with `--protocol adaptive` (amplitudes relative to each model's rheobase) or "
+                         "extend the amplitude grid")
+    values = np.array([[np.nan if f.get(k) is None else f.get(k, np.nan) for k in scalar_names] for f in per_model],
+                      dtype=float)
+    fi_rates = np.full((len(per_model), ls_amps.size), np.nan)
+    for m, f in enumerate(per_model):
+        for a, r in zip(f.get("fi_amps_nA", []), f.get("fi_rates_Hz", [])):
+            fi_rates[m, np.argmin(np.abs(ls_amps - a))] = r
+    import h5py
+
+    _store(path, scalar_names, values, np.tile(ls_amps, (len(per_model), 1)), fi_rates,
+           [json.dumps(x) for x in per_model])
+    return {"names": scalar_names, "values": values, "fi_amps_nA": ls_amps, "fi_rates_Hz": fi_rates,
+            "model_ids": ds.model_ids, "splits": ds.model_splits}
+
+
+SCALAR_FEATURES = ("I_thr_nA", "s_thr_Hz_per_nA", "input_resistance_MOhm")
+
+
+def _store(path, names, values, fi_amps, fi_rates, per_model_json) -> None:
+    import h5py
+
+    with _open_h5(Path(path), "r+") as f:
+        if "features" in f:
+            del f["features"]
+        g = f.create_group("features")
+        g.create_dataset("names", data=list(names), dtype=h5py.string_dtype())
+        g.create_dataset("values", data=values)
+        g.create_dataset("fi_amps_nA", data=fi_amps)
+        g.create_dataset("fi_rates_Hz", data=fi_rates)
+        g.create_dataset("json", data=per_model_json, dtype=h5py.string_dtype())
+
+
+def copy_features(source: str | Path, path: str | Path) -> dict:
+    """Give dataset `path` the per-model features of another dataset (or checkpoint) of the same models.
+
+    A dataset without a fine Long Square grid (e.g. noise protocols for network mode) cannot
+    measure I_thr and s_thr itself; copying them from the dataset the whole-trace surrogate
+    was trained on keeps one definition of each neuron's features across checkpoints.
+    Models missing from `source` raise ValueError.
+    """
+    ds = open_dataset(path)
+    source = Path(source)
+    if source.suffix == ".pt":
+        from ..surrogate.checkpoint import load_surrogate
+
+        s = load_surrogate(source, device="cpu")
+        names = list(s.config.feature_names)
+        table = {m: [v[n] for n in names] for m, v in s.model_features.items()}
+    else:
+        src = open_dataset(source)
+        feats = src.features()
+        if not feats:
+            raise ValueError(f"{source} has no /features table to copy")
+        names = feats["names"]
+        table = dict(zip(src.model_ids, feats["values"].tolist()))
+    missing = [m for m in ds.model_ids if m not in table]
+    if missing:
+        raise ValueError(f"{source} has no features for model(s) {missing[:5]} of {path}")
+    values = np.array([table[m] for m in ds.model_ids], dtype=float)
+    n = len(ds.model_ids)
+    _store(path, names, values, np.zeros((n, 0)), np.zeros((n, 0)),
+           [json.dumps({"copied_from": str(source)})] * n)
+    return {"names": names, "values": values, "model_ids": ds.model_ids}

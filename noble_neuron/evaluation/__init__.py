@@ -1,0 +1,1 @@
+"""Accuracy of a checkpoint against NEURON, offline rollouts, plots."""

@@ -1,0 +1,257 @@
+"""Accuracy of a surrogate against the NEURON traces of a dataset (numpy/torch only).
+
+Groups (NOBLE's protocol): ``in_distribution`` = training models at held-out Long Square
+amplitudes (the validation amplitudes of training, never fitted); ``unseen_models`` = the
+models with split 'unseen', every Long Square amplitude. Per group: relative L2 of the
+voltage, spike-count exact-match rate, firing mismatches (fires vs silent, counted apart as
+NOBLE does), relative spike-count error, median spike-time error, and eFEL feature errors;
+for unseen models also FI-curve and rheobase errors.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.dataset import open_dataset
+from ..features.ephys import EFEL_FEATURES, count_spikes, efel_features, fi_curve, spike_times, threshold_current
+from ..features.spike_metrics import coincidence_gamma
+from ..surrogate.model import Surrogate
+
+__all__ = ["evaluate_surrogate", "trace_metrics", "write_report", "HEADLINE_KEYS"]
+
+log = logging.getLogger(__name__)
+
+
+def _rel_l2(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(pred - true, axis=1) / np.linalg.norm(true, axis=1)
+
+
+def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: tuple[float, float],
+                  efel_limit: int = 200, amps_nA: np.ndarray | None = None) -> dict[str, Any]:
+    """Voltage, spike and eFEL agreement of predicted vs NEURON traces (both (N, L) mV)."""
+    rel = _rel_l2(pred, true)
+    n_pred = np.array([count_spikes(v, dt_ms, window_ms=window_ms) for v in pred])
+    n_true = np.array([count_spikes(v, dt_ms, window_ms=window_ms) for v in true])
+    firing_mismatch = (n_pred > 0) != (n_true > 0)
+    both = (n_true > 0) & (n_pred > 0)
+    time_err = []
+    lo, hi = window_ms
+    for i in np.flatnonzero(both & (n_pred == n_true)):
+        tp, tt = spike_times(pred[i], dt_ms), spike_times(true[i], dt_ms)
+        # the counts above are of spikes inside the window; rebound spikes after it are not compared
+        time_err.append(np.abs(tp[(tp >= lo) & (tp < hi)] - tt[(tt >= lo) & (tt < hi)]))
+    time_err = np.concatenate(time_err) if time_err else np.array([])
+    # order-matched timing (n-th predicted vs n-th detailed spike, every trace where both fire) and
+    # Kistler's Gamma: ±1 ms on every such trace, ±2 ms only below 100 Hz (it degenerates as 2·rate·Δ → 1)
+    order_err, gamma_1ms, gamma_2ms = [], [], []
+    for i in np.flatnonzero(both):
+        tp, tt = spike_times(pred[i], dt_ms), spike_times(true[i], dt_ms)
+        tp, tt = tp[(tp >= lo) & (tp < hi)], tt[(tt >= lo) & (tt < hi)]
+        n = min(tp.size, tt.size)
+        order_err.append(np.abs(tp[:n] - tt[:n]))
+        gamma_1ms.append(coincidence_gamma(tt, tp, 1.0, hi - lo))
+        if tt.size / ((hi - lo) * 1e-3) < 100.0:
+            gamma_2ms.append(coincidence_gamma(tt, tp, 2.0, hi - lo))
+    order_err = np.concatenate(order_err) if order_err else np.array([])
+    out: dict[str, Any] = {
+        "n_traces": int(len(rel)),
+        "rel_l2_mean": float(rel.mean()),
+        "rel_l2_median": float(np.median(rel)),
+        "rel_l2_p95": float(np.quantile(rel, 0.95)),
+        "spike_count_exact_match_rate": float(np.mean(n_pred == n_true)),
+        "firing_mismatches": int(firing_mismatch.sum()),
+        "firing_mismatch_rate": float(firing_mismatch.mean()),
+        "spike_count_rel_error_firing": float(np.mean(np.abs(n_pred[both] - n_true[both]) / n_true[both]))
+        if both.any() else None,
+        "spike_time_error_median_ms": float(np.median(time_err)) if time_err.size else None,
+        "spike_time_error_order_matched_median_ms": float(np.median(order_err)) if order_err.size else None,
+        "gamma_1ms_median": float(np.median(gamma_1ms)) if gamma_1ms else None,
+        "gamma_2ms_median_below_100Hz": float(np.median(gamma_2ms)) if gamma_2ms else None,
+        "n_traces_both_firing": int(both.sum()),
+    }
+    # eFEL on a deterministic subset of traces where both fire (AP features) or all (passive)
+    idx = np.linspace(0, len(rel) - 1, min(efel_limit, len(rel))).astype(int)
+    errs: dict[str, list[float]] = {n: [] for n in EFEL_FEATURES}
+    for i in np.unique(idx):
+        amp = None if amps_nA is None else float(amps_nA[i])
+        fp = efel_features(pred[i], dt_ms, window_ms[0], window_ms[1], amp)
+        ft = efel_features(true[i], dt_ms, window_ms[0], window_ms[1], amp)
+        for n in EFEL_FEATURES:
+            if np.isfinite(fp[n]) and np.isfinite(ft[n]) and ft[n] != 0:
+                errs[n].append(abs(fp[n] - ft[n]) / abs(ft[n]))
+    out["efel_rel_error_median"] = {n: (float(np.median(v)) if v else None) for n, v in errs.items()}
+    return out
+
+
+def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool):
+    stim = ds.read(rows, "stimulus_nA")
+    return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress)
+
+
+def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
+                       batch_size: int | None = None, efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
+    """Accuracy report of `s` on the Long Square rows of `data_path` (see module docstring)."""
+    from ..training.train import _heldout_mask
+
+    ds = open_dataset(data_path)
+    table = ds.features()
+    if not table:
+        raise ValueError(f"{data_path} has no /features table; run `noble-neuron features --data {data_path}`")
+    names = table["names"]
+    feats = table["values"][:, [names.index(n) for n in s.config.feature_names]]
+    ls = ds.rows(kind="long_square")
+    p0 = json.loads(ds.protocols_json[ds.protocol_index[ls[0]]])
+    window = (p0["delay_ms"], p0["delay_ms"] + p0["dur_ms"])
+    train_ids = set(s.train_model_ids)
+    is_train = np.array([ds.model_ids[m] in train_ids for m in ds.model_index[ls]])
+    held = _heldout_mask(ds.amp_nA[ls], ds.model_index[ls], np.ones(ls.size, bool), val_every_kth_amplitude)
+    groups = {
+        "in_distribution": ls[is_train & held],
+        "unseen_models": ls[np.array([ds.model_splits[m] == "unseen" for m in ds.model_index[ls]])],
+    }
+    report: dict[str, Any] = {"dataset": Path(data_path).name, "window_ms": window, "groups": {}}
+    predictions = {}
+    for group, rows in groups.items():
+        if rows.size == 0:
+            log.warning("no rows for group %s", group)
+            continue
+        pred = _predict_rows(s, ds, rows, feats, batch_size, progress)
+        true = ds.read(rows)
+        report["groups"][group] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
+        predictions[group] = (rows, pred, true)
+    for group, (rows, pred, true) in predictions.items():
+        fi_err, rheo_err, curves = [], [], []
+        for m in np.unique(ds.model_index[rows]):
+            sel = ds.model_index[rows] == m
+            amps = ds.amp_nA[rows][sel]
+            fi_p = fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0])
+            fi_t = fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0])
+            fi_err.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
+            try:
+                rheo_err.append(abs(threshold_current(fi_p) - threshold_current(fi_t)))
+            except ValueError:
+                rheo_err.append(np.nan)
+            curves.append({"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(),
+                           "rates_true_Hz": fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()})
+        g = report["groups"][group]
+        g["fi_mean_abs_error_Hz"] = float(np.mean(fi_err))
+        rheo = np.asarray(rheo_err, dtype=float)
+        g["rheobase_abs_error_nA_median"] = float(np.nanmedian(rheo)) if np.isfinite(rheo).any() else None
+        g["rheobase_undefined_models"] = int(np.isnan(rheo_err).sum())
+        if group == "unseen_models":
+            report["fi_curves_unseen"] = curves
+    report["_predictions"] = predictions  # for plotting; stripped before JSON
+    return report
+
+
+def _shown_path(path: str | Path) -> str:
+    """A path as results JSON should hold it: relative to the working directory when inside it, else its name."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return p.name
+
+
+def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, *, n_sampled: int = 50,
+                 efel_limit: int = 200, progress: bool = True, record: bool = False) -> dict[str, Any]:
+    """Evaluate `checkpoint` on `data`; write accuracy.json + PNGs into `out_dir`; return the JSON dict.
+
+    ``record=True`` also stores the headline figures in the checkpoint (``metrics["evaluation"]``),
+    where `Surrogate.whole_trace_caveat` reads them (SurrogateCell warns when they are far off)."""
+    import time
+
+    from ..surrogate.checkpoint import load_surrogate
+    from ..features.ephys import fi_curve
+    from .machine import machine_info
+    from .plots import plot_fi_comparison, plot_fi_curves, plot_trace_comparison
+    from ..stimuli.protocols import long_square_grid
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = load_surrogate(checkpoint)
+    start = time.perf_counter()
+    report = evaluate_surrogate(s, data, efel_limit=efel_limit, progress=progress)
+    preds = report.pop("_predictions")
+    ds = open_dataset(data)
+    t = np.arange(ds.attrs["n_samples"]) * ds.dt_ms
+
+    pairs = []
+    for group in ("in_distribution", "unseen_models"):
+        if group in preds:
+            rows, pred, true = preds[group]
+            for i in np.linspace(0, len(rows) - 1, 3).astype(int):
+                mid = ds.model_ids[ds.model_index[rows[i]]]
+                pairs.append((f"{group}: {mid}, {ds.amp_nA[rows[i]] * 1e3:.0f} pA", true[i], pred[i]))
+    plot_trace_comparison(t, pairs, out / "accuracy_traces.png")
+    if "fi_curves_unseen" in report:
+        plot_fi_comparison(report["fi_curves_unseen"], out / "accuracy_fi_unseen.png")
+
+    # ensembles: neurons sampled inside the training-feature hull (NOBLE's latent sampling)
+    sampled = s.sample_features(n_sampled, seed=0)
+    p0 = json.loads(ds.protocols_json[ds.protocol_index[ds.rows(kind="long_square")[0]]])
+    lo, hi = s.amp_range_nA
+    grid = long_square_grid(np.linspace(lo, hi, 19), delay_ms=p0["delay_ms"], dur_ms=p0["dur_ms"],
+                            total_ms=p0["total_ms"])
+    stim = np.stack([p.render(ds.dt_ms) for p in grid])
+    amps = np.array([p.step_nA for p in grid])
+    v = s.predict(np.tile(stim, (len(sampled), 1)), np.repeat(sampled, len(grid), axis=0), ds.dt_ms)
+    rates = np.stack([fi_curve(amps, v[i * len(grid):(i + 1) * len(grid)], ds.dt_ms, p0["delay_ms"],
+                               p0["dur_ms"]).rates_Hz
+                      for i in range(len(sampled))])
+    table = ds.features()
+    plot_fi_curves(list(table["fi_amps_nA"]) + [amps] * len(sampled), list(table["fi_rates_Hz"]) + list(rates),
+                   list(ds.model_splits) + ["sampled"] * len(sampled), out / "accuracy_sampled_fi.png",
+                   title=f"HoF models vs {len(sampled)} surrogate neurons sampled in the feature hull")
+
+    g = report["groups"]
+    result = {
+        "checkpoint": _shown_path(checkpoint),
+        "model": {"config": s.config.to_dict(), "train_metrics": {k: v for k, v in s.metrics.items()
+                                                               if isinstance(v, (int, float, str))}},
+        "rel_l2_in_distribution": g.get("in_distribution", {}).get("rel_l2_mean"),
+        "rel_l2_unseen_models": g.get("unseen_models", {}).get("rel_l2_mean"),
+        "spike_count_exact_match_rate_in_distribution": g.get("in_distribution", {}).get("spike_count_exact_match_rate"),
+        "spike_count_exact_match_rate_unseen_models": g.get("unseen_models", {}).get("spike_count_exact_match_rate"),
+        "median_spike_time_error_ms_unseen_models": g.get("unseen_models", {}).get("spike_time_error_median_ms"),
+        "rheobase_abs_error_nA_median_unseen_models": g.get("unseen_models", {}).get("rheobase_abs_error_nA_median"),
+        "fi_mean_abs_error_Hz_unseen_models": g.get("unseen_models", {}).get("fi_mean_abs_error_Hz"),
+        **{f"{key}_{group}": g.get(group, {}).get(key) for group in ("in_distribution", "unseen_models")
+           for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms", "gamma_1ms_median",
+                       "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz", "rheobase_abs_error_nA_median",
+                       "firing_mismatch_rate")},
+        **{f"{feat}_rel_error_{group}": (g.get(group, {}).get("efel_rel_error_median") or {}).get(feat)
+           for group in ("in_distribution", "unseen_models") for feat in ("AP1_width", "mean_AP_amplitude", "AHP_depth")},
+        "targets": {"rel_l2_in_distribution": 0.05, "rel_l2_unseen_models": 0.08,
+                    "spike_count_rel_error_firing": {"in_distribution": 0.03, "unseen_models": 0.10},
+                    "spike_time_error_order_matched_median_ms": {"in_distribution": 1.0, "unseen_models": 3.0},
+                    "gamma_1ms_median": {"in_distribution": 0.9, "unseen_models": 0.7},
+                    "fi_mean_abs_error_Hz": {"in_distribution": 3.0, "unseen_models": 8.0},
+                    "rheobase_abs_error_nA": 0.010, "firing_mismatch_rate": 0.02, "ap_shape_rel_error": 0.10,
+                    "noble_reported": {"rel_l2_in_distribution": [0.019, 0.022], "rel_l2_unseen_models": 0.117,
+                                       "spike_count_error": 0.03, "AP1_width_error": [0.27, 0.33]}},
+        "groups": g,
+        "fi_curves_unseen": report.get("fi_curves_unseen"),
+        "sampled_neurons": {"n": int(len(sampled)), "features": sampled.tolist()},
+        "wall_s": time.perf_counter() - start,
+        "machine": machine_info(),
+    }
+    (out / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    if record:
+        s.metrics["evaluation"] = {k: result[k] for k in HEADLINE_KEYS} | {"dataset": Path(data).name}
+        s.save(checkpoint)
+    return result
+
+
+HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
+                 "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
+                 "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
+                 *(f"{key}_{group}" for group in ("in_distribution", "unseen_models")
+                   for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms",
+                               "gamma_1ms_median", "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz",
+                               "rheobase_abs_error_nA_median", "firing_mismatch_rate", "AP1_width_rel_error",
+                               "mean_AP_amplitude_rel_error", "AHP_depth_rel_error")))

@@ -1,0 +1,310 @@
+"""SurrogateCell: a NEURON cell whose somatic voltage comes from the trained FNO.
+
+Use it exactly like a detailed cell::
+
+    cell = SurrogateCell()                       # shipped checkpoint, default family neuron
+    stim = h.IClamp(cell.soma(0.5)); stim.delay, stim.dur, stim.amp = 15, 400, 0.3
+    v = h.Vector().record(cell.soma(0.5)._ref_v)
+    h.finitialize(-70); h.continuerun(515)
+
+``cell.soma`` is a real one-compartment Section. A stiff voltage source
+(``mod/nn_VoltageDrive.mod``, i = (vc − v)/rs with rs = 1 kΩ) imposes the prediction on it;
+its target ``vc`` is a continuous ``Vector.play`` of the predicted trace. Why this
+mechanism and not the alternatives (measured, NEURON_NOTES.md): playing into ``v``
+directly breaks under CVode (v is an integrator state), SEClamp with discrete play lags a
+whole step (7 mV at spikes); a point-process clamp with a continuously played target tracks
+the prediction to ~0.001 mV under fixed step (any dt) and CVode, NetCon threshold detection
+works unchanged, and the mechanism has no VERBATIM (CoreNEURON-compatible).
+
+The engine (`noble_neuron.neuron.engine`) predicts all SurrogateCells in one batched call
+per ``finitialize``. Inputs it understands: IClamps on the soma (delay/dur/amp read at
+finitialize, so values set after construction count) and waveforms given with
+`SurrogateCell.inject_current`. Anything else on the soma (synapses, SEClamps, inserted
+channels, ``Vector.play`` into an IClamp ``amp``) is refused with an error saying why:
+a whole-trace surrogate cannot react to inputs it cannot see in advance.
+
+``SurrogateCell(..., network=True)`` uses a sliding-window checkpoint instead and runs in
+network mode (`noble_neuron.neuron.network`): ExpSyn/Exp2Syn on the soma, closed loop, any
+run length.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .engine import SurrogateCellError, engine, is_single_step, step_current
+from .network import PLAY_MARGIN_SAMPLES, SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES
+from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
+
+__all__ = ["SurrogateCell", "SurrogateCellError"]
+
+SOMA_L_UM = 15.0
+SOMA_DIAM_UM = 15.0
+_ALLOWED_POINT_PROCESSES = ("IClamp", "nn_VoltageDrive")
+
+
+def _surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False) -> Surrogate:
+    if isinstance(checkpoint, Surrogate):
+        s = checkpoint
+    else:
+        from ..surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, default_surrogate
+
+        s = default_surrogate(SHIPPED_NETWORK_CHECKPOINT if network and checkpoint is None else checkpoint)
+    if network and not s.is_sliding:
+        raise ValueError("network=True needs a sliding-window (network-mode) checkpoint; this one predicts whole "
+                         "traces (leave checkpoint=None for the shipped network checkpoint)")
+    return s
+
+
+_CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per whole-trace checkpoint per process
+
+
+def _warn_accuracy_once(s: Surrogate) -> None:
+    caveat = s.whole_trace_caveat()
+    if caveat is not None and id(s) not in _CAVEATS_SHOWN:
+        _CAVEATS_SHOWN.add(id(s))
+        warnings.warn(f"whole-trace checkpoint: {caveat}; its spikes are not a substitute for the detailed model "
+                      "(README, accuracy table)", AccuracyWarning, stacklevel=3)
+
+
+def default_model_id(surrogate: Surrogate) -> str:
+    """The training model whose scaled features are closest to the training median (a typical neuron)."""
+    ids = [m for m in surrogate.train_model_ids if m in surrogate.model_features]
+    if not ids:
+        raise SurrogateCellError("this checkpoint stores no per-model features; pass features=(I_thr_nA, s_thr)")
+    scaled = surrogate.feature_scaler.transform(np.stack([surrogate.features_of(m) for m in ids]))
+    return ids[int(np.argmin(np.linalg.norm(scaled - np.median(scaled, axis=0), axis=1)))]
+
+
+class SurrogateCell:
+    """A surrogate neuron with a real ``soma`` Section (see module docstring).
+
+    Parameters: ``model_id`` a model of the checkpoint's training dataset (e.g.
+    ``"hof_017"``, training or unseen split), or ``features`` = raw (I_thr nA, s_thr Hz/nA);
+    neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
+    the shipped one. ``strict=True`` raises instead of warning when the cell or its input
+    is outside the training domain (features outside the convex hull of the training
+    models, input amplitude outside the trained range).
+    """
+
+    def __init__(self, model_id: str | None = None, *, features: Sequence[float] | None = None,
+                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
+                 network: bool = False, _drive=None):
+        from neuron import h
+
+        from ..detailed.mechanisms import load_mechanisms
+
+        load_mechanisms()
+        h.load_file("stdrun.hoc")  # finitialize/continuerun as users call them (idempotent)
+        self.surrogate = _surrogate(checkpoint, network)
+        self.strict = bool(strict)
+        s = self.surrogate
+        _warn_accuracy_once(s)
+        if model_id is not None and features is not None:
+            raise ValueError("pass model_id or features, not both")
+        if features is None:
+            model_id = default_model_id(s) if model_id is None else str(model_id)
+            self.features = s.features_of(model_id)
+        else:
+            f = np.asarray(features, dtype=float)
+            if f.shape != (len(s.config.feature_names),) or not np.isfinite(f).all():
+                raise ValueError(f"features must be {len(s.config.feature_names)} finite numbers "
+                                 f"{list(s.config.feature_names)}, got {features!r}")
+            self.features = f
+        self.model_id = model_id
+        self._warned: set[str] = set()
+        self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
+        self._amplitude: float | None = None
+        if not self._features_in_hull:
+            self._domain_problem("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
+                                             "are outside the convex hull of the training models' features")
+
+        eng = engine()
+        self.index = eng.register(self)
+        self.name = name or f"SurrogateCell[{self.index}]"
+        if _drive is None:
+            self.soma = h.Section(name="soma", cell=self)  # NEURON names it f"{self}.soma"
+            self.soma.L, self.soma.diam, self.soma.nseg = SOMA_L_UM, SOMA_DIAM_UM, 1
+            self.drive = h.nn_VoltageDrive(self.soma(0.5))
+        else:  # a drive made by someone else (a NetPyNE cell rule): its section is the soma
+            self.soma, self.drive = _drive.get_segment().sec, _drive
+        # whole-trace: the predicted trace; sliding (network mode): a short rolling buffer per epoch
+        n_play = s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES if s.is_sliding else s.n_samples
+        self._target = h.Vector(n_play + 1)
+        self._target.fill(h.v_init)
+        self._target_view = self._target.as_numpy()
+        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, n_play, s if s.is_sliding else None), 1)
+        self._injected: list[tuple[np.ndarray, np.ndarray]] = []
+        self._prediction: np.ndarray | None = None
+        self._prediction_key: str | None = None
+        self._input: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- construction helpers
+    @classmethod
+    def sample(cls, n: int, seed: int = 0, *, checkpoint: str | Path | Surrogate | None = None,
+               strict: bool = False, network: bool = False) -> list["SurrogateCell"]:
+        """n new neurons with features drawn uniformly inside the convex hull of the training features."""
+        s = _surrogate(checkpoint, network)
+        return [cls(features=f, checkpoint=s, strict=strict)
+                for i, f in enumerate(s.sample_features(n, seed))]
+
+    @classmethod
+    def adopt(cls, drive, checkpoint: str | Path | Surrogate | None = None) -> "SurrogateCell":
+        """Wrap an ``nn_VoltageDrive`` someone else placed (e.g. a NetPyNE cell rule) as a SurrogateCell.
+
+        Its section becomes ``soma``; features come from the drive's ``feat0``/``feat1``
+        (the checkpoint's default neuron if unset). Used by the engine at finitialize.
+        """
+        feats = [float(drive.feat0), float(drive.feat1)]
+        features = None if min(feats) <= -1e8 else feats
+        return cls(features=features, checkpoint=checkpoint, _drive=drive,
+                   name=f"SurrogateCell<{drive.get_segment().sec.name()}>")
+
+    # ---------------------------------------------------------------- inputs
+    def inject_current(self, values_nA: Sequence[float], *, dt_ms: float | None = None,
+                       t_ms: Sequence[float] | None = None) -> None:
+        """Add an arbitrary current waveform (nA) to this cell's input (in place of ``Vector.play`` into an IClamp).
+
+        Give sample times either as a constant step ``dt_ms`` from t = 0 or explicitly as
+        ``t_ms`` (increasing). Values are linearly interpolated onto the surrogate's grid
+        and are 0 outside the given time span. Several waveforms and IClamps add up.
+        """
+        v = np.asarray(values_nA, dtype=float).ravel()
+        if (dt_ms is None) == (t_ms is None):
+            raise ValueError("give exactly one of dt_ms or t_ms")
+        if t_ms is None:
+            if not (isinstance(dt_ms, (int, float)) and dt_ms > 0):
+                raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}")
+            t = np.arange(v.size) * float(dt_ms)
+        else:
+            t = np.asarray(t_ms, dtype=float).ravel()
+        if t.shape != v.shape or v.size < 2:
+            raise ValueError(f"need >= 2 samples with one time each; got {v.size} values and {t.size} times")
+        if not (np.isfinite(v).all() and np.isfinite(t).all()):
+            raise ValueError("injected current or its times contain NaN/inf")
+        if np.any(np.diff(t) <= 0):
+            raise ValueError("t_ms must be strictly increasing")
+        self._injected.append((t, v))
+
+    def clear_injected(self) -> None:
+        """Remove all waveforms added by `inject_current`."""
+        self._injected.clear()
+
+    def point_processes(self) -> list:
+        """Every point process on this cell's soma, at any location: soma(0) and soma(1) too (NEURON puts
+        an IClamp placed there on the section's end node, which feeds the same soma)."""
+        return [pp for seg in self.soma.allseg() for pp in seg.point_processes()]
+
+    def iclamps(self) -> list:
+        """IClamps on this cell's soma (any location)."""
+        return [pp for pp in self.point_processes() if pp.hname().split("[")[0] == "IClamp"]
+
+    def input_signature(self) -> tuple:
+        """What this cell's input is made of now: each IClamp's (name, delay, dur, amp) and the injected
+        waveforms (compared during a run to detect changes NEURON would act on but a prediction cannot)."""
+        clamps = tuple((pp.hname(), float(pp.delay), float(pp.dur), float(pp.amp)) for pp in self.iclamps())
+        return clamps, tuple(id(v) for _, v in self._injected)
+
+    # ---------------------------------------------------------------- results
+    @property
+    def prediction_mV(self) -> np.ndarray | None:
+        """The last predicted trace (mV, on the surrogate grid t = k·dt_ms), or None before finitialize.
+
+        Network mode: the closed-loop voltage predicted so far in the current run."""
+        if self.surrogate.is_sliding:
+            group = engine().network_group_of(self)
+            return None if group is None else group.closed_loop_traces()[group.index_of(self)]
+        return None if self._prediction is None else self._prediction.copy()
+
+    @property
+    def input_nA(self) -> np.ndarray | None:
+        """The input current (nA, surrogate grid) the last prediction was made for."""
+        return None if self._input is None else self._input.copy()
+
+    @property
+    def domain(self) -> dict:
+        """Whether this cell and its last input lie inside the training domain, and why not.
+
+        ``features_in_hull``; ``amplitude_nA`` (characteristic amplitude of the last input,
+        None before the first run) and ``amplitude_in_range``; ``waveform_is_step`` (only
+        checked for checkpoints trained on steps alone, else None); ``inside`` = all hold.
+        """
+        amp_ok = None if self._amplitude is None else bool(self.surrogate.amplitude_in_range(np.array([self._amplitude]))[0])
+        step_ok = None
+        if self._input is not None and self.surrogate.steps_only:
+            step_ok = is_single_step(self._input)
+        return {"features_in_hull": self._features_in_hull, "amplitude_nA": self._amplitude,
+                "amplitude_in_range": amp_ok, "waveform_is_step": step_ok,
+                "inside": self._features_in_hull and amp_ok is not False and step_ok is not False}
+
+    @property
+    def dt_ms(self) -> float:
+        return self.surrogate.dt_ms
+
+    # ---------------------------------------------------------------- engine callbacks
+    def _check_soma(self) -> None:
+        seg = self.soma(0.5)
+        allowed = _ALLOWED_POINT_PROCESSES + (_NETWORK_SYNAPSES if self.surrogate.is_sliding else ())
+        attached = [sec.name() for sec in self.soma.children()]
+        if attached:
+            raise SurrogateCellError(
+                f"sections {attached[:3]} are connected to {self.soma.name()}: the surrogate imposes the somatic "
+                "voltage and ignores whatever flows in from attached sections (its training cell already has its "
+                "dendrites); disconnect them (h.disconnect(sec=...)) or simulate the detailed model")
+        for pp in self.point_processes():
+            kind = pp.hname().split("[")[0]
+            if kind in _NETWORK_SYNAPSES and kind not in allowed:
+                raise SurrogateCellError(
+                    f"{pp.hname()} sits on {self.soma.name()}: synaptic input would be silently ignored by this "
+                    "SurrogateCell's whole-trace checkpoint, which predicts from inputs known at finitialize. "
+                    "Use network mode: SurrogateCell(..., network=True) (or a sliding-window checkpoint)."
+                )
+            if kind not in allowed or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):
+                raise SurrogateCellError(
+                    f"{pp.hname()} sits on {self.soma.name()}: SurrogateCell takes input from IClamps, "
+                    f"cell.inject_current and (network mode) {', '.join(_NETWORK_SYNAPSES)} only; anything else "
+                    "would be silently ignored by the surrogate, so it is refused."
+                )
+        mechs = [m.name() for m in seg if not m.name().endswith("_ion")]  # ions alone are inert
+        if mechs:
+            raise SurrogateCellError(
+                f"mechanisms {mechs} are inserted in {self.soma.name()}; the surrogate imposes the whole somatic "
+                "voltage, so inserted channels would have no effect. Remove them (soma.uninsert(name))."
+            )
+
+    def _render_input(self, grid_ms: np.ndarray) -> np.ndarray:
+        i = np.zeros_like(grid_ms)
+        for stim in self.iclamps():
+            delay, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
+            if not all(math.isfinite(x) for x in (delay, dur, amp)):
+                raise SurrogateCellError(f"{stim.hname()} on {self.soma.name()} has a non-finite delay/dur/amp")
+            i += step_current(grid_ms, delay, dur, amp)
+        for t, v in self._injected:
+            i += np.interp(grid_ms, t, v, left=0.0, right=0.0)
+        return i
+
+    def _load_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, amplitude_nA: float, key: str) -> None:
+        self._prediction, self._input, self._prediction_key = v_mV, input_nA, key
+        self._amplitude = float(amplitude_nA)
+        target = self._target.as_numpy()
+        target[:-1] = v_mV
+        target[-1] = v_mV[-1]
+
+    def _domain_problem(self, kind: str, message: str) -> None:
+        text = f"SurrogateCell {self.model_id or list(self.features.round(4))}: {message}"
+        if self.strict:
+            raise SurrogateCellError(text + " (strict mode)")
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(text + "; the surrogate extrapolates there", DomainWarning, stacklevel=3)
+
+    def __repr__(self) -> str:
+        who = self.model_id or dict(zip(self.surrogate.config.feature_names, self.features.round(4)))
+        return f"<{self.name}: {who!r}>"
+
+    def __str__(self) -> str:
+        return self.name

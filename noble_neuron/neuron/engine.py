@@ -1,0 +1,356 @@
+"""The engine behind SurrogateCell: one batched FNO call per ``finitialize`` for all cells.
+
+NEURON-facing edge of the package. At every ``h.finitialize`` three handlers run:
+
+* type 3 (start): validate every live SurrogateCell soma (only IClamps and the cell's own
+  ``nn_VoltageDrive`` may sit there) and put a NaN sentinel into each IClamp ``amp``;
+* type 0 (plays applied): an ``amp`` that is no longer NaN is driven by ``Vector.play``,
+  whose future values NEURON cannot tell us, so the run is refused with the fix
+  (``cell.inject_current``); otherwise the user's ``amp`` is restored;
+* type 1 (after INITIAL): render every cell's input current on the surrogate's grid
+  (IClamp ``delay/dur/amp`` as read now, plus injected waveforms), call
+  ``Surrogate.predict`` ONCE per checkpoint for all its cells, write the traces into the
+  clamp target vectors, set ``soma.v`` to the t = 0 sample and schedule an event at the
+  end of the trained window that stops a longer run with a clear error.
+
+Predictions are cached per cell: a re-run with unchanged inputs costs no forward pass.
+The clamp target is played continuously (linear interpolation between 0.06 ms samples),
+shifted by −dt/2 under fixed step because NEURON evaluates BREAKPOINT and continuous plays
+at t + dt/2 (NEURON_NOTES); unshifted under CVode.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import warnings
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..surrogate.encoding import characteristic_amplitude
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cell import SurrogateCell
+
+__all__ = ["SurrogateCellError", "engine", "is_single_step", "step_current"]
+
+log = logging.getLogger(__name__)
+
+_EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus edge (as protocols.py)
+
+
+#: during a run, whole-trace cells' inputs are compared with those their prediction was made for every this many ms
+INPUT_CHECK_MS = 5.0
+
+
+class SurrogateCellError(RuntimeError):
+    """A SurrogateCell is used in a way the surrogate cannot honour (raised during finitialize/run)."""
+
+
+class CoarseStepWarning(UserWarning):
+    """NEURON's fixed step is coarse enough to step over the surrogate's action potentials (NetCons miss spikes)."""
+
+
+class _Engine:
+    """Process-wide singleton; holds weak references to cells so deleting a cell frees it."""
+
+    def __init__(self) -> None:
+        from neuron import h
+
+        self._h = h
+        self._cells: "weakref.WeakValueDictionary[int, SurrogateCell]" = weakref.WeakValueDictionary()
+        self._next_id = 0
+        self._sentinels: list[tuple[Any, float]] = []
+        self._time_vectors: dict[tuple[float, int], Any] = {}
+        self._limit_ms: float | None = None
+        self._watched: dict[int, tuple] = {}  # whole-trace cells: input signature at the last finitialize
+        self._coarse_warned: set[int] = set()
+        self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
+        self.last_predict_s = 0.0
+        self.network_groups: list = []  # network mode: one NetworkGroup per sliding checkpoint, this run
+        self._adopted: dict[str, "SurrogateCell"] = {}  # wrappers of NetPyNE-made drives, owned here
+        self.adopted_checkpoint = None  # checkpoint for those (None: the shipped network checkpoint)
+        # fixed-point passes per epoch when cells have conductance synapses; 1, 2 and 3 gave the same
+        # subthreshold error to < 0.01 mV at 0.6 ms epochs (benchmarks/network.py --iterations)
+        self.network_iterations = 1
+        # Handlers must outlive every cell: they are kept for the life of the process.
+        self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
+                          h.FInitializeHandler(1, self._on_initialized)]
+
+    # -------------------------------------------------------------- registry
+    def register(self, cell: "SurrogateCell") -> int:
+        """Track `cell` (weakly); returns its process-unique index."""
+        index = self._next_id
+        self._cells[index] = cell
+        self._next_id += 1
+        return index
+
+    def cells(self) -> list["SurrogateCell"]:
+        return [c for _, c in sorted(self._cells.items())]
+
+    def time_vector(self, dt_ms: float, n: int, sliding_surrogate=None):
+        """Shared clamp time base (n+1 samples) for surrogates of this dt/length; refilled at each init.
+
+        Sliding-window (network-mode) surrogates get one per checkpoint, rewritten every epoch."""
+        key = (dt_ms, n) if sliding_surrogate is None else ("sliding", id(sliding_surrogate), n)
+        if key not in self._time_vectors:
+            self._time_vectors[key] = self._h.Vector(np.arange(n + 1) * dt_ms)
+        return self._time_vectors[key]
+
+    # -------------------------------------------------------------- type 3
+    def _on_start(self) -> None:
+        self._sentinels = []
+        self._adopt_foreign_drives()
+        cells = self.cells()
+        for cell in cells:
+            cell._check_soma()
+        self._prepare_network_groups(cells)
+        for cell in cells:
+            for stim in cell.iclamps():
+                self._sentinels.append((stim, float(stim.amp)))
+                stim.amp = math.nan
+
+    # -------------------------------------------------------------- type 0
+    def _on_plays_applied(self) -> None:
+        played = []
+        for stim, amp in self._sentinels:
+            if not math.isnan(stim.amp):
+                played.append(stim)
+            stim.amp = amp
+        self._sentinels = []
+        if played:
+            raise SurrogateCellError(
+                f"{len(played)} IClamp(s) on SurrogateCell somas have their amp driven by Vector.play "
+                f"(e.g. {played[0].hname()}); the surrogate predicts the whole trace at finitialize and cannot see "
+                "played values in advance. Remove the play and pass the waveform with "
+                "cell.inject_current(values_nA, dt_ms=...) instead."
+            )
+
+    # -------------------------------------------------------------- type 1
+    def _on_initialized(self) -> None:
+        h = self._h
+        cells = self.cells()
+        if not cells:
+            return
+        groups: dict[int, list["SurrogateCell"]] = {}
+        for cell in cells:
+            groups.setdefault(id(cell.surrogate), []).append(cell)
+        fixed_step = not h.cvode.active()
+        shift = -0.5 * h.dt if fixed_step else 0.0
+        limits = []
+        for net in self.network_groups:
+            net.start()
+            del groups[id(net.s)]
+        for group in groups.values():
+            self._predict_group(group)
+            s = group[0].surrogate
+            tvec = self.time_vector(s.dt_ms, s.n_samples).as_numpy()
+            tvec[:] = np.arange(s.n_samples + 1) * s.dt_ms + shift
+            limits.append((s.n_samples + 1) * s.dt_ms)  # last sample is held for one more step
+            for cell in group:
+                cell.soma(0.5).v = float(cell._prediction[0])
+        whole = [c for g in groups.values() for c in g]
+        self._watched = {c.index: c.input_signature() for c in whole}
+        if fixed_step and whole:
+            self._warn_coarse_step(whole)
+        if whole:
+            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
+        if limits:
+            self._limit_ms = min(limits)
+            # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
+            h.cvode.event(self._limit_ms + 1e-6, self._window_end)
+
+    def _check_inputs(self) -> None:
+        """During a run: refuse whole-trace cells created after finitialize or whose input changed since."""
+        h = self._h
+        for cell in self.cells():
+            if cell.surrogate.is_sliding:
+                continue
+            before = self._watched.get(cell.index)
+            if before is None:
+                raise SurrogateCellError(
+                    f"{cell} was created after h.finitialize() (t = {h.t:g} ms): its soma is not driven by a "
+                    "prediction. Create SurrogateCells before h.finitialize(), or call h.finitialize() again.")
+            if cell.input_signature() != before:
+                raise SurrogateCellError(
+                    f"the input of {cell} changed during the run (noticed at t = {h.t:g} ms: an IClamp was added, "
+                    "removed or its delay/dur/amp changed, or inject_current was called); a whole-trace surrogate "
+                    "predicts from the inputs at h.finitialize(). Call h.finitialize() again after changing inputs, "
+                    "or use network mode (SurrogateCell(..., network=True)) for inputs decided during the run.")
+        if self._limit_ms is None or h.t + INPUT_CHECK_MS < self._limit_ms:
+            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
+
+    def _warn_coarse_step(self, cells: list["SurrogateCell"]) -> None:
+        """Warn once per cell when h.dt is longer than the surrogate's narrowest action potential stays above the
+        threshold of a NetCon watching its soma (a fixed step can then jump over a spike)."""
+        h = self._h
+        by_soma = {c.soma.name(): c for c in cells}
+        for nc in h.List("NetCon"):
+            seg = nc.preseg()
+            cell = None if seg is None else by_soma.get(seg.sec.name())
+            if cell is None or cell.index in self._coarse_warned or cell._prediction is None:
+                continue
+            above = cell._prediction >= float(nc.threshold)
+            edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+            widths = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)) * cell.dt_ms
+            if widths.size and h.dt > widths.min():
+                self._coarse_warned.add(cell.index)
+                warnings.warn(
+                    f"h.dt = {h.dt:g} ms is longer than {cell}'s narrowest predicted action potential stays above the "
+                    f"threshold {float(nc.threshold):g} mV of a NetCon on its soma ({widths.min():.2f} ms): the fixed "
+                    f"step can jump over spikes, so the NetCon may miss some of the {widths.size} the prediction holds. "
+                    f"Use h.dt <= {widths.min() / 2:.3g} ms or CVode (h.cvode_active(1)).", CoarseStepWarning,
+                    stacklevel=2)
+
+    def _adopt_foreign_drives(self) -> None:
+        """Wrap nn_VoltageDrives not made by a SurrogateCell (NetPyNE cell rules) as network-mode cells.
+
+        The engine owns these wrappers (nobody else does); a wrapper whose drive lost its
+        section (cells cleared) is dropped.
+        """
+        from .cell import SurrogateCell, _surrogate
+
+        if not hasattr(self._h, "nn_VoltageDrive"):  # mechanisms never loaded here (e.g. an MPI rank without surrogates)
+            return
+        self._adopted = {k: c for k, c in self._adopted.items() if c.drive.has_loc()}
+        owned = {c.drive.hname() for c in self.cells()}
+        foreign = [d for d in self._h.List("nn_VoltageDrive") if d.hname() not in owned and d.has_loc()]
+        if not foreign:
+            return
+        surrogate = _surrogate(self.adopted_checkpoint, network=True)
+        for drive in foreign:
+            self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate)
+
+    def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
+        """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""
+        from .network import PLAY_MARGIN_SAMPLES, NetworkGroup
+
+        self.network_groups = []
+        groups: dict[int, list["SurrogateCell"]] = {}
+        for cell in cells:
+            if cell.surrogate.is_sliding:
+                groups.setdefault(id(cell.surrogate), []).append(cell)
+        for group in groups.values():
+            if group[0].surrogate.config.streaming:
+                from .streaming import StreamingGroup
+
+                self.network_groups.append(StreamingGroup(group, self._h))
+            else:
+                self.network_groups.append(NetworkGroup(group, self._h, iterations=self.network_iterations))
+        self._agree_across_ranks()
+        for net in self.network_groups:
+            s = net.s
+            net.bind_time_vector(self.time_vector(s.dt_ms, s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES,
+                                                  s).as_numpy())
+
+    def _agree_across_ranks(self) -> None:
+        """Under MPI: one epoch for all ranks, and spike exchange at every epoch boundary.
+
+        A spike from another rank reaches this rank's event queue only at an exchange; with
+        exchanges every epoch (``ParallelContext.set_maxstep``), boundaries on them and epochs
+        shorter than half the smallest delay, every event due in an epoch is queued at its
+        start, as on one rank. Collective: the engine
+        must exist on every rank (``noble_neuron.neuron.engine.engine()`` or a NetPyNE cell rule).
+        """
+        h = self._h
+        pc = h.ParallelContext()
+        if pc.nhost() <= 1:
+            return
+        # Each group's epoch is already below half its smallest delay (the epoch callback at an exchange
+        # time runs before that exchange, so the last interval's remote spikes are not queued yet).
+        local = min((-1.0 if g.lead_ms > 0 else g.epoch_ms for g in self.network_groups), default=float("inf"))
+        agreed = pc.allreduce(local, 3)
+        if agreed < 0:
+            raise SurrogateCellError("network mode under MPI needs epochs on the NEURON step grid: choose h.dt so "
+                                     "that a multiple of it is a multiple of 0.06 ms (e.g. 0.025, 0.02, 0.01 ms) or "
+                                     "use CVode")
+        if math.isinf(agreed):
+            return
+        for g in self.network_groups:
+            g.use_epoch_samples(int(round(agreed / g.dt_s)))
+        pc.set_maxstep(agreed)
+
+    def network_group_of(self, cell: "SurrogateCell"):
+        """The NetworkGroup running `cell` in this run, or None."""
+        for g in self.network_groups:
+            if g.index_of(cell) is not None:
+                return g
+        return None
+
+    def _predict_group(self, group: list["SurrogateCell"]) -> None:
+        import time
+
+        s = group[0].surrogate
+        grid = np.arange(s.n_samples) * s.dt_ms
+        stimuli = np.stack([cell._render_input(grid) for cell in group])
+        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes()).hexdigest()
+                for cell, stim in zip(group, stimuli)]
+        todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell._prediction_key != key]
+        if not todo:
+            return
+        amps = characteristic_amplitude(_torch_tensor(stimuli[todo])).numpy()
+        in_range = s.amplitude_in_range(amps)
+        for i, ok, amp in zip(todo, in_range, amps):
+            if not ok:
+                lo, hi = s.amp_range_nA
+                group[i]._domain_problem(
+                    "amplitude", f"input amplitude {amp:.4g} nA is outside the trained range [{lo:g}, {hi:g}] nA")
+        if s.steps_only:
+            for i in todo:
+                if not is_single_step(stimuli[i]):
+                    group[i]._domain_problem(
+                        "waveform", "its input is not a single current step, and this checkpoint was trained on "
+                                    "Long Square steps only")
+        features = np.stack([group[i].features for i in todo])
+        start = time.perf_counter()
+        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False)
+        self.last_predict_s = time.perf_counter() - start
+        self.predict_calls += 1
+        for row, i in enumerate(todo):
+            group[i]._load_prediction(v[row], stimuli[i], float(amps[row]), keys[i])
+
+    # -------------------------------------------------------------- window end
+    def _window_end(self) -> None:
+        if not any(not c.surrogate.is_sliding for c in self.cells()):
+            return
+        raise SurrogateCellError(
+            f"the run went past t = {self._limit_ms:.6g} ms, the end of the surrogate's trained window; "
+            "SurrogateCell predicts whole traces of the trained length and does not tile longer runs "
+            f"(the cell state at a window edge is unknown). Run to at most {self._limit_ms:.6g} ms."
+        )
+
+
+def _torch_tensor(x: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def is_single_step(current_nA: np.ndarray, tol_nA: float = 1e-9) -> bool:
+    """True if the current is zero except for one contiguous stretch at a constant amplitude (or all zero)."""
+    on = np.abs(current_nA) > tol_nA
+    if not on.any():
+        return True
+    idx = np.flatnonzero(on)
+    stretch = current_nA[idx[0]: idx[-1] + 1]
+    return bool(on[idx[0]: idx[-1] + 1].all() and np.ptp(stretch) <= tol_nA)
+
+
+def step_current(grid_ms: np.ndarray, delay_ms: float, dur_ms: float, amp_nA: float) -> np.ndarray:
+    """An IClamp's current (nA) on a time grid: amp for delay <= t < delay + dur (as NEURON's IClamp)."""
+    on = (grid_ms >= delay_ms - _EDGE_EPS_MS) & (grid_ms < delay_ms + dur_ms - _EDGE_EPS_MS)
+    return np.where(on, amp_nA, 0.0)
+
+
+_ENGINE: _Engine | None = None
+
+
+def engine() -> _Engine:
+    """The process-wide engine (created with the first SurrogateCell)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = _Engine()
+    return _ENGINE
+

@@ -1,0 +1,1 @@
+"""Training loops: whole-trace and streaming."""
