@@ -26,14 +26,15 @@ import numpy as np
 
 from noble_neuron.evaluation.machine import machine_info
 from noble_neuron.features.spike_metrics import coincidence_gamma
+from noble_neuron.features.spikes import spike_times_at
 
 RESULTS = Path(__file__).parent / "results"
 W_EXC_US, W_INH_US, DELAY_MS = 0.0008, 0.002, 1.5  # synaptic weights (peak conductance) and NetCon delay
 
 
-def spike_times(t: np.ndarray, v: np.ndarray, threshold: float = -20.0) -> np.ndarray:
-    k = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))
-    return t[k]
+def spike_times(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Spike times (ms) of a recorded trace: the package's one detector (crossings of SPIKE_THRESHOLD_MV)."""
+    return spike_times_at(t, v)
 
 
 def subthreshold_rmse(t: np.ndarray, v_a: np.ndarray, v_b: np.ndarray, spikes: list[np.ndarray]) -> float:

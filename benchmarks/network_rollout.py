@@ -47,7 +47,7 @@ def main() -> None:
     from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
     from noble_neuron.data.dataset import open_dataset
     from noble_neuron.evaluation.rollout import rollout
-    from noble_neuron.surrogate.spike_head import upward_crossings
+    from noble_neuron.features.spikes import upward_crossings
 
     path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
     s = load_surrogate(path, device="cpu")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from noble_neuron.surrogate.spike_head import (REFRACTORY_MS, SpikeComposer, ap_template, refractory_samples, spike_labels,
-                                     upward_crossings)
+from noble_neuron.features.spikes import upward_crossings
+from noble_neuron.surrogate.spike_head import REFRACTORY_MS, SpikeComposer, ap_template, refractory_samples, spike_labels
 
 
 def test_labels_mark_each_upward_crossing_only():

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from ..errors import DatasetError, DatasetBusyError  # noqa: F401 (raised here, defined in errors)
 
 __all__ = ["DATASET_FORMAT", "SCHEMA_VERSION", "DatasetBusyError", "DatasetError", "TraceDataset", "create_dataset", "open_dataset"]
 
@@ -39,14 +40,6 @@ DATASET_FORMAT = "noble_neuron.dataset"
 SCHEMA_VERSION = 1
 UNITS = {"voltage": "mV", "stimulus": "nA", "time": "ms", "amplitude": "nA", "wall": "s"}
 _STR = None  # set lazily to h5py.string_dtype()
-
-
-class DatasetError(RuntimeError):
-    """A dataset file is missing, corrupt, truncated or does not match what was asked for."""
-
-
-class DatasetBusyError(DatasetError):
-    """HDF5 refused to open a dataset because another process has it open for writing (not corruption)."""
 
 
 def _h5py():

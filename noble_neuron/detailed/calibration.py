@@ -20,6 +20,7 @@ from .spec import CellSpec
 from ..features.ephys import count_spikes
 from ..stimuli.protocols import LONG_SQUARE_DELAY_MS, LONG_SQUARE_DUR_MS, LongSquare
 from .simulate import SIM_DT_MS, SimulationError, simulate, soma_section, steady_state_initialize
+from ..constants import SPIKE_THRESHOLD_MV
 
 __all__ = ["resting_potential", "rheobase", "RHEOBASE_TOL_NA", "CHECK_MS"]
 
@@ -50,7 +51,7 @@ def resting_potential(spec: CellSpec, cell, dt_ms: float = 0.025) -> float:
         v = v_rec.as_numpy().copy()
     finally:
         del v_rec
-    if v.max() > -20.0:
+    if v.max() > SPIKE_THRESHOLD_MV:
         raise SimulationError(
             f"{spec.model_id}: the cell fires without input (soma reaches {v.max():.0f} mV within {CHECK_MS:.0f} ms of "
             f"its steady state at {v_rest:.1f} mV), so it has no resting potential; give --v-init <mV>")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from ..errors import MechanismError  # noqa: F401 (raised here, defined in errors)
 
 __all__ = [
     "MechanismError",
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"\b(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)")
 _loaded_dirs: set[str] = set()
-
-
-class MechanismError(RuntimeError):
-    """A mechanism folder could not be found, compiled or loaded."""
 
 
 def default_mod_dir() -> Path:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .spec import CellSpec, distance_function, file_sha256
 from ..stimuli.protocols import LongSquare, Protocol, n_samples
+from ..errors import SimulationError, FlattenedGradientWarning  # noqa: F401 (raised here, defined in errors)
 
 __all__ = [
     "CellSpec",
@@ -51,14 +52,6 @@ _CONSTRUCTOR_ARG_RE = re.compile(r"\$[so]?(\d+)")
 # NEURON's value of every hoc global a parameter set has changed, so the next model starts
 # from the defaults instead of inheriting e.g. the previous model's celsius or v_init.
 _global_defaults: dict[str, float] = {}
-
-
-class SimulationError(RuntimeError):
-    """A detailed model could not be built or simulated."""
-
-
-class FlattenedGradientWarning(UserWarning):
-    """A number set on a SectionList replaced a density that the template made vary along it."""
 
 
 def _preload(h, spec: CellSpec) -> None:

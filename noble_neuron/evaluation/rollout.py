@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..surrogate.spike_head import REFRACTORY_MS, upward_crossings
+from ..features.spikes import upward_crossings
+from ..surrogate.spike_head import REFRACTORY_MS
 from ..surrogate.model import Surrogate
 
 __all__ = ["calibrate_spike_threshold", "compose", "rollout", "streaming_rollout"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
+from ..constants import SPIKE_THRESHOLD_MV
+from .spikes import _as_trace, _check_dt, count_spikes, spike_times  # noqa: F401 (part of this module's API)
 
 __all__ = [
     "count_spikes",
@@ -70,81 +72,6 @@ SUBTHRESHOLD_EFEL_FEATURES: frozenset[str] = frozenset(
 _MEAN_FEATURES: frozenset[str] = frozenset({"mean_AP_amplitude", "mean_frequency"})
 
 
-# --------------------------------------------------------------------------- validation
-def _as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
-    v = np.asarray(v_mV, dtype=float)
-    if v.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D voltage trace, got shape {v.shape}; pass one trace at a time")
-    if v.size < 2:
-        raise ValueError(f"{name} needs at least 2 samples, got {v.size}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} contains NaN/inf; the simulation likely diverged - check dt and the model")
-    return v
-
-
-def _check_dt(dt_ms: float) -> float:
-    if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
-        raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
-    dt = float(dt_ms)
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt_ms must be a positive finite sampling step in ms, got {dt_ms!r}")
-    return dt
-
-
-# --------------------------------------------------------------------------- spikes
-def spike_times(
-    v_mV: np.ndarray,
-    dt_ms: float,
-    threshold_mV: float = -20.0,
-    *,
-    hysteresis_mV: float = 5.0,
-) -> np.ndarray:
-    """Spike times (ms, t=0 at sample 0): upward crossings of ``threshold_mV``.
-
-    The crossing time is linearly interpolated between the two bracketing samples,
-    so it is accurate to well below one ``dt_ms``.  Refractory guard: after a
-    crossing, another spike is only counted once the trace has fallen below
-    ``threshold_mV - hysteresis_mV``, so noise jittering around threshold is not
-    double-counted.  A trace that starts above threshold does not count as a spike.
-    """
-    v = _as_trace(v_mV)
-    dt = _check_dt(dt_ms)
-    if hysteresis_mV < 0 or not math.isfinite(hysteresis_mV):
-        raise ValueError(f"hysteresis_mV must be a finite value >= 0, got {hysteresis_mV!r}")
-    thr = float(threshold_mV)
-    # Schmitt-trigger state: 1 above thr, 0 below thr - hysteresis, -1 undecided
-    # (carry the previous state).  Forward-fill is done with a running max of indices.
-    state = np.where(v >= thr, 1, np.where(v < thr - hysteresis_mV, 0, -1))
-    state = np.concatenate(([1 if v[0] >= thr else 0], state))
-    known_idx = np.where(state >= 0, np.arange(state.size), 0)
-    state = state[np.maximum.accumulate(known_idx)]
-    # state[k+1] belongs to sample k; a 0 -> 1 step at sample i implies v[i-1] < thr <= v[i].
-    rise = np.flatnonzero((state[1:] == 1) & (state[:-1] == 0))
-    rise = rise[rise > 0]  # sample 0 has no predecessor to interpolate from
-    v0, v1 = v[rise - 1], v[rise]
-    frac = (thr - v0) / (v1 - v0)
-    return (rise - 1 + frac) * dt
-
-
-def count_spikes(
-    v_mV: np.ndarray,
-    dt_ms: float,
-    threshold_mV: float = -20.0,
-    window_ms: tuple[float, float] | None = None,
-) -> int:
-    """Number of spikes (see :func:`spike_times`), optionally only those whose
-    crossing time lies in ``[window_ms[0], window_ms[1])``."""
-    t = spike_times(v_mV, dt_ms, threshold_mV)
-    if window_ms is None:
-        return int(t.size)
-    if len(window_ms) != 2:
-        raise ValueError(f"window_ms must be a (start_ms, end_ms) pair, got {window_ms!r}")
-    t0, t1 = float(window_ms[0]), float(window_ms[1])
-    if not t1 > t0:
-        raise ValueError(f"window_ms end must exceed start, got {window_ms!r}")
-    return int(np.count_nonzero((t >= t0) & (t < t1)))
-
-
 # --------------------------------------------------------------------------- FI curve
 @dataclass(frozen=True, eq=False)
 class FICurve:
@@ -193,7 +120,7 @@ def fi_curve(
     dt_ms: float,
     stim_start_ms: float = 15.0,
     stim_dur_ms: float = 400.0,
-    threshold_mV: float = -20.0,
+    threshold_mV: float = SPIKE_THRESHOLD_MV,
 ) -> FICurve:
     """FI curve: spikes during the step divided by the step duration (s).
 
@@ -417,14 +344,14 @@ def efel_features(
     stim_end_ms: float = 415.0,
     amp_nA: float | None = None,
     names: Sequence[str] = EFEL_FEATURES,
-    threshold_mV: float = -20.0,
+    threshold_mV: float = SPIKE_THRESHOLD_MV,
 ) -> dict[str, float]:
     """eFEL features of one trace, one float each (NaN where eFEL cannot compute).
 
     Per-spike features are reduced to the first spike (e.g. ``AHP_depth`` of the
     first AP); ``mean_*`` features are means by definition.  ``amp_nA`` is passed
     per trace as eFEL's ``stimulus_current`` (needed by input-resistance features).
-    The spike threshold is set to ``threshold_mV`` (-20 mV, as in count_spikes)
+    The spike threshold is set to ``threshold_mV`` (SPIKE_THRESHOLD_MV, as in count_spikes)
     only for the duration of the call.
     """
     v = _as_trace(v_mV)
@@ -503,7 +430,7 @@ def model_features(
     dt_ms: float,
     stim_start_ms: float = 15.0,
     stim_dur_ms: float = 400.0,
-    threshold_mV: float = -20.0,
+    threshold_mV: float = SPIKE_THRESHOLD_MV,
     n_slope_points: int = 3,
     slope_window_nA: float | None = 0.1,
     ref_factor: float = 1.5,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..neuron.cell import SOMA_DIAM_UM, SOMA_L_UM
+from ..constants import SPIKE_THRESHOLD_MV
 
 __all__ = ["cell_rule", "check_connections", "swap_population"]
 
@@ -54,7 +55,7 @@ def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = No
         point.update(feat0=f[0], feat1=f[1])
     return {
         "secs": {"soma": {"geom": {"L": SOMA_L_UM, "diam": SOMA_DIAM_UM, "nseg": 1, "Ra": 100.0, "cm": 1.0},
-                          "mechs": {}, "pointps": {"surrogate": point}, "threshold": -20.0}},
+                          "mechs": {}, "pointps": {"surrogate": point}, "threshold": SPIKE_THRESHOLD_MV}},
     }
 
 

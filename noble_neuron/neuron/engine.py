@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..surrogate.encoding import characteristic_amplitude
+from ..errors import SurrogateCellError, CoarseStepWarning  # noqa: F401 (raised here, defined in errors)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cell import SurrogateCell
@@ -43,14 +44,6 @@ _EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus 
 
 #: during a run, whole-trace cells' inputs are compared with those their prediction was made for every this many ms
 INPUT_CHECK_MS = 5.0
-
-
-class SurrogateCellError(RuntimeError):
-    """A SurrogateCell is used in a way the surrogate cannot honour (raised during finitialize/run)."""
-
-
-class CoarseStepWarning(UserWarning):
-    """NEURON's fixed step is coarse enough to step over the surrogate's action potentials (NetCons miss spikes)."""
 
 
 class _Engine:

@@ -47,6 +47,7 @@ import torch
 from .engine import step_current
 from ..surrogate.encoding import characteristic_amplitude
 from ..surrogate.model import AccuracyWarning
+from ..errors import NetworkError  # noqa: F401 (raised here, defined in errors)
 
 _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
 
@@ -63,10 +64,6 @@ SUPPORTED_SYNAPSES = ("ExpSyn", "Exp2Syn")
 VOLTAGE_RANGE_MV = (-110.0, 70.0)
 #: clamp buffer = horizon + this many samples (history before t_k for steps up to ~0.4 ms, plus a held value)
 PLAY_MARGIN_SAMPLES = 10
-
-
-class NetworkError(RuntimeError):
-    """A network-mode setup the surrogate engine cannot run correctly."""
 
 
 def epoch_samples(min_delay_ms: float | None, dt_s: float, horizon: int, margin_ms: float = 0.0) -> int:

@@ -13,12 +13,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from ..errors import WriterLockError  # noqa: F401 (raised here, defined in errors)
 
 __all__ = ["WriterLockError", "exclusive_writer", "lock_path"]
-
-
-class WriterLockError(RuntimeError):
-    """Another process is writing the same output."""
 
 
 def lock_path(path: str | Path) -> Path:

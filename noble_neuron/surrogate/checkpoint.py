@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from .model import Surrogate
+from ..errors import CheckpointError  # noqa: F401 (raised here, defined in errors)
 
 __all__ = ["CHECKPOINT_SCHEMA", "CHECKPOINT_SCHEMA_VERSION", "SHIPPED_CHECKPOINT", "CheckpointError", "save_checkpoint",
            "load_checkpoint", "save_surrogate", "load_surrogate", "default_surrogate"]
@@ -34,10 +35,6 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_SCHEMA = "noble_neuron.checkpoint"
 CHECKPOINT_SCHEMA_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupt, truncated or of another schema/version."""
 
 
 def save_checkpoint(path: str | Path, metadata: dict, state_dict: dict[str, torch.Tensor], **extra: Any) -> Path:

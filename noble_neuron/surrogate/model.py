@@ -39,6 +39,7 @@ from .._version import __version__
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels
 from ..config_io import checked_mapping, yaml_section
 from ..features.ephys import FeatureScaler
+from ..errors import DomainWarning, AccuracyWarning  # noqa: F401 (raised here, defined in errors)
 
 __all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "event_channels",
            "fast_fft_length", "count_parameters",
@@ -51,14 +52,6 @@ SURROGATE_FORMAT = "noble_neuron.surrogate"
 CPU_CHUNK_TRACES = 16  # traces per forward pass on CPU (see Surrogate.predict)
 CPU_CHUNK_WINDOWS = 128  # sliding-window models: windows per forward pass on CPU (1000 in one pass: 4x slower)
 UNITS = {"stimulus": "nA", "voltage": "mV", "time": "ms", "amplitude": "nA"}
-
-
-class DomainWarning(UserWarning):
-    """The surrogate is asked to extrapolate beyond the domain it was trained on."""
-
-
-class AccuracyWarning(UserWarning):
-    """The checkpoint's own recorded accuracy says its output should not be trusted for this use."""
 
 
 def default_device() -> torch.device:
@@ -445,7 +438,7 @@ class Surrogate:
             tmpl = np.asarray(spike_template_mV if spike_template_mV is not None else [], dtype=float)
             if tmpl.ndim != 1 or tmpl.size == 0 or not np.isfinite(tmpl).all():
                 raise ValueError("a spike-head surrogate needs spike_template_mV: the average action potential (mV) "
-                                 "from its -20 mV crossing on (see noble_neuron.surrogate.spike_head.ap_template)")
+                                 "from its spike-threshold crossing on (see noble_neuron.surrogate.spike_head.ap_template)")
             if not 0.0 < float(spike_threshold) < 1.0:
                 raise ValueError(f"spike_threshold must be a probability in (0, 1), got {spike_threshold!r}")
         self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)

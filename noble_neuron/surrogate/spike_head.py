@@ -7,7 +7,7 @@ trained that way fired 0 Hz where its detailed twin fired 8.5 Hz). A spike-head 
 
 - the voltage clipped at ``v_clip_mV`` (subthreshold dynamics, AHP included), scored by the
   relative Lp loss like any voltage;
-- the logit of "a spike's upstroke crosses ``SPIKE_CROSSING_MV`` within ``half_width``
+- the logit of "a spike's upstroke crosses ``SPIKE_THRESHOLD_MV`` within ``half_width``
   samples of this one" (``SurrogateConfig.spike_label_half_width``), scored by binary
   cross-entropy against labels that are 1 there; a tolerance of ~0.5 ms lets the model be
   confident where it knows a spike comes but not to the sample.
@@ -25,20 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["REFRACTORY_MS", "SPIKE_CROSSING_MV", "SpikeComposer", "ap_template", "refractory_samples",
-           "spike_labels", "upward_crossings"]
+from ..features.spikes import upward_crossings
 
-#: the voltage (mV) whose upward crossing defines a spike's time (as in the benchmarks)
-SPIKE_CROSSING_MV = -20.0
+__all__ = ["REFRACTORY_MS", "SpikeComposer", "ap_template", "refractory_samples",
+           "spike_labels"]
+
 #: no second spike within this time (ms) of a spike, unless the checkpoint has its own (data-derived) value
 REFRACTORY_MS = 1.5
 
-
-def upward_crossings(v_mV: np.ndarray, level: float = SPIKE_CROSSING_MV) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, samples) of the first sample at or above `level` after one below it, for (B, W) voltages."""
-    v = np.asarray(v_mV)
-    rows, cols = np.nonzero((v[:, :-1] < level) & (v[:, 1:] >= level))
-    return rows, cols + 1
 
 
 def spike_labels(v_mV: np.ndarray, half_width: int) -> np.ndarray:

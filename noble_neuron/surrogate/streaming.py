@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from .model import fast_fft_length
+from ..features.spikes import upward_crossings
 
 __all__ = ["CausalSpectralLayer", "CausalSpectralNet", "StreamingRunner", "cell_key", "coarse_inputs",
            "coarse_targets", "hashed_uniform", "streaming_in_channels"]
@@ -171,14 +172,16 @@ def coarse_inputs(stim_nA: np.ndarray, factor: int) -> np.ndarray:
     return x[:, 1:1 + n * factor].reshape(len(x), n, factor).mean(axis=2)
 
 
-def coarse_targets(v_mV: np.ndarray, factor: int, v_clip_mV: float, crossing_mV: float = -20.0
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(clipped voltage at each step's end (B, n) mV, spike in the step (B, n) 0/1) of data-grid traces."""
+def coarse_targets(v_mV: np.ndarray, factor: int, v_clip_mV: float) -> tuple[np.ndarray, np.ndarray]:
+    """(clipped voltage at each step's end (B, n) mV, spike in the step (B, n) 0/1) of data-grid traces:
+    step k holds data samples k·factor+1 … (k+1)·factor, a spike is `upward_crossings` at one of them."""
     v = np.asarray(v_mV, dtype=np.float64)
     n = (v.shape[1] - 1) // factor
     ends = v[:, factor:(n + 1) * factor:factor][:, :n]
-    up = (v[:, :-1] < crossing_mV) & (v[:, 1:] >= crossing_mV)  # crossing at data sample j + 1
-    up = up[:, :n * factor].reshape(len(v), n, factor).any(axis=2)
+    rows, cols = upward_crossings(v)
+    keep = cols <= n * factor
+    up = np.zeros((len(v), n), dtype=bool)
+    up[rows[keep], (cols[keep] - 1) // factor] = True
     return np.minimum(ends, v_clip_mV), up.astype(np.float32)
 
 

@@ -34,9 +34,10 @@ def drive(h, cells, seed):
                                   w_inh_uS=0.002, delay_ms=1.5, stream=11)
 
 
-def spikes(t, v, thr=-20.0):
-    k = np.flatnonzero((v[:-1] < thr) & (v[1:] >= thr))
-    return t[k]
+def spikes(t, v):
+    from noble_neuron.features.spikes import spike_times_at
+
+    return spike_times_at(np.asarray(t), np.asarray(v))
 
 
 def run_twins(h):

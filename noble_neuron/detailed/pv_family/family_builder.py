@@ -25,6 +25,7 @@ import bluepyopt.ephys as ephys
 import numpy as np
 
 from . import TEMPLATE_NAME, TEMPLATE_PATH, default_parameters, parameter_bounds
+from ...constants import SPIKE_THRESHOLD_MV
 
 __all__ = ["FEATURE_TARGETS", "build_family", "evaluate_parameters"]
 
@@ -99,7 +100,7 @@ def _build_evaluator():
             feat = ephys.efeatures.eFELFeature(
                 f"{pname}.{fname}", efel_feature_name=fname, recording_names={"": f"{pname}.soma.v"},
                 stim_start=STEP_DELAY_MS, stim_end=STEP_DELAY_MS + STEP_DUR_MS, exp_mean=mean, exp_std=std,
-                threshold=-20.0, stimulus_current=amp,
+                threshold=SPIKE_THRESHOLD_MV, stimulus_current=amp,
             )
             objectives.append(ephys.objectives.SingletonObjective(feat.name, feat))
     calculator = ephys.objectivescalculators.ObjectivesCalculator(objectives)
