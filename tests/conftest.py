@@ -10,6 +10,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
 
 
+@pytest.fixture()
+def torch_one_thread():
+    """Tiny models: thread sync costs more than it saves, and on a busy machine far more."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def h():
     """NEURON's hoc interpreter with the standard run library (tests that drive h.run / continuerun)."""

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # real mpiexec runs
+
 ROOT = Path(__file__).resolve().parent.parent
 MPIEXEC = shutil.which("mpiexec")
 MPI_FLAGS = ["--allow-run-as-root", "--oversubscribe"]

@@ -13,7 +13,8 @@ import pytest
 from noble_neuron.neuron.engine import engine
 from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT
 
-pytestmark = pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason="no shipped network checkpoint")
+pytestmark = [pytest.mark.slow,  # shipped-checkpoint agreement: minutes of NEURON
+              pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason="no shipped network checkpoint")]
 
 TSTOP_MS = 200.0
 

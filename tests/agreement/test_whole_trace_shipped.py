@@ -11,7 +11,8 @@ import pytest
 from noble_neuron.neuron.engine import engine
 from noble_neuron.surrogate.checkpoint import SHIPPED_CHECKPOINT
 
-pytestmark = pytest.mark.skipif(not SHIPPED_CHECKPOINT.is_file(), reason="no shipped whole-trace checkpoint")
+pytestmark = [pytest.mark.slow,  # shipped-checkpoint agreement: minutes of NEURON
+              pytest.mark.skipif(not SHIPPED_CHECKPOINT.is_file(), reason="no shipped whole-trace checkpoint")]
 
 DELAY_MS, DUR_MS, TSTOP_MS = 15.0, 400.0, 515.0
 

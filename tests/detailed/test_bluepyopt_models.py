@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "data"
 VALUES = {"gnabar_hh": 0.12, "gbar_demo_ih": 3e-5}
 
 # Run apart: BluePyOpt templates delete every other section of their process.

@@ -123,10 +123,11 @@ _KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_resume_after_kill_9_keeps_finished_rows(tmp_path):
     out = tmp_path / "killed.h5"
     script = tmp_path / "run.py"
-    script.write_text(_KILL_SCRIPT.format(tests=str(Path(__file__).parent), template=str(DATA / "ball_stick.hoc")))
+    script.write_text(_KILL_SCRIPT.format(tests=str(Path(__file__).resolve().parent.parent), template=str(DATA / "ball_stick.hoc")))
     proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True)
     journal = out.with_name(out.name + ".journal")
     deadline = time.time() + 120
