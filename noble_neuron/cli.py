@@ -194,7 +194,7 @@ def _cmd_demo(args) -> int:
 def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
     """The options naming the detailed models, their split, initial voltage and protocols."""
     s.add_argument("--models", default="family", help="'family', 'family:train', 'family:unseen', or a model JSON "
-                   "file/folder (see README, 'Your own model')")
+                   "file/folder (see docs/own_model.md)")
     s.add_argument("--template", default=None, help="HoC template file (or a loader file that load_files it)")
     s.add_argument("--template-name", default=None, help="template name inside the file")
     s.add_argument("--mechanisms", default=None, help="folder of .mod files used by the template (any folder)")

@@ -1,6 +1,6 @@
 """Reliability: determinism, NaN containment, and property tests of the embedding.
 
-The bad-input matrix is spread over the module tests (see README, "Reliability"); this file
+The bad-input matrix is spread over the module tests (see docs/reliability.md); this file
 holds the cross-cutting guarantees.
 """
 import gc

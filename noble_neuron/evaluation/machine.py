@@ -19,7 +19,10 @@ def machine_info() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    import datetime
+
     return {
+        "measured_on": datetime.date.today().isoformat(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),

@@ -68,7 +68,7 @@ def _warn_accuracy_once(s: Surrogate) -> None:
     if caveat is not None and id(s) not in _CAVEATS_SHOWN:
         _CAVEATS_SHOWN.add(id(s))
         warnings.warn(f"whole-trace checkpoint: {caveat}; its spikes are not a substitute for the detailed model "
-                      "(README, accuracy table)", AccuracyWarning, stacklevel=3)
+                      "(docs/surrogate.md, accuracy table)", AccuracyWarning, stacklevel=3)
 
 
 def default_model_id(surrogate: Surrogate) -> str:

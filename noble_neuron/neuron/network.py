@@ -155,7 +155,7 @@ class NetworkGroup:
         if caveat is not None and id(self.s) not in _CAVEATS_SHOWN:
             _CAVEATS_SHOWN.add(id(self.s))
             warnings.warn(f"network-mode checkpoint: {caveat}. Its spikes and rates are not yet a substitute for "
-                          "the detailed model; see README, network mode.", AccuracyWarning, stacklevel=2)
+                          "the detailed model; see docs/network_mode.md.", AccuracyWarning, stacklevel=2)
 
     @property
     def cells(self) -> list["SurrogateCell"]:
@@ -210,8 +210,9 @@ class NetworkGroup:
                 if amp != 0.0 and dur > window_ms and not (self.s.config.voltage_history or self.s.config.streaming):
                     cell._domain_problem("held_step", f"{stim.hname()} holds {amp:g} nA for {dur:g} ms, longer than "
                                          f"the {window_ms:g} ms input window: under a constant current an input-only "
-                                         "network surrogate loses the phase of tonic firing and stops firing (README, "
-                                         "network mode); for step protocols use SurrogateCell without network=True")
+                                         "network surrogate loses the phase of tonic firing and stops firing "
+                                         "(docs/network_mode.md); for step protocols use SurrogateCell without "
+                                         "network=True")
         arr = np.array(rows, dtype=float).reshape(-1, 4)
         self.clamp_cell = arr[:, 0].astype(np.int64)
         self.clamp_delay, self.clamp_dur, self.clamp_amp = arr[:, 1:2], arr[:, 2:3], arr[:, 3:4]

@@ -9,7 +9,7 @@ of each batch gets instead the spikes the model itself fires when run closed loo
 trace (no gradient through the rollout), with the detailed cell's voltage and spikes still as
 targets, so it learns to continue correctly from its own, slightly different, spike history
 (exposure bias). Those rollouts fire where the spike probability reaches 0.5; drawing them from
-the hazard as the engine does was measured worse (README, network mode: rates 15–35 % low on
+the hazard as the engine does was measured worse (docs/network_mode.md: rates 15–35 % low on
 unseen models vs 3–10 %). The checkpoint stores ``spike_logit_shift`` = log
 ``spike_pos_weight``, which turns its weighted logits back into a hazard for the engine's
 draws. Validation: teacher-forced losses on held-out traces, and every ``closed_loop_every``

@@ -1,6 +1,6 @@
 """Shipped network checkpoint vs the detailed PV model under identical synaptic drive (real NEURON).
 
-The shipped checkpoint is input-only with a spike head (README, network mode).
+The shipped checkpoint is input-only with a spike head (docs/network_mode.md).
 
 Tolerances are the measured agreement of the shipped CPU-trained checkpoint (README, network
 mode), not aspirations; a regression in the engine or the checkpoint breaks them.
@@ -106,7 +106,7 @@ def test_surrogate_twins_fire_at_the_detailed_rate(h):
     assert hits >= HITS_FRACTION * n_d, (hits, n_d)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (README, network mode): spike timing of the CPU-trained network "
+@pytest.mark.xfail(strict=True, reason="known gap (docs/network_mode.md): spike timing of the CPU-trained network "
                                        "checkpoint, median coincidence Gamma 0.0-0.5 vs the 0.9 goal; strict, so a "
                                        "fix must update this")
 def test_surrogate_twins_spike_timing_meets_the_goal(h):

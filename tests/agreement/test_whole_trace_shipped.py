@@ -1,6 +1,6 @@
 """Shipped whole-trace checkpoint vs the detailed PV model under Long Square steps (real NEURON).
 
-Tolerances are the measured agreement of the shipped CPU-trained checkpoint (README, "Event-aware
+Tolerances are the measured agreement of the shipped CPU-trained checkpoint (docs/surrogate.md, "Event-aware
 whole-trace surrogate"), not aspirations; a regression in the checkpoint, the decoder or the engine breaks them.
 """
 import gc

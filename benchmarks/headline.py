@@ -1,0 +1,110 @@
+"""The README's headline figures, rendered from the JSON files under benchmarks/results/.
+
+    python benchmarks/headline.py            # print the table
+    python benchmarks/headline.py --write    # replace the block between the markers in README.md
+
+`tests/test_docs.py` fails when README.md does not hold exactly this table, so the prose cannot
+drift from the measurements.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- headline:start (python benchmarks/headline.py --write) -->", "<!-- headline:end -->"
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def _measured_on(name: str, data: dict) -> str:
+    """The date stored with the figures, else the date of the commit that last changed the file."""
+    date = (data.get("machine") or {}).get("measured_on")
+    if date:
+        return date
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", str(RESULTS / name)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return out or "undated"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
+def render() -> str:
+    acc, speed = _load("accuracy.json"), _load("speedup.json")
+    net20, net1k, offline = _load("network.json"), _load("network_1000cells.json"), _load("network_rollout.json")
+    machine = acc["machine"]
+    rows = [
+        ("whole-trace: spike-count error on firing traces, training models at held-out amplitudes / unseen models",
+         f"{_pct(acc['spike_count_rel_error_firing_in_distribution'])} / "
+         f"{_pct(acc['spike_count_rel_error_firing_unseen_models'])}", "≤ 3 % / ≤ 10 %", "accuracy.json"),
+        ("whole-trace: FI-curve error (mean over amplitudes), same groups",
+         f"{acc['fi_mean_abs_error_Hz_in_distribution']:.1f} Hz / {acc['fi_mean_abs_error_Hz_unseen_models']:.1f} Hz",
+         "≤ 3 Hz / ≤ 8 Hz", "accuracy.json"),
+        ("whole-trace: relative L2 of the voltage, same groups",
+         f"{_pct(acc['rel_l2_in_distribution'])} / {_pct(acc['rel_l2_unseen_models'])}",
+         "NOBLE: 2 % / 12 %", "accuracy.json"),
+        ("whole-trace: first-AP width error (training models)", _pct(acc["AP1_width_rel_error_in_distribution"]),
+         "≤ 10 % (NOBLE 27–33 %)", "accuracy.json"),
+        ("speed: batched `predict` vs NEURON per trace / one SurrogateCell in a NEURON run",
+         f"{speed['speedup_batched_cpu']:.0f}× / {speed['speedup_surrogate_cell_1cell_cpu']:.0f}×",
+         "≥ 500× / ≥ 50×", "speedup.json"),
+        (f"network, {net20['n_cells']} cells ({net20['tstop_ms']:.0f} ms): speed-up, rate surrogate vs detailed, Γ (±2 ms)",
+         f"{net20['speedup_end_to_end']:.1f}×, {net20['rate_Hz_surrogate_mean']:.1f} vs "
+         f"{net20['rate_Hz_detailed_mean']:.1f} Hz, Γ {net20['gamma_2ms_median']:.2f}", "> 1×, ≤ 10 %, Γ ≥ 0.9",
+         "network.json"),
+        (f"network, {net1k['n_cells']} cells ({net1k['tstop_ms']:.0f} ms): same figures",
+         f"{net1k['speedup_end_to_end']:.0f}×, {net1k['rate_Hz_surrogate_mean']:.1f} vs "
+         f"{net1k['rate_Hz_detailed_mean']:.1f} Hz, Γ {net1k['gamma_2ms_median']:.2f}", "> 1×, ≤ 10 %, Γ ≥ 0.9",
+         "network_1000cells.json"),
+    ]
+    for kind, label in (("long_square", "steps"), ("ou_noise", "OU currents"), ("synaptic_barrage", "PSC barrages")):
+        k = offline["per_kind"][kind]
+        rows.append((f"network model offline, unseen models, {label}: rate surrogate vs detailed, Γ (±2 ms)",
+                     f"{k['rate_Hz_surrogate_mean']:.1f} vs {k['rate_Hz_detailed_mean']:.1f} Hz, "
+                     f"Γ {k['gamma_2ms_median']:.2f}", "≤ 10 %, Γ ≥ 0.9", "network_rollout.json"))
+    family = RESULTS / "pipeline_family.json"
+    if family.is_file():
+        pf = json.loads(family.read_text())
+        minutes = sum(pf["stage_wall_s"].values()) / 60
+        rows.append((f"`build-surrogate` on the shipped family ({pf['models']} models, adaptive protocol, rest found)",
+                     f"{minutes:.0f} min end to end; spike-count error {_pct(pf['headline']['spike_count_rel_error_firing_in_distribution'])} / "
+                     f"{_pct(pf['headline']['spike_count_rel_error_firing_unseen_models'])}", "one command",
+                     "pipeline_family.json"))
+    dates = sorted({_measured_on(src, _load(src)) for *_, src in rows})
+    head = (f"Measured on {machine['cpu']}, {machine['cpu_count']} CPU cores, no GPU "
+            f"({', '.join(dates)}; NEURON {machine['neuron']}, torch {machine['torch']}). Misses are misses: "
+            "see the goals column.\n\n| figure | measured | goal | `benchmarks/results/` |\n|---|---|---|---|\n")
+    return head + "".join(f"| {a} | {b} | {c} | `{d}` |\n" for a, b, c, d in rows)
+
+
+def readme_block(readme: str) -> str:
+    i, j = readme.index(START) + len(START), readme.index(END)
+    return readme[i:j].strip("\n") + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--write", action="store_true", help="write the table into README.md")
+    args = p.parse_args()
+    table = render()
+    if not args.write:
+        print(table, end="")
+        return
+    path = ROOT / "README.md"
+    text = path.read_text()
+    i, j = text.index(START) + len(START), text.index(END)
+    path.write_text(text[:i] + "\n" + table + text[j:])
+
+
+if __name__ == "__main__":
+    main()
