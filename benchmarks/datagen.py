@@ -23,7 +23,7 @@ from noble_neuron.evaluation.machine import machine_info
 def bare_neuron(spec, amps, total_ms):
     from neuron import h
 
-    from noble_neuron.detailed.simulate import instantiate_cell, soma_section
+    from noble_neuron.detailed.instantiate import instantiate_cell, soma_section
 
     cell = instantiate_cell(spec)
     soma = soma_section(cell)

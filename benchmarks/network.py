@@ -131,7 +131,7 @@ def main() -> None:
     }
     print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "per_cell")}, indent=1))
     if args.record:
-        from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+        from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate, save_surrogate
 
         path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
         s = load_surrogate(path, device="cpu")
@@ -140,7 +140,7 @@ def main() -> None:
             "n_cells", "tstop_ms", "rate_Hz_detailed_mean", "rate_Hz_surrogate_mean", "population_rate_rel_diff",
             "per_cell_rate_corr", "gamma_2ms_median", "subthreshold_rmse_mV_median", "firing_mismatches")}
         s.metrics[key]["measured_by"] = "benchmarks/network.py" + ("" if args.drive == "standard" else " --drive varied")
-        s.save(path)
+        save_surrogate(s, path)
         print(f"recorded closed-loop metrics in {path}")
     out = args.out or (None if args.quick else RESULTS / "network.json")
     if out:

@@ -5,7 +5,7 @@
 
 Runs the network-mode checkpoint (default: the shipped one) over every trace (OU currents, PSC
 barrages, steps, ramps) of the dataset's unseen models (never trained on, each with its own
-stimulus draws) exactly as the NEURON engine does (`noble_neuron.evaluation.rollout`: streaming checkpoints
+stimulus draws) exactly as the NEURON engine does (`noble_neuron.training.rollout`: streaming checkpoints
 in 0.6 ms epochs, sliding-window ones in 1 ms epochs), and compares with the detailed model's
 traces: spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the
 voltage clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance
@@ -46,7 +46,7 @@ def main() -> None:
 
     from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
     from noble_neuron.data.dataset import open_dataset
-    from noble_neuron.evaluation.rollout import rollout
+    from noble_neuron.training.rollout import rollout
     from noble_neuron.features.spikes import upward_crossings
 
     path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)

@@ -55,7 +55,7 @@ def detailed_solves(model_ids, amps_nA, cvode: bool):
     """Detailed traces (on the surrogate grid) and per-solve wall seconds (NEURON time only)."""
     from noble_neuron.detailed.pv_family import get_model
     from noble_neuron.stimuli.protocols import LongSquare
-    from noble_neuron.detailed.simulate import simulate
+    from noble_neuron.simulation.simulate import simulate
 
     traces, walls = [], []
     for mid in model_ids:
@@ -242,9 +242,9 @@ def main() -> None:
 
 
 def plot(results: dict, path: Path) -> None:
-    from noble_neuron.evaluation.plots import _pyplot
+    from noble_neuron.evaluation.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     d = results["detailed"]["per_trace_s_fixed_step"]
     for dev, r in results["surrogate"].items():

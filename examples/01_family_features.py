@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from noble_neuron.data.feature_table import extract_features
+from noble_neuron.features.table import extract_features
 from noble_neuron.evaluation.plots import plot_feature_spread, plot_fi_curves
 
 

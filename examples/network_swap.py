@@ -131,9 +131,9 @@ def main() -> None:
         print(f"{name:13s}: E {rates(sp, 'E', tstop).mean():6.1f} Hz, PV {rates(sp, 'PV', tstop).mean():6.1f} Hz, "
               f"wall {wall:6.1f} s")
 
-    from noble_neuron.evaluation.plots import _pyplot
+    from noble_neuron.evaluation.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6), gridspec_kw={"height_ratios": [2, 1]})
     for col, (title, sp) in enumerate((("detailed PV", detailed), ("surrogate PV", surrogate))):
         ax = axes[0, col]

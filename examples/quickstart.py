@@ -20,7 +20,7 @@ from neuron import h
 
 from noble_neuron import SurrogateCell
 from noble_neuron.detailed.pv_family import get_model
-from noble_neuron.detailed.simulate import downsample_trace
+from noble_neuron.simulation.simulate import downsample_trace
 
 MODEL = "hof_017"          # a training model of the shipped family
 STEP_NA = 0.30             # the trace comparison
@@ -118,9 +118,9 @@ def main() -> None:
     print("  rates (Hz) detailed :", np.round(fi_detailed, 1).tolist())
     print("  rates (Hz) surrogate:", np.round(fi_surrogate, 1).tolist())
 
-    from noble_neuron.evaluation.plots import _pyplot
+    from noble_neuron.evaluation.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig = plt.figure(figsize=(9, 7.5))
     grid_spec = fig.add_gridspec(2, 2, height_ratios=[1.2, 1], width_ratios=[2.2, 1])
     ax1, zoom = fig.add_subplot(grid_spec[0, :]), fig.add_subplot(grid_spec[1, 1])

@@ -4,13 +4,14 @@
 : predicted trace (linear interpolation between samples); rs (megohm) = 1e-3 keeps the
 : error from other currents into the node below 1 uV per nA.
 : No VERBATIM: the mechanism stays compatible with CoreNEURON/GPU builds.
-: feat0/feat1 carry the neuron's features for cells built from a NetPyNE rule (noble_neuron.netpyne).
+: feat0/feat1 carry the neuron's features and ckpt its checkpoint (an index into the process's
+: registry) for cells built from a NetPyNE rule (noble_neuron.integrations.netpyne).
 : Name avoids "syn"/"ampa"/"gaba"/"nmda"/"glu" so NetPyNE does not treat it as a synapse.
 
 NEURON {
     POINT_PROCESS nn_VoltageDrive
     ELECTRODE_CURRENT i
-    RANGE vc, rs, i, feat0, feat1
+    RANGE vc, rs, i, feat0, feat1, ckpt
 }
 
 UNITS {
@@ -25,6 +26,8 @@ PARAMETER {
     : -1e9 = not set (the checkpoint's default neuron)
     feat0 = -1e9
     feat1 = -1e9
+    : which network checkpoint (engine.rule_checkpoints index) a NetPyNE rule asked for; -1 = the shipped one
+    ckpt = -1
 }
 
 ASSIGNED {

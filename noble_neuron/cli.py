@@ -89,7 +89,7 @@ def _cmd_build_surrogate(args) -> int:
 
 def _cmd_generate(args) -> int:
     from .simulation.datagen import generate
-    from .data.feature_table import extract_features
+    from .features.table import extract_features
     from .stimuli.protocols import load_model_protocols
 
     from .data.dataset import open_dataset
@@ -111,9 +111,16 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from .data.feature_table import copy_features, extract_features
+    from .features.table import copy_features, extract_features
 
-    if args.copy_from:
+    if args.copy_from and Path(args.copy_from).suffix == ".pt":
+        from .surrogate.checkpoint import load_surrogate
+
+        s = load_surrogate(args.copy_from, device="cpu")
+        names = list(s.config.feature_names)
+        table = copy_features(args.copy_from, args.data, names=names,
+                              table={m: [v[n] for n in names] for m, v in s.model_features.items()})
+    elif args.copy_from:
         table = copy_features(args.copy_from, args.data)
     else:
         table = extract_features(args.data, progress=not args.no_progress)
@@ -162,7 +169,7 @@ def _cmd_demo(args) -> int:
     import numpy as np
 
     from .simulation.datagen import generate
-    from .data.feature_table import extract_features
+    from .features.table import extract_features
     from .detailed.pv_family import load_family
     from .evaluation.plots import plot_feature_spread, plot_fi_curves
     from .stimuli.protocols import load_protocols

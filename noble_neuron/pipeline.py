@@ -55,7 +55,7 @@ def build_surrogate(specs: Sequence, splits: Sequence[str | None] | None, out_di
     ``max_minutes``: training budget (the shipped recipe used 15 min on 2 CPU cores)."""
     from .simulation.datagen import generate
     from .evaluation.evaluate import write_report
-    from .data.feature_table import extract_features
+    from .features.table import extract_features
     from .stimuli.protocols import RheobaseRelativeSteps
     from .training.train import train
 

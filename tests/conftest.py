@@ -32,7 +32,7 @@ def h():
 
 @pytest.fixture(scope="session")
 def ball_stick_spec():
-    from noble_neuron.detailed.simulate import CellSpec
+    from noble_neuron.detailed.spec import CellSpec
 
     return CellSpec(
         model_id="ball_stick",
@@ -60,8 +60,8 @@ TINY_AMPS_NA = [-0.05, 0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3]
 def tiny_dataset(tmp_path_factory):
     """A real 60 ms Long Square dataset of 4 ball-and-stick HH cells (3 train, 1 unseen), with features."""
     from noble_neuron.simulation.datagen import generate
-    from noble_neuron.data.feature_table import extract_features
-    from noble_neuron.detailed.simulate import CellSpec
+    from noble_neuron.features.table import extract_features
+    from noble_neuron.detailed.spec import CellSpec
 
     specs = [CellSpec(f"bs{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
                       {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3})

@@ -50,7 +50,7 @@ def test_train_refuses_zero_epochs_a_folder_as_out_missing_cuda_and_incomplete_d
         f["done"][3] = 0
     with pytest.raises(ValueError, match="is incomplete: 1 of 40 simulations are missing; rerun"):
         train(partial, sc, TrainConfig(epochs=1), tmp_path / "m.pt", progress=False)
-    from noble_neuron.data.feature_table import extract_features
+    from noble_neuron.features.table import extract_features
 
     with pytest.raises(ValueError, match="is incomplete"):
         extract_features(partial, progress=False)

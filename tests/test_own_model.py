@@ -71,7 +71,7 @@ def test_loader_file_that_loads_the_template(tmp_path):
                       f'load_file("{OWN / "cell.hoc"}")\n')
     code = "\n".join([
         "from noble_neuron.detailed.spec import CellSpec",
-        "from noble_neuron.detailed.simulate import instantiate_cell",
+        "from noble_neuron.detailed.instantiate import instantiate_cell",
         f"spec = CellSpec('m', {str(loader)!r}, 'MorphCell', {str(OWN / 'mod')!r}, {{}}, ({str(OWN / 'morph.swc')!r},))",
         "cell = instantiate_cell(spec)",
         "print('SECTIONS', len(list(cell.all)))",
@@ -88,7 +88,8 @@ def test_loader_file_that_loads_the_template(tmp_path):
 
 
 def test_missing_constructor_argument_names_the_fix(own_specs):
-    from noble_neuron.detailed.simulate import SimulationError, instantiate_cell
+    from noble_neuron.detailed.instantiate import instantiate_cell
+    from noble_neuron.errors import SimulationError
 
     spec = CellSpec("noargs", own_specs[0][0].template_path, "MorphCell", str(OWN / "mod"), {},
                     preload=own_specs[0][0].preload)
@@ -99,8 +100,9 @@ def test_missing_constructor_argument_names_the_fix(own_specs):
 def test_distance_expression_sets_each_segment_and_flat_values_warn(own_specs):
     from neuron import h
 
-    from noble_neuron.detailed.simulate import FlattenedGradientWarning, instantiate_cell, soma_section
+    from noble_neuron.detailed.instantiate import instantiate_cell, soma_section
 
+    from noble_neuron.errors import FlattenedGradientWarning
     cell = instantiate_cell(own_specs[0][2])  # apical.gbar_demo_ih = "4e-5 * exp(distance / 150)"
     origin = soma_section(cell)(0.5)
     segs = [seg for sec in cell.apical for seg in sec]
@@ -134,7 +136,7 @@ def test_auto_rest_differs_from_neuron_default_is_stored_and_starts_every_trace(
 
 def _bisection(spec, cell, rest, lo=0.0, hi=0.5, tol=0.0005):
     from noble_neuron.features.ephys import count_spikes
-    from noble_neuron.detailed.simulate import simulate
+    from noble_neuron.simulation.simulate import simulate
 
     def fires(a):
         p = LongSquare(step_nA=a, delay_ms=15.0, dur_ms=100.0, total_ms=120.0)
@@ -146,8 +148,8 @@ def _bisection(spec, cell, rest, lo=0.0, hi=0.5, tol=0.0005):
 
 
 def test_rheobase_search_matches_a_fine_bisection_and_scales_the_plan(tmp_path, own_specs):
-    from noble_neuron.detailed.calibration import resting_potential, rheobase
-    from noble_neuron.detailed.simulate import instantiate_cell
+    from noble_neuron.simulation.calibration import resting_potential, rheobase
+    from noble_neuron.detailed.instantiate import instantiate_cell
 
     spec = own_specs[0][1]
     cell = instantiate_cell(spec)

@@ -101,7 +101,7 @@ def create_dataset(
     tmp.replace(path)  # a half-created file never carries the final name
 
 
-def _open_h5(path: Path, mode: str):
+def open_h5(path: Path, mode: str):
     h5py = _h5py()
     if not path.is_file():
         raise DatasetError(f"dataset {path} does not exist")
@@ -139,7 +139,7 @@ class TraceDataset:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        with _open_h5(self.path, "r") as f:
+        with open_h5(self.path, "r") as f:
             self.attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             self.done = f["done"][:].astype(bool)
             self.model_index = f["model_index"][:]
@@ -182,7 +182,7 @@ class TraceDataset:
         rows = np.asarray(rows, dtype=int)
         if rows.size and not self.done[rows].all():
             raise DatasetError(f"rows {rows[~self.done[rows]][:5].tolist()} of {self.path} are not generated yet")
-        with _open_h5(self.path, "r") as f:
+        with open_h5(self.path, "r") as f:
             order = np.argsort(rows)
             out = np.empty((rows.size, int(self.attrs["n_samples"])), dtype=np.float32)
             if rows.size:
@@ -191,7 +191,7 @@ class TraceDataset:
 
     def features(self) -> dict[str, Any]:
         """Per-model features stored by `store_features` ({} if none)."""
-        with _open_h5(self.path, "r") as f:
+        with open_h5(self.path, "r") as f:
             if "features" not in f:
                 return {}
             g = f["features"]

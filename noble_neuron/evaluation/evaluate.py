@@ -95,7 +95,7 @@ def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_s
 def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
                        batch_size: int | None = None, efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
     """Accuracy report of `s` on the Long Square rows of `data_path` (see module docstring)."""
-    from ..training.train import _heldout_mask
+    from ..training.train import heldout_mask
 
     ds = open_dataset(data_path)
     table = ds.features()
@@ -108,7 +108,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
     window = (p0["delay_ms"], p0["delay_ms"] + p0["dur_ms"])
     train_ids = set(s.train_model_ids)
     is_train = np.array([ds.model_ids[m] in train_ids for m in ds.model_index[ls]])
-    held = _heldout_mask(ds.amp_nA[ls], ds.model_index[ls], np.ones(ls.size, bool), val_every_kth_amplitude)
+    held = heldout_mask(ds.amp_nA[ls], ds.model_index[ls], np.ones(ls.size, bool), val_every_kth_amplitude)
     groups = {
         "in_distribution": ls[is_train & held],
         "unseen_models": ls[np.array([ds.model_splits[m] == "unseen" for m in ds.model_index[ls]])],
@@ -165,7 +165,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     where `Surrogate.whole_trace_caveat` reads them (SurrogateCell warns when they are far off)."""
     import time
 
-    from ..surrogate.checkpoint import load_surrogate
+    from ..surrogate.checkpoint import load_surrogate, save_surrogate
     from ..features.ephys import fi_curve
     from .machine import machine_info
     from .plots import plot_fi_comparison, plot_fi_curves, plot_trace_comparison
@@ -243,7 +243,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     (out / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
     if record:
         s.metrics["evaluation"] = {k: result[k] for k in HEADLINE_KEYS} | {"dataset": Path(data).name}
-        s.save(checkpoint)
+        save_surrogate(s, checkpoint)
     return result
 
 

@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["plot_fi_curves", "plot_feature_spread"]
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +24,7 @@ _COLORS = {"train": "tab:blue", "unseen": "tab:red", "sampled": "tab:green"}
 def plot_fi_curves(amps_nA: np.ndarray | Sequence[np.ndarray], rates_Hz: np.ndarray | Sequence[np.ndarray],
                    splits: Sequence[str], path: str | Path, title: str = "FI curves (400 ms Long Square)") -> Path:
     """One FI curve per model, coloured by split; amps_nA is shared (1-D) or one array per model."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     shared = isinstance(amps_nA, np.ndarray) and amps_nA.ndim == 1
     for m, split in enumerate(splits):
@@ -46,7 +46,7 @@ def plot_fi_curves(amps_nA: np.ndarray | Sequence[np.ndarray], rates_Hz: np.ndar
 
 def plot_feature_spread(i_thr_nA: np.ndarray, s_thr: np.ndarray, splits: Sequence[str], path: str | Path) -> Path:
     """Scatter of threshold current vs FI slope at threshold, coloured by split."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4.2))
     splits = np.asarray(splits)
     for split, color in _COLORS.items():
@@ -66,7 +66,7 @@ def plot_feature_spread(i_thr_nA: np.ndarray, s_thr: np.ndarray, splits: Sequenc
 def plot_trace_comparison(t_ms: np.ndarray, pairs: Sequence[tuple[str, np.ndarray, np.ndarray]],
                           path: str | Path) -> Path:
     """Stacked panels of NEURON (black) vs surrogate (colour) voltage traces; pairs = (title, true, pred)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(pairs), 1, figsize=(8, 1.9 * len(pairs)), sharex=True, squeeze=False)
     for ax, (title, true, pred) in zip(axes[:, 0], pairs):
         ax.plot(t_ms, true, color="black", lw=0.8, label="NEURON")
@@ -83,7 +83,7 @@ def plot_trace_comparison(t_ms: np.ndarray, pairs: Sequence[tuple[str, np.ndarra
 
 def plot_fi_comparison(curves: Sequence[dict], path: str | Path) -> Path:
     """FI curves of NEURON (solid) vs surrogate (dashed) per model; curves from evaluate_surrogate."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     colors = plt.cm.tab10(np.linspace(0, 1, max(len(curves), 1)))
     for c, color in zip(curves, colors):

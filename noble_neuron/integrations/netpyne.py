@@ -5,7 +5,8 @@
     sim.createSimulateAnalyze(netParams, simConfig)
 
 The rule is a plain NetPyNE dict: a one-compartment ``soma`` carrying an ``nn_VoltageDrive``
-point process whose ``feat0``/``feat1`` hold the neuron's features (I_thr nA, s_thr Hz/nA).
+point process whose ``feat0``/``feat1`` hold the neuron's features (I_thr nA, s_thr Hz/nA) and
+``ckpt`` its checkpoint (an index into `engine().rule_checkpoints`).
 No ``vref`` (NetPyNE would then route every connection to the point process): synapses are
 ordinary NetPyNE synMechs on ``soma`` (ExpSyn, Exp2Syn) and spikes are detected on soma v.
 At every ``finitialize`` the engine (`noble_neuron.neuron.engine`) finds the drives NetPyNE made
@@ -32,20 +33,20 @@ def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = No
     """A NetPyNE cell rule (dict) for a surrogate neuron of the network checkpoint.
 
     ``model_id`` (a family model) or raw ``features`` = (I_thr nA, s_thr Hz/nA) choose the
-    neuron; neither gives the checkpoint's default neuron. ``checkpoint`` (a sliding-window
-    checkpoint) applies to every NetPyNE-made surrogate of the process.
+    neuron; neither gives the checkpoint's default neuron. ``checkpoint`` (a network-mode
+    checkpoint; default the shipped one) travels with the rule as an index into the engine's
+    registry, so populations of different checkpoints run side by side.
     """
     from ..neuron.engine import engine
     from ..detailed.mechanisms import load_mechanisms
-    from ..neuron.cell import _surrogate
+    from ..neuron.cell import resolve_surrogate
 
     load_mechanisms()
-    s = _surrogate(checkpoint, network=True)
+    s = resolve_surrogate(checkpoint, network=True)
     eng = engine()
-    eng.adopted_checkpoint = s
+    point = {"mod": DRIVE_MECH, "loc": 0.5, "ckpt": float(eng.register_rule_checkpoint(s))}
     if model_id is not None and features is not None:
         raise ValueError("pass model_id or features, not both")
-    point = {"mod": DRIVE_MECH, "loc": 0.5}
     if model_id is not None:
         features = s.features_of(model_id)
     if features is not None:

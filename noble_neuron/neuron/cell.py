@@ -47,7 +47,7 @@ SOMA_DIAM_UM = 15.0
 _ALLOWED_POINT_PROCESSES = ("IClamp", "nn_VoltageDrive")
 
 
-def _surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False) -> Surrogate:
+def resolve_surrogate(checkpoint: str | Path | Surrogate | None, network: bool = False) -> Surrogate:
     if isinstance(checkpoint, Surrogate):
         s = checkpoint
     else:
@@ -100,7 +100,7 @@ class SurrogateCell:
 
         load_mechanisms()
         h.load_file("stdrun.hoc")  # finitialize/continuerun as users call them (idempotent)
-        self.surrogate = _surrogate(checkpoint, network)
+        self.surrogate = resolve_surrogate(checkpoint, network)
         self.strict = bool(strict)
         s = self.surrogate
         _warn_accuracy_once(s)
@@ -148,7 +148,7 @@ class SurrogateCell:
     def sample(cls, n: int, seed: int = 0, *, checkpoint: str | Path | Surrogate | None = None,
                strict: bool = False, network: bool = False) -> list["SurrogateCell"]:
         """n new neurons with features drawn uniformly inside the convex hull of the training features."""
-        s = _surrogate(checkpoint, network)
+        s = resolve_surrogate(checkpoint, network)
         return [cls(features=f, checkpoint=s, strict=strict)
                 for i, f in enumerate(s.sample_features(n, seed))]
 

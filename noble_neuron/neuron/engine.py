@@ -64,7 +64,7 @@ class _Engine:
         self.last_predict_s = 0.0
         self.network_groups: list = []  # network mode: one NetworkGroup per sliding checkpoint, this run
         self._adopted: dict[str, "SurrogateCell"] = {}  # wrappers of NetPyNE-made drives, owned here
-        self.adopted_checkpoint = None  # checkpoint for those (None: the shipped network checkpoint)
+        self.rule_checkpoints: list = []  # network checkpoints of NetPyNE cell rules; a drive's ckpt indexes it
         # fixed-point passes per epoch when cells have conductance synapses; 1, 2 and 3 gave the same
         # subthreshold error to < 0.01 mV at 0.6 ms epochs (benchmarks/network.py --iterations)
         self.network_iterations = 1
@@ -149,14 +149,20 @@ class _Engine:
         if fixed_step and whole:
             self._warn_coarse_step(whole)
         if whole:
-            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
+            h.cvode.event(h.t + INPUT_CHECK_MS, self._input_check_event)
         if limits:
             self._limit_ms = min(limits)
             # Fires only if the run goes past the trained window (first grid time >= limit under fixed step).
             h.cvode.event(self._limit_ms + 1e-6, self._window_end)
 
-    def _check_inputs(self) -> None:
-        """During a run: refuse whole-trace cells created after finitialize or whose input changed since."""
+    def _input_check_event(self) -> None:
+        self.check_inputs()
+        if self._limit_ms is None or self._h.t + INPUT_CHECK_MS < self._limit_ms:
+            self._h.cvode.event(self._h.t + INPUT_CHECK_MS, self._input_check_event)
+
+    def check_inputs(self) -> None:
+        """Raise SurrogateCellError if a whole-trace cell was created after finitialize or its input changed
+        since (run every INPUT_CHECK_MS of model time during a run; callable at any time)."""
         h = self._h
         for cell in self.cells():
             if cell.surrogate.is_sliding:
@@ -172,8 +178,11 @@ class _Engine:
                     "removed or its delay/dur/amp changed, or inject_current was called); a whole-trace surrogate "
                     "predicts from the inputs at h.finitialize(). Call h.finitialize() again after changing inputs, "
                     "or use network mode (SurrogateCell(..., network=True)) for inputs decided during the run.")
-        if self._limit_ms is None or h.t + INPUT_CHECK_MS < self._limit_ms:
-            h.cvode.event(h.t + INPUT_CHECK_MS, self._check_inputs)
+
+    def forget_netpyne_cells(self) -> None:
+        """Drop the engine's wrappers of NetPyNE-made surrogate cells (call after NetPyNE's ``sim.clearAll()``;
+        wrappers of deleted cells are otherwise dropped at the next finitialize)."""
+        self._adopted.clear()
 
     def _warn_coarse_step(self, cells: list["SurrogateCell"]) -> None:
         """Warn once per cell when h.dt is longer than the surrogate's narrowest action potential stays above the
@@ -197,13 +206,21 @@ class _Engine:
                     f"Use h.dt <= {widths.min() / 2:.3g} ms or CVode (h.cvode_active(1)).", CoarseStepWarning,
                     stacklevel=2)
 
+    def register_rule_checkpoint(self, surrogate) -> int:
+        """The index of `surrogate` in `rule_checkpoints` (added if new): what a NetPyNE rule's drive carries."""
+        for i, known in enumerate(self.rule_checkpoints):
+            if known is surrogate:
+                return i
+        self.rule_checkpoints.append(surrogate)
+        return len(self.rule_checkpoints) - 1
+
     def _adopt_foreign_drives(self) -> None:
         """Wrap nn_VoltageDrives not made by a SurrogateCell (NetPyNE cell rules) as network-mode cells.
 
         The engine owns these wrappers (nobody else does); a wrapper whose drive lost its
         section (cells cleared) is dropped.
         """
-        from .cell import SurrogateCell, _surrogate
+        from .cell import SurrogateCell, resolve_surrogate
 
         if not hasattr(self._h, "nn_VoltageDrive"):  # mechanisms never loaded here (e.g. an MPI rank without surrogates)
             return
@@ -212,8 +229,13 @@ class _Engine:
         foreign = [d for d in self._h.List("nn_VoltageDrive") if d.hname() not in owned and d.has_loc()]
         if not foreign:
             return
-        surrogate = _surrogate(self.adopted_checkpoint, network=True)
         for drive in foreign:
+            key = int(round(drive.ckpt))
+            if key >= len(self.rule_checkpoints):
+                raise SurrogateCellError(f"{drive.hname()} asks for network checkpoint #{key}, but this process "
+                                         f"registered {len(self.rule_checkpoints)}: build its cell rule with "
+                                         "noble_neuron.integrations.netpyne.cell_rule in this process")
+            surrogate = self.rule_checkpoints[key] if key >= 0 else resolve_surrogate(None, network=True)
             self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate)
 
     def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:

@@ -52,11 +52,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..data.dataset import DatasetBusyError, DatasetError, create_dataset, _open_h5
+from ..data.dataset import DatasetBusyError, DatasetError, create_dataset, open_h5
 from .writer_lock import exclusive_writer
 from ..detailed.spec import CellSpec, file_sha256, model_provenance
 from ..stimuli.protocols import Protocol, RheobaseRelativeSteps, n_samples, protocol_from_dict
-from ..detailed.simulate import SIM_DT_MS, DOWNSAMPLE
+from .simulate import SIM_DT_MS, DOWNSAMPLE
 
 __all__ = ["generate", "run_chunk", "make_jobs", "run_signature", "per_model_protocols"]
 
@@ -134,7 +134,7 @@ _worker_cell: tuple[str, object] | None = None
 
 
 def _worker_cell_for(spec: CellSpec):
-    from ..detailed.simulate import instantiate_cell
+    from ..detailed.instantiate import instantiate_cell
 
     global _worker_cell
     if _worker_cell is None or _worker_cell[0] != spec.model_id:
@@ -147,8 +147,8 @@ def _calibrate_one(job: dict) -> dict:
     """A calibration job: the model's rest (if asked) and rheobase (if asked)."""
     from neuron import h
 
-    from ..detailed.calibration import resting_potential, rheobase
-    from ..detailed.simulate import apply_globals
+    from .calibration import resting_potential, rheobase
+    from ..detailed.instantiate import apply_globals
 
     spec = CellSpec.from_dict(job["spec"])
     cell = _worker_cell_for(spec)
@@ -163,7 +163,7 @@ def _calibrate_one(job: dict) -> dict:
 
 def run_chunk(jobs: list[dict], journal_dir: str | None = None) -> list[dict]:
     """Run jobs (usually consecutive rows of one model) in this process; journal each result."""
-    from ..detailed.simulate import simulate
+    from .simulate import simulate
 
     results = []
     for job in jobs:
@@ -463,7 +463,7 @@ class GenerateRun:
         if not out.exists():
             return
         try:
-            with _open_h5(out, "r") as f:
+            with open_h5(out, "r") as f:
                 if f.attrs.get("signature") != self.signature:
                     raise DatasetError(
                         f"{out} exists but was generated for different models, protocols, dt or v_init, or a file the "
@@ -483,7 +483,7 @@ class GenerateRun:
             fixed = None if self.v_init == "template" else float(self.v_init)
             return [fixed] * n, [None] * n
         if self.out.exists():
-            with _open_h5(self.out, "r") as f:
+            with open_h5(self.out, "r") as f:
                 return ([None if np.isnan(v) else float(v) for v in f["models/v_init_mV"][:]],
                         [None if np.isnan(v) else float(v) for v in f["models/rheobase_nA"][:]])
         cache = self.journal / "calibration.json"
@@ -514,7 +514,7 @@ class GenerateRun:
     def _apply_splits(self) -> None:
         if self.splits is None or all(s is None for s in self.splits):
             return
-        with _open_h5(self.out, "r+") as f:
+        with open_h5(self.out, "r+") as f:
             stored = [s.decode() if isinstance(s, bytes) else s for s in f["models/split"][:]]
             wanted = [w if w is not None else old for w, old in zip(self.splits, stored)]
             if wanted != stored:
@@ -559,7 +559,7 @@ class GenerateRun:
         else:
             self._apply_splits()
 
-        with _open_h5(out, "r+") as f:
+        with open_h5(out, "r+") as f:
             lost = _unverified_done_rows(f)
             if lost.size:
                 log.warning("%d row(s) marked done hold no finite data (e.g. %s); they are restored from the journal "

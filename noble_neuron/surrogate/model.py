@@ -554,11 +554,6 @@ class Surrogate:
         """Weights only, as a plain dict of CPU tensors (neuraloperator's pickled ``_metadata`` dropped)."""
         return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if isinstance(v, torch.Tensor)}
 
-    def save(self, path: str | Path) -> Path:
-        """Write a self-describing checkpoint (see `noble_neuron.surrogate.checkpoint`)."""
-        from .checkpoint import save_surrogate
-
-        return save_surrogate(self, path)
 
     # ------------------------------------------------------------------ domain
     def in_hull(self, features: np.ndarray) -> np.ndarray:
@@ -728,7 +723,7 @@ class Surrogate:
 
         if self.config.streaming:
             raise ValueError("a streaming surrogate runs step by step with its own spikes fed back: use "
-                             "noble_neuron.evaluation.rollout.rollout(surrogate, currents, features) or SurrogateCell(network=True)")
+                             "noble_neuron.training.rollout.rollout(surrogate, currents, features) or SurrogateCell(network=True)")
         if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
             raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
         if not abs(float(dt_ms) - self.dt_ms) <= 1e-9:

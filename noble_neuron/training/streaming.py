@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..surrogate.checkpoint import load_checkpoint, save_checkpoint
+from ..surrogate.checkpoint import load_checkpoint, save_checkpoint, save_surrogate
 from ..features.ephys import spike_times
 from ..features.spike_metrics import coincidence_gamma
 from ..surrogate.streaming import coarse_inputs, coarse_targets
@@ -93,7 +93,7 @@ def _losses(model, x, v_t, s_t, sc: SurrogateConfig, pos_weight: float,
 def _closed_loop_scores(sur: Surrogate, stim: np.ndarray, volt: np.ndarray, feats_raw: np.ndarray,
                         dt_ms: float) -> dict[str, float]:
     """Engine-exact rollout of held-out traces: spike-count error and Γ (±2 ms) against the detailed ones."""
-    from ..evaluation.rollout import streaming_rollout
+    from .rollout import streaming_rollout
 
     _, st = streaming_rollout(sur, stim, feats_raw, v_rest_mV=volt[:, 0])
     duration = (stim.shape[1] - 1) * dt_ms
@@ -238,7 +238,7 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     if val_roll.size:  # the final figures with the decoding the engine uses (hazard draws)
         metrics.update(_closed_loop_scores(final, data.stim[val_roll], data.volt[val_roll], feats_raw[val_roll], dt))
         final.metrics = dict(metrics)
-    final.save(out_path)
+    save_surrogate(final, out_path)
     log.info("wrote %s", out_path)
     return metrics
 

@@ -1,7 +1,7 @@
 """Training the FNO surrogate on a dataset: config, relative-Lp loss, resumable loop.
 
 Only models with split ``'train'`` are used; their features come from the dataset's
-``/features`` table (run `noble_neuron.data.feature_table.extract_features` first) and the
+``/features`` table (run `noble_neuron.features.table.extract_features` first) and the
 `FeatureScaler`, amplitude range and feature hull are fit on them alone. Validation holds
 out every k-th Long Square amplitude of each training model (interior amplitudes only,
 so validation stays inside the trained amplitude range) and is evaluated on full traces.
@@ -43,7 +43,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..surrogate.checkpoint import load_checkpoint, save_checkpoint
+from ..surrogate.checkpoint import load_checkpoint, save_checkpoint, save_surrogate
 from ..config_io import checked_mapping, yaml_section
 from ..data.dataset import open_dataset
 from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude
@@ -246,7 +246,7 @@ class _Data:
         return (a + (amp - lo) * (b - a) / (hi - lo)).astype(np.float32)
 
 
-def _heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
+def heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
     """Every k-th interior Long Square amplitude of each model → validation, and every k-th of
     its other stimuli (noise, barrages, ramps; in row order)."""
     held = np.zeros(amps.shape, dtype=bool)
@@ -280,7 +280,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
                          "missing; rerun the same `noble-neuron generate` command to finish it first")
     feats = ds.features()
     if not feats:
-        raise ValueError(f"{data_path} has no /features table; run noble_neuron.data.feature_table.extract_features on it first")
+        raise ValueError(f"{data_path} has no /features table; run noble_neuron.features.table.extract_features on it first")
     missing = [n for n in sc.feature_names if n not in feats["names"]]
     if missing:
         raise ValueError(f"features {missing} are not in {data_path} (has {feats['names']}); "
@@ -318,7 +318,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
     if rows.size == 0:
         raise ValueError(f"{data_path} has no finished rows of training models (kinds={tc.kinds})")
     rows_model = ds.model_index[rows]
-    held = _heldout_mask(ds.amp_nA[rows], rows_model, kinds == "long_square", tc.val_every_kth_amplitude)
+    held = heldout_mask(ds.amp_nA[rows], rows_model, kinds == "long_square", tc.val_every_kth_amplitude)
 
     stim = ds.read(rows, "stimulus_nA")
     volt = ds.read(rows, "voltage_mV")
@@ -566,8 +566,8 @@ def _evaluate(model, sc, data, idx, win: "_Windows", device, batch_size, pos_wei
 def _calibrate_spikes(sur: Surrogate, data: _Data, tc: TrainConfig, max_traces: int = 32) -> None:
     """Set a spike-head surrogate's probability threshold to reproduce the spike counts of (up to
     `max_traces` of) the validation traces, rolled out as the network engine runs it
-    (`noble_neuron.evaluation.rollout.calibrate_spike_threshold`); without validation traces keep 0.5."""
-    from ..evaluation.rollout import calibrate_spike_threshold
+    (`noble_neuron.training.rollout.calibrate_spike_threshold`); without validation traces keep 0.5."""
+    from .rollout import calibrate_spike_threshold
 
     if data.val_idx.size == 0:
         log.warning("no validation traces: spike threshold left at %.2f (uncalibrated)", sur.spike_threshold)
@@ -600,7 +600,7 @@ def calibrate_spikes(checkpoint: str | Path, data_path: str | Path, out_path: st
     data, meta = _load_data(Path(data_path), sur.config, tc)
     sur.spike_refractory_samples = meta["spike_refractory_samples"]
     _calibrate_spikes(sur, data, tc)
-    sur.save(out_path or checkpoint)
+    save_surrogate(sur, out_path or checkpoint)
     return sur.metrics["spike_calibration"]
 
 
@@ -787,6 +787,6 @@ def train(
         final = surrogate(metrics)
         if sc.spike_head:
             _calibrate_spikes(final, data, tc)
-        final.save(out_path)
+        save_surrogate(final, out_path)
     log.info("wrote %s (train rel-L4 %.4f)", out_path, metrics.get("train_rel_l4", float("nan")))
     return metrics

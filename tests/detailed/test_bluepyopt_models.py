@@ -20,7 +20,8 @@ from neuron import h
 from noble_neuron.detailed.bluepyopt_models import specs_from_bluepyopt
 from noble_neuron.detailed.mechanisms import load_mechanisms
 from noble_neuron.stimuli.protocols import LongSquare
-from noble_neuron.detailed.simulate import instantiate_cell, simulate, soma_section
+from noble_neuron.detailed.instantiate import instantiate_cell, soma_section
+from noble_neuron.simulation.simulate import simulate
 
 load_mechanisms(str(OWN / "mod"))
 model, values = cell_model(), {values!r}

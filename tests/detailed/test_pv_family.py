@@ -11,8 +11,7 @@ from noble_neuron.detailed.pv_family import (
     TEMPLATE_NAME, TEMPLATE_PATH, default_parameters, get_model, load_family, parameter_bounds,
 )
 from noble_neuron.stimuli.protocols import LongSquare
-from noble_neuron.detailed.simulate import simulate
-
+from noble_neuron.simulation.simulate import simulate
 
 def test_family_has_60_models_with_fixed_split():
     family = load_family()

@@ -302,7 +302,7 @@ def test_copy_features_from_another_dataset_or_checkpoint(tiny_dataset, tiny_tra
     import h5py
 
     from noble_neuron.data.dataset import open_dataset
-    from noble_neuron.data.feature_table import copy_features
+    from noble_neuron.features.table import copy_features
 
     dest = tmp_path / "noise.h5"
     shutil.copy(tiny_dataset, dest)
@@ -313,7 +313,9 @@ def test_copy_features_from_another_dataset_or_checkpoint(tiny_dataset, tiny_tra
     src, got = open_dataset(tiny_dataset).features(), open_dataset(dest).features()
     assert got["names"] == src["names"]
     np.testing.assert_array_equal(got["values"], src["values"])
-    copy_features(tiny_trained[0], dest)  # from a checkpoint: its configured features only
+    from noble_neuron.cli import main
+
+    assert main(["features", "--data", str(dest), "--copy-from", str(tiny_trained[0])]) == 0  # a checkpoint's own
     got = open_dataset(dest).features()
     assert got["names"] == ["I_thr_nA", "s_thr_Hz_per_nA"]
     np.testing.assert_allclose(got["values"][:, 0], src["values"][:, src["names"].index("I_thr_nA")])

@@ -83,12 +83,12 @@ def test_the_refusal_names_the_problem(h, tiny):
     h.finitialize(-65)
     late = SurrogateCell("bs1", checkpoint=tiny)
     with pytest.raises(SurrogateCellError, match="created after h.finitialize"):
-        engine()._check_inputs()
+        engine().check_inputs()
     del late
     gc.collect()
     stim = _step(h, cell.soma(0.5))
     with pytest.raises(SurrogateCellError, match="changed during the run.*Call h.finitialize\\(\\) again"):
-        engine()._check_inputs()
+        engine().check_inputs()
     del stim, cell
 
 

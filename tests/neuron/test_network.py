@@ -105,8 +105,8 @@ def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
 
 @pytest.mark.parametrize("kind", ["closed_loop", "input_only", "spike_head"])
 def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_only, tiny_spike_head, kind):
-    """The NEURON engine and `noble_neuron.evaluation.rollout` run the same epochs: same voltages (and spikes)."""
-    from noble_neuron.evaluation.rollout import rollout
+    """The NEURON engine and `noble_neuron.training.rollout` run the same epochs: same voltages (and spikes)."""
+    from noble_neuron.training.rollout import rollout
 
     path = {"closed_loop": tiny_sliding, "input_only": tiny_input_only, "spike_head": tiny_spike_head}[kind]
     s = load_surrogate(path, device="cpu")
@@ -246,12 +246,35 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, strea
     finally:
         sim.clearAll()
         sim.fih.clear()  # clearAll keeps NetPyNE's FInitializeHandlers of the deleted cells
-        engine()._adopted.clear()
+        engine().forget_netpyne_cells()
     bad = specs.NetParams()
     bad.popParams["PV"] = {"cellType": "x", "numCells": 1}
     bad.connParams["c"] = {"preConds": {"pop": "PV"}, "postConds": {"pop": "PV"}, "sec": "dend"}
     with pytest.raises(ValueError, match="sec.*dend.*soma"):
         nn_netpyne.swap_population(bad, "PV", checkpoint=tiny_sliding)
+
+
+def test_netpyne_rules_of_two_checkpoints_run_side_by_side(h, sliding, streaming):
+    """Each rule's drive carries its checkpoint: two populations of two checkpoints, two engine groups."""
+    from noble_neuron.integrations.netpyne import cell_rule
+
+    rules = [cell_rule(sliding, model_id="bs1"), cell_rule(streaming, model_id="bs1"), cell_rule(sliding)]
+    keys = [r["secs"]["soma"]["pointps"]["surrogate"]["ckpt"] for r in rules]
+    assert keys[0] == keys[2] != keys[1]
+    secs, drives = [], []
+    for k in keys[:2]:  # what NetPyNE builds from a rule: a soma with the drive and its parameters
+        sec = h.Section(name=f"rule_soma_{int(k)}")
+        drive = h.nn_VoltageDrive(sec(0.5))
+        drive.ckpt = k
+        secs.append(sec)
+        drives.append(drive)
+    try:
+        h.finitialize(-65)
+        used = sorted(id(g.cells[0].surrogate) for g in engine().network_groups)
+        assert len(engine().network_groups) == 2 and used == sorted([id(sliding), id(streaming)])
+    finally:
+        del drives, secs
+        engine().forget_netpyne_cells()
 
 
 def check_netpyne_run(sliding, sim):

@@ -15,8 +15,7 @@ import pytest
 from conftest import DATA, short_step
 from noble_neuron.simulation.datagen import generate
 from noble_neuron.data.dataset import DatasetError, open_dataset
-from noble_neuron.detailed.simulate import CellSpec
-
+from noble_neuron.detailed.spec import CellSpec
 
 def _specs(n=2):
     return [CellSpec(f"m{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
@@ -116,7 +115,7 @@ _KILL_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from conftest import short_step
     from noble_neuron.simulation.datagen import generate
-    from noble_neuron.detailed.simulate import CellSpec
+    from noble_neuron.detailed.spec import CellSpec
     spec = CellSpec("m0", {template!r}, "BallStick", None, {{"somatic.gnabar_hh": 0.12}})
     generate([spec], [short_step(0.01 * k, total_ms=3000.0) for k in range(12)], sys.argv[1],
              engine="serial", chunk_size=1, progress=False)

@@ -13,10 +13,10 @@ from conftest import DATA
 from noble_neuron.simulation import datagen
 from noble_neuron.data.dataset import DatasetBusyError, DatasetError, open_dataset
 from noble_neuron.stimuli.protocols import LongSquare, long_square_draws
-from noble_neuron.detailed.simulate import CellSpec
+from noble_neuron.detailed.spec import CellSpec
 
 SPEC_CODE = f"""
-from noble_neuron.detailed.simulate import CellSpec
+from noble_neuron.detailed.spec import CellSpec
 from noble_neuron.stimuli.protocols import LongSquare
 specs = [CellSpec("m0", {str(DATA / "ball_stick.hoc")!r}, "BallStick", None,
                   {{"somatic.gnabar_hh": 0.12, "global.celsius": 6.3}})]

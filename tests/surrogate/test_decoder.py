@@ -144,6 +144,8 @@ def test_event_model_config_and_templates_are_validated(tiny_phase):
 
 def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warns_when_its_record_is_bad(
         h, tiny_phase, tmp_path):
+    from noble_neuron.surrogate.checkpoint import save_surrogate
+
     import gc
     import warnings
 
@@ -173,7 +175,7 @@ def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warn
 
     s.metrics["evaluation"] = {"spike_count_rel_error_firing_in_distribution": 0.9,
                                "firing_mismatch_rate_in_distribution": 0.0, "rel_l2_in_distribution": 0.1}
-    path = s.save(tmp_path / "bad.pt")
+    path = save_surrogate(s, tmp_path / "bad.pt")
     with pytest.warns(AccuracyWarning, match="spike counts off by 90 %"):
         cell = SurrogateCell("bs0", checkpoint=load_surrogate(path, device="cpu"))
     del cell

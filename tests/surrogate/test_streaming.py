@@ -114,7 +114,7 @@ def _run_cells(h, s, amps, tstop=50.0, delay=None):
 def test_engine_runs_the_offline_rollout_exactly(h, streaming_ckpt):
     from noble_neuron.neuron.engine import engine
     from noble_neuron.surrogate.checkpoint import load_surrogate
-    from noble_neuron.evaluation.rollout import streaming_rollout
+    from noble_neuron.training.rollout import streaming_rollout
     from noble_neuron.surrogate.streaming import cell_key
     from noble_neuron.neuron.streaming import StreamingGroup
 
@@ -167,7 +167,7 @@ def test_spike_draws_are_a_fixed_function_of_cell_and_step():
 def test_a_certain_spike_fires_and_an_impossible_one_does_not(streaming_ckpt):
     """Draws follow the hazard: logit shifted far up fires every allowed step, far down never."""
     from noble_neuron.surrogate.checkpoint import load_surrogate
-    from noble_neuron.evaluation.rollout import streaming_rollout
+    from noble_neuron.training.rollout import streaming_rollout
 
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     x = np.zeros((1, 601))

@@ -58,7 +58,7 @@ class DetailedCell:
     """
 
     def __init__(self, spec: CellSpec):
-        from ..simulate import instantiate_cell, soma_section
+        from ..instantiate import instantiate_cell, soma_section
 
         self.spec = spec
         self.model_id = spec.model_id

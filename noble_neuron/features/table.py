@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import _open_h5, open_dataset
-from ..features.ephys import model_features
+from ..data.dataset import open_h5, open_dataset
+from .ephys import model_features
 from ..stimuli.protocols import protocol_from_dict
 
 __all__ = ["SCALAR_FEATURES", "copy_features", "extract_features"]
@@ -75,7 +75,7 @@ SCALAR_FEATURES = ("I_thr_nA", "s_thr_Hz_per_nA", "input_resistance_MOhm")
 def _store(path, names, values, fi_amps, fi_rates, per_model_json) -> None:
     import h5py
 
-    with _open_h5(Path(path), "r+") as f:
+    with open_h5(Path(path), "r+") as f:
         if "features" in f:
             del f["features"]
         g = f.create_group("features")
@@ -86,8 +86,19 @@ def _store(path, names, values, fi_amps, fi_rates, per_model_json) -> None:
         g.create_dataset("json", data=per_model_json, dtype=h5py.string_dtype())
 
 
-def copy_features(source: str | Path, path: str | Path) -> dict:
-    """Give dataset `path` the per-model features of another dataset (or checkpoint) of the same models.
+def features_of_dataset(source: str | Path) -> tuple[list[str], dict[str, list[float]]]:
+    """(feature names, {model id: values}) of a dataset's /features table."""
+    src = open_dataset(source)
+    feats = src.features()
+    if not feats:
+        raise ValueError(f"{source} has no /features table to copy")
+    return list(feats["names"]), dict(zip(src.model_ids, feats["values"].tolist()))
+
+
+def copy_features(source: str | Path, path: str | Path, *, names: list[str] | None = None,
+                  table: dict[str, list[float]] | None = None) -> dict:
+    """Give dataset `path` the per-model features of another dataset of the same models (or the
+    ``names`` and per-model ``table`` given, e.g. read from a checkpoint by the CLI).
 
     A dataset without a fine Long Square grid (e.g. noise protocols for network mode) cannot
     measure I_thr and s_thr itself; copying them from the dataset the whole-trace surrogate
@@ -95,20 +106,8 @@ def copy_features(source: str | Path, path: str | Path) -> dict:
     Models missing from `source` raise ValueError.
     """
     ds = open_dataset(path)
-    source = Path(source)
-    if source.suffix == ".pt":
-        from ..surrogate.checkpoint import load_surrogate
-
-        s = load_surrogate(source, device="cpu")
-        names = list(s.config.feature_names)
-        table = {m: [v[n] for n in names] for m, v in s.model_features.items()}
-    else:
-        src = open_dataset(source)
-        feats = src.features()
-        if not feats:
-            raise ValueError(f"{source} has no /features table to copy")
-        names = feats["names"]
-        table = dict(zip(src.model_ids, feats["values"].tolist()))
+    if table is None:
+        names, table = features_of_dataset(source)
     missing = [m for m in ds.model_ids if m not in table]
     if missing:
         raise ValueError(f"{source} has no features for model(s) {missing[:5]} of {path}")

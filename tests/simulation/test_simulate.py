@@ -7,8 +7,10 @@ import pytest
 
 from conftest import DATA, short_step
 from noble_neuron.features.ephys import count_spikes
-from noble_neuron.detailed.simulate import CellSpec, SimulationError, instantiate_cell, simulate
-
+from noble_neuron.detailed.instantiate import instantiate_cell
+from noble_neuron.detailed.spec import CellSpec
+from noble_neuron.errors import SimulationError
+from noble_neuron.simulation.simulate import simulate
 
 def test_spikes_above_rheobase_not_below(ball_stick_spec):
     below = simulate(ball_stick_spec, short_step(0.0))

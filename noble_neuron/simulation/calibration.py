@@ -16,10 +16,12 @@ import logging
 
 import numpy as np
 
-from .spec import CellSpec
+from ..detailed.spec import CellSpec
 from ..features.ephys import count_spikes
 from ..stimuli.protocols import LONG_SQUARE_DELAY_MS, LONG_SQUARE_DUR_MS, LongSquare
-from .simulate import SIM_DT_MS, SimulationError, simulate, soma_section, steady_state_initialize
+from ..detailed.instantiate import soma_section
+from ..errors import SimulationError
+from .simulate import SIM_DT_MS, simulate, steady_state_initialize
 from ..constants import SPIKE_THRESHOLD_MV
 
 __all__ = ["resting_potential", "rheobase", "RHEOBASE_TOL_NA", "CHECK_MS"]
