@@ -43,7 +43,15 @@ def render() -> str:
     acc, speed = _load("accuracy.json"), _load("speedup.json")
     net20, net1k, offline = _load("network.json"), _load("network_1000cells.json"), _load("network_rollout.json")
     machine = acc["machine"]
-    rows = [
+    rows = []
+    quick = RESULTS / "quickstart.json"
+    if quick.is_file():
+        q = json.loads(quick.read_text())
+        fi_err = sum(abs(a - b) for a, b in zip(q["fi_rates_Hz_surrogate"], q["fi_rates_Hz_detailed"])) / len(q["fi_amps_nA"])
+        rows.append((f"the main command (`examples/quickstart.py`): {q['model']}, {q['step_nA']} nA step, spikes "
+                     "surrogate vs detailed; FI-curve error", f"{q['spikes_surrogate']} vs {q['spikes_detailed']}; "
+                     f"{fi_err:.1f} Hz over {len(q['fi_amps_nA'])} amplitudes", "equal; ≤ 3 Hz", "quickstart.json"))
+    rows += [
         ("whole-trace: spike-count error on firing traces, training models at held-out amplitudes / unseen models",
          f"{_pct(acc['spike_count_rel_error_firing_in_distribution'])} / "
          f"{_pct(acc['spike_count_rel_error_firing_unseen_models'])}", "≤ 3 % / ≤ 10 %", "accuracy.json"),

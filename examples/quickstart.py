@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--quick", action="store_true", help="3 FI amplitudes instead of 8")
     ap.add_argument("--out", default=str(Path(__file__).with_name("quickstart.png")))
+    ap.add_argument("--json", default=None, help="also write the figures here (benchmarks/results/quickstart.json "
+                    "holds the README's)")
     args = ap.parse_args()
     h.load_file("stdrun.hoc")
     fi_amps = np.array([0.05, 0.2, 0.35]) if args.quick else np.linspace(0.0, 0.35, 8)
@@ -117,6 +119,18 @@ def main() -> None:
           f"{wall_fi_surrogate:.2f} s (one batched run)")
     print("  rates (Hz) detailed :", np.round(fi_detailed, 1).tolist())
     print("  rates (Hz) surrogate:", np.round(fi_surrogate, 1).tolist())
+
+    if args.json:
+        import json
+
+        from noble_neuron.evaluation.machine import machine_info
+
+        Path(args.json).write_text(json.dumps({
+            "model": args.model, "step_nA": STEP_NA, "tstop_ms": TSTOP_MS, "spikes_detailed": int(n_detailed),
+            "spikes_surrogate": int(n_surrogate), "rel_l2": rel_l2, "wall_s_detailed": wall_detailed,
+            "wall_s_surrogate_fresh": wall_surrogate_predict, "fi_amps_nA": fi_amps.tolist(),
+            "fi_rates_Hz_detailed": [float(x) for x in fi_detailed],
+            "fi_rates_Hz_surrogate": [float(x) for x in fi_surrogate], "machine": machine_info()}, indent=1) + "\n")
 
     from noble_neuron.evaluation.plots import pyplot
 
