@@ -33,8 +33,11 @@ def make_detailed(model_id: str):
     return get_model(model_id).instantiate()
 
 
+CHECKPOINT = None  # None: the shipped checkpoint (--checkpoint: e.g. one from noble-neuron build-surrogate)
+
+
 def make_surrogate(model_id: str):
-    return SurrogateCell(model_id)
+    return SurrogateCell(model_id, checkpoint=CHECKPOINT)
 
 
 def attach(cell, amp_nA: float):
@@ -70,9 +73,12 @@ def main() -> None:
     ap.add_argument("--model", default=MODEL)
     ap.add_argument("--quick", action="store_true", help="3 FI amplitudes instead of 8")
     ap.add_argument("--out", default=str(Path(__file__).with_name("quickstart.png")))
+    ap.add_argument("--checkpoint", default=None, help="surrogate checkpoint (default: the shipped one)")
     ap.add_argument("--json", default=None, help="also write the figures here (benchmarks/results/quickstart.json "
                     "holds the README's)")
     args = ap.parse_args()
+    global CHECKPOINT
+    CHECKPOINT = args.checkpoint
     h.load_file("stdrun.hoc")
     fi_amps = np.array([0.05, 0.2, 0.35]) if args.quick else np.linspace(0.0, 0.35, 8)
 

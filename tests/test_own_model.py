@@ -232,6 +232,22 @@ def test_build_surrogate_runs_end_to_end_and_resumes(tmp_path):
     h.finitialize(-70)
     h.continuerun(120)
     assert np.isfinite(v.as_numpy()).all() and v.size() > 100
+    del stim, cell
+    from noble_neuron.errors import DomainWarning
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+
+    s = load_surrogate(out / "surrogate.pt", device="cpu")
+    ranges = {m: f["amp_range_nA"] for m, f in s.model_features.items() if f["split"] == "train"}
+    low_top = min(ranges, key=lambda m: ranges[m][1])  # the model whose plan ends lowest
+    amp = s.amp_range_nA[1]  # the top of the global range: another model's plan reaches it, this one's does not
+    lo, hi = ranges[low_top]
+    assert amp > hi + 0.05 * (hi - lo)  # beyond the guard's margin
+    cell = SurrogateCell(low_top, checkpoint=out / "surrogate.pt")
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 10, 100, amp
+    with pytest.warns(DomainWarning, match=f"outside the amplitudes model {low_top} was trained on"):
+        h.finitialize(-70)
+    del stim, cell
     trained_at = (out / "surrogate.pt").stat().st_mtime
     assert main(args) == 0  # a rerun: every stage is done, nothing is trained again
     assert (out / "surrogate.pt").stat().st_mtime == trained_at

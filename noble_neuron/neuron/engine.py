@@ -308,10 +308,16 @@ class _Engine:
         amps = characteristic_amplitude(_torch_tensor(stimuli[todo])).numpy()
         in_range = s.amplitude_in_range(amps)
         for i, ok, amp in zip(todo, in_range, amps):
+            own = s.model_features.get(group[i].model_id or "", {}).get("amp_range_nA")
             if not ok:
                 lo, hi = s.amp_range_nA
                 group[i]._domain_problem(
                     "amplitude", f"input amplitude {amp:.4g} nA is outside the trained range [{lo:g}, {hi:g}] nA")
+            elif own is not None and not own[0] - 0.05 * (own[1] - own[0]) <= amp <= own[1] + 0.05 * (own[1] - own[0]):
+                group[i]._domain_problem(
+                    "amplitude", f"input amplitude {amp:.4g} nA is outside the amplitudes model {group[i].model_id} "
+                                 f"was trained on [{own[0]:.3g}, {own[1]:.3g}] nA (a rheobase-relative plan ends at "
+                                 "its top amplitude); widen the plan (high_x_rheobase) and retrain to use it there")
         if s.steps_only:
             for i in todo:
                 if not is_single_step(stimuli[i]):

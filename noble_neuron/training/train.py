@@ -246,6 +246,13 @@ class _Data:
         return (a + (amp - lo) * (b - a) / (hi - lo)).astype(np.float32)
 
 
+def _model_amp_range(model: int, rows_model: np.ndarray, train_idx: np.ndarray, amps: np.ndarray) -> dict:
+    """{"amp_range_nA": (min, max)} of the characteristic amplitudes model `model` was trained on ({} if none):
+    SurrogateCell(model_id) warns outside it, e.g. beyond a rheobase-relative plan's top amplitude."""
+    mine = amps[train_idx][rows_model[train_idx] == model]
+    return {"amp_range_nA": [float(mine.min()), float(mine.max())]} if mine.size else {}
+
+
 def heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
     """Every k-th interior Long Square amplitude of each model → validation, and every k-th of
     its other stimuli (noise, barrages, ramps; in row order)."""
@@ -359,7 +366,8 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
         "dt_ms": ds.dt_ms, "n_samples": n_fine, **event_meta, "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
         "model_features": {ds.model_ids[m]: {"split": ds.model_splits[m],
-                                             **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])}}
+                                             **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])},
+                                             **_model_amp_range(m, rows_model, train_idx, amps)}
                            for m in range(len(ds.model_ids)) if np.isfinite(fvals[m]).all()},
         "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
         "stimulus_kinds": sorted(set(kinds.tolist())),
