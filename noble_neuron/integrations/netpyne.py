@@ -5,8 +5,9 @@
     sim.createSimulateAnalyze(netParams, simConfig)
 
 The rule is a plain NetPyNE dict: a one-compartment ``soma`` carrying an ``nn_VoltageDrive``
-point process whose ``feat0``/``feat1`` hold the neuron's features (I_thr nA, s_thr Hz/nA) and
-``ckpt`` its checkpoint (an index into `engine().rule_checkpoints`).
+point process whose ``ckpt`` and ``neuron`` index the engine's registries of checkpoints and of
+neurons' features (`engine().rule_checkpoints`, `engine().rule_neurons`): any feature set, any
+number of checkpoints.
 No ``vref`` (NetPyNE would then route every connection to the point process): synapses are
 ordinary NetPyNE synMechs on ``soma`` (ExpSyn, Exp2Syn) and spikes are detected on soma v.
 At every ``finitialize`` the engine (`noble_neuron.neuron.engine`) finds the drives NetPyNE made
@@ -51,9 +52,10 @@ def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = No
         features = s.features_of(model_id)
     if features is not None:
         f = [float(x) for x in features]
-        if len(f) != 2:
-            raise ValueError(f"features must be (I_thr_nA, s_thr_Hz_per_nA), got {features!r}")
-        point.update(feat0=f[0], feat1=f[1])
+        names = list(s.config.feature_names)
+        if len(f) != len(names):
+            raise ValueError(f"features must be one value per feature of the checkpoint {names}, got {features!r}")
+        point["neuron"] = float(eng.register_rule_neuron(f))
     return {
         "secs": {"soma": {"geom": {"L": SOMA_L_UM, "diam": SOMA_DIAM_UM, "nseg": 1, "Ra": 100.0, "cm": 1.0},
                           "mechs": {}, "pointps": {"surrogate": point}, "threshold": SPIKE_THRESHOLD_MV}},

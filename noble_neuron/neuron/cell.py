@@ -153,14 +153,13 @@ class SurrogateCell:
                 for i, f in enumerate(s.sample_features(n, seed))]
 
     @classmethod
-    def adopt(cls, drive, checkpoint: str | Path | Surrogate | None = None) -> "SurrogateCell":
+    def adopt(cls, drive, checkpoint: str | Path | Surrogate | None = None,
+              features: Sequence[float] | None = None) -> "SurrogateCell":
         """Wrap an ``nn_VoltageDrive`` someone else placed (e.g. a NetPyNE cell rule) as a SurrogateCell.
 
-        Its section becomes ``soma``; features come from the drive's ``feat0``/``feat1``
-        (the checkpoint's default neuron if unset). Used by the engine at finitialize.
+        Its section becomes ``soma``; `features` (None: the checkpoint's default neuron) come from the
+        engine's registry, indexed by the drive's ``neuron``. Used by the engine at finitialize.
         """
-        feats = [float(drive.feat0), float(drive.feat1)]
-        features = None if min(feats) <= -1e8 else feats
         return cls(features=features, checkpoint=checkpoint, _drive=drive,
                    name=f"SurrogateCell<{drive.get_segment().sec.name()}>")
 

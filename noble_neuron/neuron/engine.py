@@ -65,6 +65,7 @@ class _Engine:
         self.network_groups: list = []  # network mode: one NetworkGroup per sliding checkpoint, this run
         self._adopted: dict[str, "SurrogateCell"] = {}  # wrappers of NetPyNE-made drives, owned here
         self.rule_checkpoints: list = []  # network checkpoints of NetPyNE cell rules; a drive's ckpt indexes it
+        self.rule_neurons: list[list[float]] = []  # their neurons' features; a drive's neuron indexes it
         # fixed-point passes per epoch when cells have conductance synapses; 1, 2 and 3 gave the same
         # subthreshold error to < 0.01 mV at 0.6 ms epochs (benchmarks/network.py --iterations)
         self.network_iterations = 1
@@ -214,6 +215,13 @@ class _Engine:
         self.rule_checkpoints.append(surrogate)
         return len(self.rule_checkpoints) - 1
 
+    def register_rule_neuron(self, features: list[float]) -> int:
+        """The index of a neuron's `features` in `rule_neurons` (added if new): what a NetPyNE rule's drive carries."""
+        if features in self.rule_neurons:
+            return self.rule_neurons.index(features)
+        self.rule_neurons.append(list(features))
+        return len(self.rule_neurons) - 1
+
     def _adopt_foreign_drives(self) -> None:
         """Wrap nn_VoltageDrives not made by a SurrogateCell (NetPyNE cell rules) as network-mode cells.
 
@@ -236,7 +244,12 @@ class _Engine:
                                          f"registered {len(self.rule_checkpoints)}: build its cell rule with "
                                          "noble_neuron.integrations.netpyne.cell_rule in this process")
             surrogate = self.rule_checkpoints[key] if key >= 0 else resolve_surrogate(None, network=True)
-            self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate)
+            n = int(round(drive.neuron))
+            if n >= len(self.rule_neurons):
+                raise SurrogateCellError(f"{drive.hname()} asks for neuron #{n}, but this process registered "
+                                         f"{len(self.rule_neurons)}: build its cell rule in this process")
+            features = self.rule_neurons[n] if n >= 0 else None
+            self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate, features=features)
 
     def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
         """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""

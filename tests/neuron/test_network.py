@@ -259,19 +259,23 @@ def test_netpyne_rules_of_two_checkpoints_run_side_by_side(h, sliding, streaming
     from noble_neuron.integrations.netpyne import cell_rule
 
     rules = [cell_rule(sliding, model_id="bs1"), cell_rule(streaming, model_id="bs1"), cell_rule(sliding)]
-    keys = [r["secs"]["soma"]["pointps"]["surrogate"]["ckpt"] for r in rules]
-    assert keys[0] == keys[2] != keys[1]
+    points = [r["secs"]["soma"]["pointps"]["surrogate"] for r in rules]
+    keys = [p["ckpt"] for p in points]
+    assert keys[0] == keys[2] != keys[1] and "neuron" not in points[2]  # no model: the default neuron
     secs, drives = [], []
-    for k in keys[:2]:  # what NetPyNE builds from a rule: a soma with the drive and its parameters
-        sec = h.Section(name=f"rule_soma_{int(k)}")
+    for p in points[:2]:  # what NetPyNE builds from a rule: a soma with the drive and the rule's parameters
+        sec = h.Section(name=f"rule_soma_{int(p['ckpt'])}")
         drive = h.nn_VoltageDrive(sec(0.5))
-        drive.ckpt = k
+        drive.ckpt, drive.neuron = p["ckpt"], p["neuron"]
         secs.append(sec)
         drives.append(drive)
     try:
         h.finitialize(-65)
-        used = sorted(id(g.cells[0].surrogate) for g in engine().network_groups)
-        assert len(engine().network_groups) == 2 and used == sorted([id(sliding), id(streaming)])
+        groups = engine().network_groups
+        used = sorted(id(g.cells[0].surrogate) for g in groups)
+        assert len(groups) == 2 and used == sorted([id(sliding), id(streaming)])
+        for g in groups:  # each carries the neuron its rule named, from the registry
+            np.testing.assert_allclose(g.cells[0].features, g.cells[0].surrogate.features_of("bs1"))
     finally:
         del drives, secs
         engine().forget_netpyne_cells()
