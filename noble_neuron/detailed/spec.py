@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from ..validation import is_real
 
 __all__ = ["CellSpec", "SPLITS", "distance_function", "load_model_file", "assign_splits", "model_provenance",
            "file_sha256"]
@@ -64,7 +65,7 @@ def distance_function(expression: str, where: str = "parameter"):
                              f"(µm from the soma), {sorted(_EXPRESSION_FUNCTIONS)}, {sorted(_EXPRESSION_CONSTANTS)}")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _EXPRESSION_FUNCTIONS):
             raise ValueError(f"{where}: expression {expression!r} calls something other than {sorted(_EXPRESSION_FUNCTIONS)}")
-        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, (int, float))):
+        if isinstance(node, ast.Constant) and not is_real(node.value):
             raise ValueError(f"{where}: expression {expression!r} holds the non-number {node.value!r}")
     code = compile(tree, where, "eval")
     namespace = {"__builtins__": {}, **_EXPRESSION_FUNCTIONS, **_EXPRESSION_CONSTANTS}
@@ -88,7 +89,7 @@ def _validate_parameter(model_id: str, key: str, value: Any) -> None:
                              f"; a distance expression ({value!r}) applies only to range variables")
         distance_function(value, f"{model_id}: parameter {key}")
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_real(value):
         raise TypeError(f"{model_id}: parameter {key} must be a number or a distance expression (string), got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{model_id}: parameter {key} is {value}; parameters must be finite")
@@ -124,6 +125,8 @@ class CellSpec:
             raise TypeError(f"parameters of {self.model_id} must be a mapping, got {type(self.parameters).__name__}")
         for key, value in self.parameters.items():
             _validate_parameter(self.model_id, key, value)
+        # numbers as Python floats (numpy scalars included): specs travel as JSON (jobs, signatures, datasets)
+        object.__setattr__(self, "parameters", {k: v if isinstance(v, str) else float(v) for k, v in self.parameters.items()})
         object.__setattr__(self, "template_args", tuple(self.template_args))
         object.__setattr__(self, "preload", tuple(str(p) for p in self.preload))
         for arg in self.template_args:

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from ..constants import SPIKE_THRESHOLD_MV
 from .spikes import _as_trace, _check_dt, count_spikes, spike_times  # noqa: F401 (part of this module's API)
+from ..validation import is_int
 
 __all__ = [
     "count_spikes",
@@ -188,7 +189,7 @@ def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 
     """
     if not isinstance(fi, FICurve):
         raise TypeError(f"fi must be an FICurve (see fi_curve), got {type(fi).__name__}")
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+    if not is_int(n_points) or n_points < 2:
         raise ValueError(f"n_points must be an integer >= 2 (a slope needs two points), got {n_points!r}")
     i_thr = threshold_current(fi) if i_thr_nA is None else float(i_thr_nA)
     tol = 1e-12 * max(1.0, abs(i_thr))

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from ..constants import SPIKE_THRESHOLD_MV
+from ..validation import is_real
 
 __all__ = ["SPIKE_THRESHOLD_MV", "spike_times", "spike_times_at", "count_spikes", "upward_crossings"]
 
@@ -31,7 +32,7 @@ def _as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
 
 
 def _check_dt(dt_ms: float) -> float:
-    if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
+    if not is_real(dt_ms):
         raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
     dt = float(dt_ms)
     if not (math.isfinite(dt) and dt > 0):

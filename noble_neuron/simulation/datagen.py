@@ -57,6 +57,7 @@ from .writer_lock import exclusive_writer
 from ..detailed.spec import CellSpec, file_sha256, model_provenance
 from ..stimuli.protocols import Protocol, RheobaseRelativeSteps, n_samples, protocol_from_dict
 from .simulate import SIM_DT_MS, DOWNSAMPLE
+from ..validation import is_int
 
 __all__ = ["generate", "run_chunk", "make_jobs", "run_signature", "per_model_protocols"]
 
@@ -405,8 +406,9 @@ def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downs
     for s in specs:
         if not Path(s.template_path).is_file():
             raise FileNotFoundError(f"{s.model_id}: HoC template {s.template_path} does not exist")
-    if isinstance(seed_per_model, bool) or not isinstance(seed_per_model, int) or seed_per_model < 0:
+    if not is_int(seed_per_model) or seed_per_model < 0:
         raise ValueError(f"seed_per_model must be an integer >= 0, got {seed_per_model!r}")
+    seed_per_model = int(seed_per_model)
     signature = run_signature(specs, protocols, sim_dt_ms, downsample, seed_per_model, v_init)
     journal = out.with_name(out.name + ".journal") / signature[:16]
 

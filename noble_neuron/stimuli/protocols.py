@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Union
 import numpy as np
 
 from ..config_io import checked_mapping
+from ..validation import is_int, is_real
 
 __all__ = [
     "LongSquare",
@@ -73,8 +74,10 @@ class _Windowed:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, int) and not isinstance(value, bool) and f.type in ("float", float):
+            if is_real(value) and f.type in ("float", float):  # numpy scalars too: protocols must stay JSON-able
                 object.__setattr__(self, f.name, float(value))
+            elif is_int(value) and f.type in ("int", int):
+                object.__setattr__(self, f.name, int(value))
         _check_finite(self)
         if self.dur_ms <= 0:
             raise ValueError(f"{self.kind}: dur_ms must be > 0, got {self.dur_ms}")
@@ -272,7 +275,7 @@ def protocol_from_dict(d: dict[str, Any]) -> Protocol:
             except ValueError:
                 raise ValueError(f"{kind}.{f.name} must be a number, got {value!r}") from None
         elif f.type in ("float", float) and value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
+                not is_real(value)):
             raise ValueError(f"{kind}.{f.name} must be a number, got {value!r}")
     return cls(**d)
 
@@ -359,8 +362,9 @@ class RheobaseRelativeSteps:
     def __post_init__(self) -> None:
         for name in ("n_hyper", "n_depol", "seed"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            if not is_int(v) or v < 0:
                 raise ValueError(f"{self.kind}: {name} must be an integer >= 0, got {v!r}")
+            object.__setattr__(self, name, int(v))
         if self.n_depol < 2:
             raise ValueError(f"{self.kind}: n_depol must be >= 2 (an FI curve needs amplitudes above rheobase)")
         if not self.low_x_rheobase <= 0 < self.high_x_rheobase:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+from ..validation import is_int
 
 __all__ = [
     "AMPLITUDE_THRESHOLD_NA",
@@ -44,7 +45,7 @@ AMPLITUDE_THRESHOLD_NA = 1e-6
 def n_input_channels(k_amp: int, k_feat: int, n_features: int) -> int:
     """Number of FNO input channels: current + amplitude embedding + feature embeddings."""
     for name, val in (("k_amp", k_amp), ("k_feat", k_feat), ("n_features", n_features)):
-        if isinstance(val, bool) or not isinstance(val, int) or val < 0:
+        if not is_int(val) or val < 0:
             raise ValueError(f"{name} must be an integer >= 0, got {val!r}")
     return 1 + 2 * k_amp + 2 * k_feat * n_features
 
@@ -62,7 +63,7 @@ def time_grid(
     int, giving shape (length,), or a (B,) integer tensor of per-item window offsets,
     giving (B, length).  ``length`` defaults to ``n_ref - start`` for an int start.
     """
-    if isinstance(n_ref, bool) or not isinstance(n_ref, int) or n_ref < 2:
+    if not is_int(n_ref) or n_ref < 2:
         raise ValueError(f"n_ref (trained trace length in samples) must be an integer >= 2, got {n_ref!r}")
     step = 2.0 * math.pi / (n_ref - 1)
     if isinstance(start, torch.Tensor):
@@ -73,10 +74,10 @@ def time_grid(
         dev = start.device if device is None else device
         idx = start.to(dev, torch.float64)[:, None] + torch.arange(length, device=dev, dtype=torch.float64)[None, :]
         return idx * step
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+    if not is_int(start) or start < 0:
         raise ValueError(f"start must be an integer >= 0 or a tensor of offsets, got {start!r}")
     length = n_ref - start if length is None else length
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+    if not is_int(length) or length < 1:
         raise ValueError(f"length must be a positive integer, got {length!r}")
     return (start + torch.arange(length, device=device, dtype=torch.float64)) * step
 

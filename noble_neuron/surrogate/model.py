@@ -40,6 +40,7 @@ from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplit
 from ..config_io import checked_mapping, yaml_section
 from ..features.ephys import FeatureScaler
 from ..errors import DomainWarning, AccuracyWarning  # noqa: F401 (raised here, defined in errors)
+from ..validation import is_int, is_real
 
 __all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "event_channels",
            "fast_fft_length", "count_parameters",
@@ -60,13 +61,13 @@ def default_device() -> torch.device:
 
 
 def _pos_int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+    if not is_int(v) or v < 1:
         raise ValueError(f"{name} must be a positive integer, got {v!r}")
     return int(v)
 
 
 def _pos_float(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (math.isfinite(v) and v > 0):
+    if not is_real(v) or not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a positive finite number, got {v!r}")
     return float(v)
 
@@ -147,7 +148,7 @@ class SurrogateConfig:
             object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
         for name in ("k_amp", "k_feat", "spike_label_half_width"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            if not is_int(v) or v < 0:
                 raise ValueError(f"{name} (number of embedding frequencies) must be an integer >= 0, got {v!r}")
             object.__setattr__(self, name, int(v))
         for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV",
@@ -155,7 +156,7 @@ class SurrogateConfig:
             object.__setattr__(self, name, _pos_float(name, getattr(self, name)))
         for name in ("v_offset_mV", "scaled_low", "scaled_high", "v_clip_mV"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if not is_real(v) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number, got {v!r}")
             object.__setattr__(self, name, float(v))
         for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head", "grid_channel",
@@ -428,7 +429,7 @@ class Surrogate:
         self.stimulus_kinds = tuple(str(k) for k in stimulus_kinds)
         if sliding_horizon_samples is not None:
             b = sliding_horizon_samples
-            if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or not 1 <= b < self.n_samples:
+            if not is_int(b) or not 1 <= b < self.n_samples:
                 raise ValueError(f"sliding_horizon_samples must be an integer in [1, {self.n_samples}), got {b!r}")
             if not config.sliding_window:
                 raise ValueError("a sliding-window surrogate needs config.sliding_window=True")
@@ -724,7 +725,7 @@ class Surrogate:
         if self.config.streaming:
             raise ValueError("a streaming surrogate runs step by step with its own spikes fed back: use "
                              "noble_neuron.training.rollout.rollout(surrogate, currents, features) or SurrogateCell(network=True)")
-        if isinstance(dt_ms, bool) or not isinstance(dt_ms, (int, float, np.integer, np.floating)):
+        if not is_real(dt_ms):
             raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
         if not abs(float(dt_ms) - self.dt_ms) <= 1e-9:
             raise ValueError(
@@ -773,7 +774,7 @@ class Surrogate:
         hist = None
         c_spike = self.config.spike_head
         if self.is_sliding and n_future is not None and (
-                isinstance(n_future, bool) or not isinstance(n_future, (int, np.integer)) or not (
+                not is_int(n_future) or not (
                 1 <= n_future <= self.sliding_horizon_samples)):
             raise ValueError(f"n_future must be an integer in [1, {self.sliding_horizon_samples}] (the trained "
                              f"horizon), got {n_future!r}")

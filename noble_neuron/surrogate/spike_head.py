@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..features.spikes import upward_crossings
+from ..validation import is_int
 
 __all__ = ["REFRACTORY_MS", "SpikeComposer", "ap_template", "refractory_samples",
            "spike_labels"]
@@ -89,7 +90,7 @@ class SpikeComposer:
             raise ValueError(f"spike probability threshold must be in (0, 1), got {threshold!r}")
         self.threshold = float(threshold)
         self.refractory = int(round(REFRACTORY_MS / dt_ms)) if refractory is None else int(refractory)
-        if isinstance(delay_samples, bool) or not isinstance(delay_samples, (int, np.integer)) or not (
+        if not is_int(delay_samples) or not (
                 0 <= delay_samples < self.refractory):
             raise ValueError(f"spike delay must be an integer in [0, {self.refractory}) samples, got {delay_samples!r}")
         self.delay = int(delay_samples)

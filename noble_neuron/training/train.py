@@ -51,6 +51,7 @@ from ..features.ephys import FeatureScaler
 from ..surrogate.spike_head import ap_template, refractory_samples, spike_labels
 from ..surrogate.model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_outputs, decode_voltage,
                               default_device, event_channels, history_channels)
+from ..validation import is_int, is_real
 
 __all__ = ["TrainConfig", "calibrate_spikes", "relative_lp", "train", "resume_path"]
 
@@ -121,7 +122,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+            if not is_int(v) or v < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {v!r}")
             object.__setattr__(self, name, int(v))
 
@@ -136,7 +137,7 @@ class TrainConfig:
         for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "history_noise_mV", "spike_loss_weight",
                      "spike_pos_weight"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if not is_real(v) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
             object.__setattr__(self, name, float(v))
         if not self.lr > 0:
@@ -157,7 +158,7 @@ class TrainConfig:
             raise ValueError(f"window_time must be 'absolute' or 'relative', got {self.window_time!r}")
         if self.window_time == "relative" and self.window_samples is None:
             raise ValueError("window_time='relative' (sliding-window surrogate) needs window_samples")
-        if isinstance(self.pushforward, bool) or not isinstance(self.pushforward, int) or self.pushforward < 0:
+        if not is_int(self.pushforward) or self.pushforward < 0:
             raise ValueError(f"pushforward (closed-loop steps before each training window) must be an integer "
                              f">= 0, got {self.pushforward!r}")
         if self.window_time == "relative" and 2 * self.history_horizon_samples >= self.window_samples:
