@@ -21,6 +21,19 @@ def torch_one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture()
+def clean_engine(h):
+    """After the test: no SurrogateCell left behind (the engine forgets deleted cells), CVode off."""
+    import gc
+
+    from noble_neuron.neuron.engine import engine
+
+    yield
+    gc.collect()
+    h.cvode_active(0)
+    assert engine().cells() == []
+
+
 @pytest.fixture(scope="session")
 def h():
     """NEURON's hoc interpreter with the standard run library (tests that drive h.run / continuerun)."""

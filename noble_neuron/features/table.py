@@ -61,8 +61,6 @@ def extract_features(path: str | Path, progress: bool = True) -> dict:
     for m, f in enumerate(per_model):
         for a, r in zip(f.get("fi_amps_nA", []), f.get("fi_rates_Hz", [])):
             fi_rates[m, np.argmin(np.abs(ls_amps - a))] = r
-    import h5py
-
     _store(path, scalar_names, values, np.tile(ls_amps, (len(per_model), 1)), fi_rates,
            [json.dumps(x) for x in per_model])
     return {"names": scalar_names, "values": values, "fi_amps_nA": ls_amps, "fi_rates_Hz": fi_rates,

@@ -32,11 +32,12 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from .engine import SurrogateCellError, engine, is_single_step, step_current
+from ..stimuli.protocols import step_current
+from .engine import SurrogateCellError, engine, is_single_step
 from .network import PLAY_MARGIN_SAMPLES, SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
 
@@ -275,12 +276,20 @@ class SurrogateCell:
                 "voltage, so inserted channels would have no effect. Remove them (soma.uninsert(name))."
             )
 
-    def _render_input(self, grid_ms: np.ndarray) -> np.ndarray:
-        i = np.zeros_like(grid_ms)
+    def clamp_settings(self) -> list[tuple[Any, float, float, float]]:
+        """(IClamp, delay ms, dur ms, amp nA) of every IClamp on the soma, as they are now; a non-finite
+        setting raises SurrogateCellError naming the clamp (the engines read clamps only through here)."""
+        out = []
         for stim in self.iclamps():
             delay, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
             if not all(math.isfinite(x) for x in (delay, dur, amp)):
                 raise SurrogateCellError(f"{stim.hname()} on {self.soma.name()} has a non-finite delay/dur/amp")
+            out.append((stim, delay, dur, amp))
+        return out
+
+    def _render_input(self, grid_ms: np.ndarray) -> np.ndarray:
+        i = np.zeros_like(grid_ms)
+        for _, delay, dur, amp in self.clamp_settings():
             i += step_current(grid_ms, delay, dur, amp)
         for t, v in self._injected:
             i += np.interp(grid_ms, t, v, left=0.0, right=0.0)

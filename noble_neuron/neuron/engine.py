@@ -35,11 +35,10 @@ from ..errors import SurrogateCellError, CoarseStepWarning  # noqa: F401 (raised
 if TYPE_CHECKING:  # pragma: no cover
     from .cell import SurrogateCell
 
-__all__ = ["SurrogateCellError", "engine", "is_single_step", "step_current"]
+__all__ = ["SurrogateCellError", "engine", "is_single_step"]
 
 log = logging.getLogger(__name__)
 
-_EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus edge (as protocols.py)
 
 
 #: during a run, whole-trace cells' inputs are compared with those their prediction was made for every this many ms
@@ -297,7 +296,7 @@ class _Engine:
         if math.isinf(agreed):
             return
         for g in self.network_groups:
-            g.use_epoch_samples(int(round(agreed / g.dt_s)))
+            g.use_epoch_samples(int(round(agreed / g.dt_sample_ms)))
         pc.set_maxstep(agreed)
 
     def network_group_of(self, cell: "SurrogateCell"):
@@ -370,12 +369,6 @@ def is_single_step(current_nA: np.ndarray, tol_nA: float = 1e-9) -> bool:
     idx = np.flatnonzero(on)
     stretch = current_nA[idx[0]: idx[-1] + 1]
     return bool(on[idx[0]: idx[-1] + 1].all() and np.ptp(stretch) <= tol_nA)
-
-
-def step_current(grid_ms: np.ndarray, delay_ms: float, dur_ms: float, amp_nA: float) -> np.ndarray:
-    """An IClamp's current (nA) on a time grid: amp for delay <= t < delay + dur (as NEURON's IClamp)."""
-    on = (grid_ms >= delay_ms - _EDGE_EPS_MS) & (grid_ms < delay_ms + dur_ms - _EDGE_EPS_MS)
-    return np.where(on, amp_nA, 0.0)
 
 
 _ENGINE: _Engine | None = None

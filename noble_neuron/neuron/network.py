@@ -3,7 +3,7 @@
 NEURON-facing edge of the package, used by `noble_neuron.neuron.engine` for SurrogateCells
 whose checkpoint is a sliding-window surrogate (``Surrogate.is_sliding``).
 
-Epochs. The run is cut into epochs of D = n_e · dt_s (dt_s = 0.06 ms, the surrogate grid),
+Epochs. The run is cut into epochs of D = n_e · dt_sample_ms (dt_sample_ms = 0.06 ms, the surrogate grid),
 with D shorter than half the smallest NetCon delay into any surrogate synapse (and at most
 the trained horizon); under fixed step D is a whole number of NEURON steps when the grids
 allow (multiples of 0.3 ms at dt 0.025). A spike that arrives in [t_k, t_k + D] was then
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .engine import step_current
+from ..stimuli.protocols import step_current
 from ..surrogate.encoding import characteristic_amplitude
 from ..surrogate.model import AccuracyWarning
 from ..errors import NetworkError  # noqa: F401 (raised here, defined in errors)
@@ -66,27 +66,27 @@ VOLTAGE_RANGE_MV = (-110.0, 70.0)
 PLAY_MARGIN_SAMPLES = 10
 
 
-def epoch_samples(min_delay_ms: float | None, dt_s: float, horizon: int, margin_ms: float = 0.0) -> int:
-    """Samples per epoch: the most n_e <= horizon with n_e·dt_s + margin_ms strictly below the smallest delay."""
+def epoch_samples(min_delay_ms: float | None, dt_sample_ms: float, horizon: int, margin_ms: float = 0.0) -> int:
+    """Samples per epoch: the most n_e <= horizon with n_e·dt_sample_ms + margin_ms strictly below the smallest delay."""
     if min_delay_ms is None:
         return horizon
-    n = int(math.ceil((min_delay_ms - margin_ms) / dt_s - 1e-9)) - 1
+    n = int(math.ceil((min_delay_ms - margin_ms) / dt_sample_ms - 1e-9)) - 1
     if n < 2:
         raise NetworkError(f"an epoch budget of {min_delay_ms:g} ms holds fewer than 2 surrogate samples; it must "
-                           f"exceed {2 * dt_s + margin_ms:g} ms (2 samples of {dt_s:g} ms + {margin_ms:g} ms of lead)")
+                           f"exceed {2 * dt_sample_ms + margin_ms:g} ms (2 samples of {dt_sample_ms:g} ms + {margin_ms:g} ms of lead)")
     return min(n, horizon)
 
 
-def aligned_samples(dt_s: float, h_dt: float, most: int = 64) -> int | None:
+def aligned_samples(dt_sample_ms: float, h_dt: float, most: int = 64) -> int | None:
     """Smallest k such that k surrogate samples are a whole number of NEURON steps (None if k > most)."""
     for k in range(1, most + 1):
-        r = k * dt_s / h_dt
+        r = k * dt_sample_ms / h_dt
         if abs(r - round(r)) < 1e-6:
             return k
     return None
 
 
-def choose_epoch(min_delay_ms: float | None, dt_s: float, horizon: int, h_dt: float | None) -> tuple[int, float]:
+def choose_epoch(min_delay_ms: float | None, dt_sample_ms: float, horizon: int, h_dt: float | None) -> tuple[int, float]:
     """(samples per epoch, callback lead in ms).
 
     CVode (``h_dt`` None) fires the boundary event exactly at its time: no lead. Under fixed
@@ -96,12 +96,12 @@ def choose_epoch(min_delay_ms: float | None, dt_s: float, horizon: int, h_dt: fl
     (lead = dt), which the smallest delay must also cover.
     """
     if h_dt is None:
-        return epoch_samples(min_delay_ms, dt_s, horizon), 0.0
-    n = epoch_samples(min_delay_ms, dt_s, horizon)
-    k = aligned_samples(dt_s, h_dt)
+        return epoch_samples(min_delay_ms, dt_sample_ms, horizon), 0.0
+    n = epoch_samples(min_delay_ms, dt_sample_ms, horizon)
+    k = aligned_samples(dt_sample_ms, h_dt)
     if k is not None and n >= k:
         return n - n % k, 0.0
-    return epoch_samples(min_delay_ms, dt_s, horizon, h_dt), float(h_dt)
+    return epoch_samples(min_delay_ms, dt_sample_ms, horizon, h_dt), float(h_dt)
 
 
 def _exp2_factor(tau1: float, tau2: float) -> float:
@@ -123,7 +123,7 @@ class NetworkGroup:
         self._target_views = [c._target_view for c in cells]
         self.h = h
         self.s = cells[0].surrogate
-        self.dt_s = self.s.dt_ms
+        self.dt_sample_ms = self.s.dt_ms
         self.window = self.s.n_samples
         self.iterations = int(iterations)
         self.predict_calls = 0
@@ -136,7 +136,7 @@ class NetworkGroup:
         # not depend on the number of ranks.
         try:
             self.n_e, self.lead_ms = choose_epoch(None if self.min_delay_ms is None else 0.5 * self.min_delay_ms,
-                                                  self.dt_s, self.s.sliding_horizon_samples,
+                                                  self.dt_sample_ms, self.s.sliding_horizon_samples,
                                                   None if h.cvode.active() else float(h.dt))
         except NetworkError as exc:
             raise NetworkError(
@@ -144,11 +144,11 @@ class NetworkGroup:
                 f"the smallest delay so that an epoch's inputs are known at its start on any number of MPI ranks, "
                 f"and {exc}. Use a longer delay (cortical connections are >= 0.5 ms) or the detailed model."
             ) from None
-        self.n_back = int(math.ceil(self.lead_ms / self.dt_s)) + 2
+        self.n_back = int(math.ceil(self.lead_ms / self.dt_sample_ms)) + 2
         if self.n_back + 1 > PLAY_MARGIN_SAMPLES:
             raise NetworkError(f"h.dt = {h.dt:g} ms is too coarse for network mode (at most "
-                               f"{(PLAY_MARGIN_SAMPLES - 3) * self.dt_s:g} ms); use a smaller dt or CVode")
-        self.epoch_ms = self.n_e * self.dt_s
+                               f"{(PLAY_MARGIN_SAMPLES - 3) * self.dt_sample_ms:g} ms); use a smaller dt or CVode")
+        self.epoch_ms = self.n_e * self.dt_sample_ms
         self._collect_clamps(cells)
         self.features = np.stack([c.features for c in cells])
         caveat = self.s.closed_loop_caveat()
@@ -200,12 +200,9 @@ class NetworkGroup:
         return min(delays) if delays else None
 
     def _collect_clamps(self, cells: list["SurrogateCell"]) -> None:
-        rows, window_ms = [], self.window * self.dt_s
+        rows, window_ms = [], self.window * self.dt_sample_ms
         for i, cell in enumerate(cells):
-            for stim in cell.iclamps():
-                d, dur, amp = float(stim.delay), float(stim.dur), float(stim.amp)
-                if not all(math.isfinite(x) for x in (d, dur, amp)):
-                    raise NetworkError(f"{stim.hname()} on {cell.soma.name()} has a non-finite delay/dur/amp")
+            for stim, d, dur, amp in cell.clamp_settings():
                 rows.append((i, d, dur, amp))
                 if amp != 0.0 and dur > window_ms and not (self.s.config.voltage_history or self.s.config.streaming):
                     cell._domain_problem("held_step", f"{stim.hname()} holds {amp:g} nA for {dur:g} ms, longer than "
@@ -245,7 +242,7 @@ class NetworkGroup:
 
     def _advance_epoch(self) -> None:
         h, n_e = self.h, self.n_e
-        tau = self.t_k + self.dt_s * np.arange(1, n_e + 1)  # the epoch's new samples (t_k, t_k + D]
+        tau = self.t_k + self.dt_sample_ms * np.arange(1, n_e + 1)  # the epoch's new samples (t_k, t_k + D]
         i_ext = self._clamp_current(tau)
         g, ge = self._conductances(tau)
         self.i_hist = np.roll(self.i_hist, -n_e, axis=1)
@@ -254,7 +251,7 @@ class NetworkGroup:
         for _ in range(max(1, self.iterations) if self.syns else 1):
             self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
             start = time.perf_counter()
-            out = self.s.predict(self.i_hist, self.features, self.dt_s, n_future=n_e, check_domain=False,
+            out = self.s.predict(self.i_hist, self.features, self.dt_sample_ms, n_future=n_e, check_domain=False,
                                  voltage_history_mV=self.v_hist if self.s.config.voltage_history else None,
                                  spike_parts=self.composer is not None)
             self.predict_s += time.perf_counter() - start
@@ -292,16 +289,18 @@ class NetworkGroup:
         """Domain guard: a window's characteristic amplitude outside the trained range warns once per cell
         (raises for strict cells)."""
         amp = characteristic_amplitude(torch.from_numpy(self.i_hist)).numpy().astype(np.float64)
-        bad = np.flatnonzero(~self.s.amplitude_in_range(amp))
-        if bad.size == 0:
-            return
+        self._report_amplitudes(amp, f"over the last {self.window * self.dt_sample_ms:g} ms")
+
+    def _report_amplitudes(self, amp_nA: np.ndarray, over: str) -> None:
+        """Warn once per cell (raise for strict cells) whose input amplitude `amp_nA` (nA, averaged `over`)
+        lies outside the trained range: the one domain report of both network engines."""
+        bad = np.flatnonzero(~self.s.amplitude_in_range(amp_nA))
         lo, hi = self.s.amp_range_nA
         for i in bad:
             cell = self._cell_refs[i]()
             if cell is not None:
-                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input over the last "
-                                     f"{self.window * self.dt_s:g} ms averages {amp[i]:.4g} nA, outside the trained "
-                                     f"range [{lo:g}, {hi:g}] nA")
+                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input {over} averages "
+                                     f"{amp_nA[i]:.4g} nA, outside the trained range [{lo:g}, {hi:g}] nA")
 
     def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n_cells, tau.size))
@@ -358,10 +357,10 @@ class NetworkGroup:
             yield np.array(idx, dtype=np.int64), np.array(times), np.array(weights)
 
     def _write_targets(self) -> None:
-        """Clamp targets: samples t_k − n_back·dt_s … t_k + D, then the last value held (shared time base)."""
+        """Clamp targets: samples t_k − n_back·dt_sample_ms … t_k + D, then the last value held (shared time base)."""
         nb, n_e = self.n_back, self.n_e
         self._set_time_base()
-        known = self.v_hist[:, -n_e - nb - 1:]  # v(t_k − n_back·dt_s) … v(t_k + D)
+        known = self.v_hist[:, -n_e - nb - 1:]  # v(t_k − n_back·dt_sample_ms) … v(t_k + D)
         for i, buf in enumerate(self._target_views):
             buf[:nb + 1 + n_e] = known[i]
             buf[nb + 1 + n_e:] = known[i, -1]
@@ -370,7 +369,7 @@ class NetworkGroup:
         """Adopt a (shorter) epoch agreed with other MPI ranks."""
         if not 1 <= n_e <= self.n_e:
             raise NetworkError(f"cannot lengthen the epoch from {self.n_e} to {n_e} samples")
-        self.n_e, self.epoch_ms = int(n_e), n_e * self.dt_s
+        self.n_e, self.epoch_ms = int(n_e), n_e * self.dt_sample_ms
 
     def bind_time_vector(self, tvec_view: np.ndarray) -> None:
         """Use this clamp time base and set it for the first epoch now (before NEURON starts the plays)."""
@@ -380,12 +379,12 @@ class NetworkGroup:
 
     def _set_time_base(self) -> None:
         shift = -0.5 * self.h.dt if not self.h.cvode.active() else 0.0
-        self.tvec_view[:] = self.t_k + self.dt_s * (np.arange(self.tvec_view.size) - self.n_back) + shift
+        self.tvec_view[:] = self.t_k + self.dt_sample_ms * (np.arange(self.tvec_view.size) - self.n_back) + shift
 
     def conductance_trace(self) -> np.ndarray:
-        """(cells, samples) total synaptic conductance (uS) the engine used, on the grid t = k·dt_s."""
+        """(cells, samples) total synaptic conductance (uS) the engine used, on the grid t = k·dt_sample_ms."""
         return np.concatenate(self.g_trace, axis=1)
 
     def closed_loop_traces(self) -> np.ndarray:
-        """(cells, samples) the voltages predicted so far on the grid t = k·dt_s (mV)."""
+        """(cells, samples) the voltages predicted so far on the grid t = k·dt_sample_ms (mV)."""
         return np.concatenate(self.trace, axis=1)

@@ -43,13 +43,13 @@ class StreamingGroup(NetworkGroup):
     def _round_epoch(self, n_e: int) -> None:
         n = n_e - n_e % self.factor
         if n < self.factor:
-            step = self.factor * self.dt_s
+            step = self.factor * self.dt_sample_ms
             raise NetworkError(
-                f"an epoch of {n_e * self.dt_s:g} ms is shorter than one streaming-model step ({step:g} ms): "
+                f"an epoch of {n_e * self.dt_sample_ms:g} ms is shorter than one streaming-model step ({step:g} ms): "
                 f"epochs must stay below half the smallest NetCon delay into a surrogate cell "
                 f"({self.min_delay_ms if self.min_delay_ms is not None else float('nan'):g} ms here), so that delay "
                 f"must exceed {2 * (step + self.lead_ms):g} ms. Use a longer delay or the detailed model.")
-        self.n_e, self.epoch_ms = n, n * self.dt_s
+        self.n_e, self.epoch_ms = n, n * self.dt_sample_ms
 
     def use_epoch_samples(self, n_e: int) -> None:
         """Adopt a (shorter) epoch agreed with other MPI ranks (rounded down to whole model steps)."""
@@ -76,7 +76,7 @@ class StreamingGroup(NetworkGroup):
 
     def _advance_epoch(self) -> None:
         h, n_e = self.h, self.n_e
-        tau = self.t_k + self.dt_s * np.arange(1, n_e + 1)
+        tau = self.t_k + self.dt_sample_ms * np.arange(1, n_e + 1)
         i_ext = self._clamp_current(tau)
         g, ge = self._conductances(tau)
         v_now = self.v_hist[:, -1:].astype(np.float64)  # driving force from the voltage at t_k
@@ -104,15 +104,7 @@ class StreamingGroup(NetworkGroup):
         decay = math.exp(-self.epoch_ms / AMPLITUDE_WINDOW_MS)
         self.i_mean = decay * self.i_mean + (1.0 - decay) * current.mean(axis=1)
         self.weight = decay * self.weight + (1.0 - decay)  # bias correction: the mean since t = 0 early on
-        bad = np.flatnonzero(~self.s.amplitude_in_range(self.i_mean / self.weight))
-        lo, hi = self.s.amp_range_nA
-        for i in bad:
-            cell = self._cell_refs[i]()
-            if cell is not None:
-                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input averages "
-                                     f"{self.i_mean[i] / self.weight:.4g} "
-                                     f"nA over the last ~{AMPLITUDE_WINDOW_MS:g} ms, outside the trained range "
-                                     f"[{lo:g}, {hi:g}] nA")
+        self._report_amplitudes(self.i_mean / self.weight, f"over the last ~{AMPLITUDE_WINDOW_MS:g} ms")
 
     def spike_times_ms(self) -> list[np.ndarray]:
         """Each cell's spike times (ms) as the model fired them this run."""

@@ -36,6 +36,8 @@ __all__ = [
     "load_protocols",
     "load_model_protocols",
     "n_samples",
+    "step_on",
+    "step_current",
 ]
 
 #: NOBLE's Long Square timing (Allen Cell Types convention shifted to a 15 ms delay).
@@ -60,6 +62,20 @@ def _check_finite(obj: Any) -> None:
         value = getattr(obj, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"{type(obj).__name__}.{f.name} must be finite, got {value!r}")
+
+
+EDGE_EPS_MS = 1e-9  # k·dt round-off must not move a sample across a stimulus edge
+
+
+def step_on(t_ms: np.ndarray, delay_ms, dur_ms) -> np.ndarray:
+    """True where a stimulus is on: delay <= t < delay + dur (ms), as NEURON's IClamp; the one on-window rule
+    of protocols, SurrogateCell inputs and the network engines."""
+    return (t_ms >= delay_ms - EDGE_EPS_MS) & (t_ms < delay_ms + dur_ms - EDGE_EPS_MS)
+
+
+def step_current(t_ms: np.ndarray, delay_ms, dur_ms, amp_nA) -> np.ndarray:
+    """An IClamp's current (nA) at times `t_ms`: `amp_nA` while `step_on`, else 0 (arrays broadcast)."""
+    return np.where(step_on(t_ms, delay_ms, dur_ms), amp_nA, 0.0)
 
 
 @dataclass(frozen=True)
@@ -98,8 +114,7 @@ class _Windowed:
         return self.delay_ms + self.dur_ms
 
     def _on(self, t_ms: np.ndarray) -> np.ndarray:
-        eps = 1e-9  # k·dt round-off must not move a sample across a stimulus edge
-        return (t_ms >= self.delay_ms - eps) & (t_ms < self.stim_end_ms - eps)
+        return step_on(t_ms, self.delay_ms, self.dur_ms)
 
     def current_at(self, t_ms: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

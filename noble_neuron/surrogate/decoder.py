@@ -2,7 +2,7 @@
 
 A regression of the whole somatic voltage blurs action potentials whose phase the model is
 unsure of (the first shipped whole-trace checkpoint fired 1 spike where its detailed cell
-fired 38). Spike times everywhere are `noble_neuron.features.ephys.spike_times` (upward −20 mV
+fired 38). Spike times everywhere are `noble_neuron.features.spikes.spike_times` (upward −20 mV
 crossings, interpolated between samples). An event model (``SurrogateConfig.event_output``) predicts, on a time grid
 ``time_coarsening`` times coarser than the data (0.24 ms for 0.06 ms data), two smooth
 channels:
@@ -29,8 +29,6 @@ there spikes are fired step by step and the voltage between them is clipped belo
 from __future__ import annotations
 
 import numpy as np
-
-from ..features.ephys import spike_times
 
 __all__ = ["EVENT_OUTPUTS", "StreamComposer", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
            "phase_target", "spikes_from_phase", "blend_templates"]

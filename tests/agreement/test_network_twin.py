@@ -5,26 +5,17 @@ The shipped checkpoint is input-only with a spike head (docs/network_mode.md).
 Tolerances are the measured agreement of the shipped CPU-trained checkpoint (README, network
 mode), not aspirations; a regression in the engine or the checkpoint breaks them.
 """
-import gc
 
 import numpy as np
 import pytest
 
-from noble_neuron.neuron.engine import engine
 from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT
 
 pytestmark = [pytest.mark.slow,  # shipped-checkpoint agreement: minutes of NEURON
+              pytest.mark.usefixtures("clean_engine"),
               pytest.mark.skipif(not SHIPPED_NETWORK_CHECKPOINT.is_file(), reason="no shipped network checkpoint")]
 
 TSTOP_MS = 200.0
-
-
-@pytest.fixture(autouse=True)
-def clean(h):
-    yield
-    gc.collect()
-    h.cvode_active(0)
-    assert engine().cells() == []
 
 
 def drive(h, cells, seed):

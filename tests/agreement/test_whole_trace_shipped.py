@@ -8,21 +8,13 @@ import gc
 import numpy as np
 import pytest
 
-from noble_neuron.neuron.engine import engine
 from noble_neuron.surrogate.checkpoint import SHIPPED_CHECKPOINT
 
 pytestmark = [pytest.mark.slow,  # shipped-checkpoint agreement: minutes of NEURON
+              pytest.mark.usefixtures("clean_engine"),
               pytest.mark.skipif(not SHIPPED_CHECKPOINT.is_file(), reason="no shipped whole-trace checkpoint")]
 
 DELAY_MS, DUR_MS, TSTOP_MS = 15.0, 400.0, 515.0
-
-
-@pytest.fixture(autouse=True)
-def clean(h):
-    yield
-    gc.collect()
-    h.cvode_active(0)
-    assert engine().cells() == []
 
 
 def _counts(h, make, amps):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
