@@ -104,7 +104,7 @@ def _cmd_generate(args) -> int:
     ds = open_dataset(out)
     print(f"{out}: {len(specs)} models ({ds.model_splits.count('train')} train, {ds.model_splits.count('unseen')} "
           f"unseen), {len(ds.done)} simulations in {time.perf_counter() - start:.1f} s")
-    kinds = {json.loads(p)["kind"] for p in ds.protocols_json}
+    kinds = set(ds.protocol_kinds())
     if not args.no_features and "long_square" in kinds:
         extract_features(out, progress=not args.no_progress)
     return 0

@@ -173,9 +173,16 @@ class TraceDataset:
                 raise KeyError(f"model {model_id!r} is not in {self.path}; known: {self.model_ids[:5]}…")
             mask &= self.model_index == self.model_ids.index(model_id)
         if kind is not None:
-            kinds = np.array([json.loads(p)["kind"] for p in self.protocols_json])
-            mask &= kinds[self.protocol_index] == kind
+            mask &= self.row_kinds() == kind
         return np.flatnonzero(mask)
+
+    def protocol_kinds(self) -> list[str]:
+        """The kind ('long_square', 'ou_noise', ...) of each stored protocol."""
+        return [json.loads(p)["kind"] for p in self.protocols_json]
+
+    def row_kinds(self) -> np.ndarray:
+        """(N,) the protocol kind of every row."""
+        return np.array(self.protocol_kinds())[self.protocol_index]
 
     def read(self, rows: Sequence[int] | np.ndarray, what: str = "voltage_mV") -> np.ndarray:
         """(len(rows), L) float32 array of `what` ('voltage_mV' or 'stimulus_nA')."""

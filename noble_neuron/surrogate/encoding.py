@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from ..validation import is_int
 
 __all__ = [
     "AMPLITUDE_THRESHOLD_NA",
+    "scale_amplitude",
     "n_input_channels",
     "time_grid",
     "frequency_embedding",
@@ -171,3 +173,10 @@ def build_input(
         emb = frequency_embedding(features_scaled.to(dev).reshape(-1), tf, k_feat)  # (B·F, 2K, W)
         parts.append(emb.reshape(b, n_feat * 2 * k_feat, w))
     return torch.cat(parts, dim=1)
+
+
+def scale_amplitude(amp_nA, amp_range_nA, scaled_range) -> np.ndarray:
+    """Characteristic amplitudes (nA) mapped linearly from the trained `amp_range_nA` (min, max) onto
+    `scaled_range` (low, high), NOBLE's [0.5, 3.5]: the one amplitude scaling of training and prediction."""
+    (lo, hi), (a, b) = amp_range_nA, scaled_range
+    return a + (np.asarray(amp_nA, dtype=np.float64) - lo) * (b - a) / (hi - lo)

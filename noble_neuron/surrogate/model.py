@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels
+from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels, scale_amplitude
 from ..config_io import checked_mapping, yaml_section
 from ..features.ephys import FeatureScaler
 from ..errors import DomainWarning, AccuracyWarning  # noqa: F401 (raised here, defined in errors)
@@ -808,7 +808,7 @@ class Surrogate:
                          strict)
 
         c = self.config
-        amp_scaled = c.scaled_low + (amp - lo) * (c.scaled_high - c.scaled_low) / (hi - lo)
+        amp_scaled = scale_amplitude(amp, (lo, hi), (c.scaled_low, c.scaled_high))
         amp_t = torch.as_tensor(amp_scaled, dtype=torch.float32)
         feat_t = torch.as_tensor(self.feature_scaler.transform(f), dtype=torch.float32)
         if c.is_event_model:

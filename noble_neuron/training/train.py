@@ -46,7 +46,7 @@ import torch
 from ..surrogate.checkpoint import load_checkpoint, save_checkpoint, save_surrogate
 from ..config_io import checked_mapping, yaml_section
 from ..data.dataset import open_dataset
-from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude
+from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
 from ..features.ephys import FeatureScaler
 from ..surrogate.spike_head import ap_template, refractory_samples, spike_labels
 from ..surrogate.model import (Surrogate, SurrogateConfig, build_fno, count_parameters, decode_outputs, decode_voltage,
@@ -243,8 +243,7 @@ class _Data:
     def window_amp_scaled(self, x: np.ndarray) -> np.ndarray:
         """Scaled characteristic amplitude of each window (B, W) of current (nA)."""
         amp = characteristic_amplitude(torch.from_numpy(np.ascontiguousarray(x))).numpy().astype(np.float64)
-        (lo, hi), (a, b) = self.amp_range_nA, self.scaled_range
-        return (a + (amp - lo) * (b - a) / (hi - lo)).astype(np.float32)
+        return scale_amplitude(amp, self.amp_range_nA, self.scaled_range).astype(np.float32)
 
 
 def _model_amp_range(model: int, rows_model: np.ndarray, train_idx: np.ndarray, amps: np.ndarray) -> dict:
@@ -319,7 +318,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
 
     rows = ds.rows()
     rows = rows[np.isin(ds.model_index[rows], train_models)]
-    kinds = np.array([json.loads(p)["kind"] for p in ds.protocols_json])[ds.protocol_index[rows]]
+    kinds = ds.row_kinds()[rows]
     if tc.kinds is not None:
         keep = np.isin(kinds, tc.kinds)
         rows, kinds = rows[keep], kinds[keep]
@@ -354,7 +353,7 @@ def _load_data(data_path: Path, sc: SurrogateConfig, tc: TrainConfig) -> tuple[_
             hull = hull[ConvexHull(hull).vertices]
         except QhullError:
             pass  # degenerate: keep all points; Surrogate falls back to a bounding box
-    amp_scaled = sc.scaled_low + (amps - lo) * (sc.scaled_high - sc.scaled_low) / (hi - lo)
+    amp_scaled = scale_amplitude(amps, (lo, hi), (sc.scaled_low, sc.scaled_high))
     n_fine = int(stim.shape[1])
     events, event_meta = None, {}
     if sc.is_event_model:
