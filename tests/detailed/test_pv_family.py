@@ -77,3 +77,10 @@ def test_family_model_fires_above_rheobase_not_below(model_id):
 def test_get_model_unknown_id():
     with pytest.raises(KeyError, match="no model"):
         get_model("hof_999")
+
+
+def test_the_shipped_template_is_what_its_generator_writes():
+    from noble_neuron.detailed.pv_family import TEMPLATE_PATH
+    from noble_neuron.detailed.pv_family.morphology import template_text
+
+    assert template_text() == TEMPLATE_PATH.read_text()

@@ -193,9 +193,9 @@ def template_text(seed: int = SEED, params: dict | None = None) -> str:
     w("    biophys()")
     w("}")
     w("")
-    w(f"func nSecSoma() {{ return 1 }}")
+    w("func nSecSoma() { return 1 }")
     w(f"func nSecDend() {{ return {nd} }}")
-    w(f"func nSecAxon() {{ return 2 }}")
+    w("func nSecAxon() { return 2 }")
     w("")
     w("proc topol() { local i")
     for i, (parent, _) in enumerate(dends):
