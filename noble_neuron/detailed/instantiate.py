@@ -33,19 +33,23 @@ _CONSTRUCTOR_ARG_RE = re.compile(r"\$[so]?(\d+)")
 _global_defaults: dict[str, float] = {}
 
 
+def _load_hoc(h, name: str, likely_cause: str) -> str | None:
+    """`h.load_file(name)`; None when it loaded, else why not (NEURON's error, or `likely_cause`)."""
+    try:
+        ok = h.load_file(name)
+    except RuntimeError as exc:
+        return str(exc)
+    return None if ok else likely_cause
+
+
 def _preload(h, spec: CellSpec) -> None:
     """Load the spec's preload files (once per process), in order."""
     for name in spec.preload:
         key = str(Path(name).resolve()) if Path(name).is_file() else name
         if key in _preloaded:
             continue
-        try:
-            ok = h.load_file(key)
-        except RuntimeError as exc:
-            ok, why = 0, str(exc)
-        else:
-            why = "not found on disk nor in NEURON's library, or a hoc error"
-        if not ok:
+        why = _load_hoc(h, key, "not found on disk nor in NEURON's library, or a hoc error")
+        if why is not None:
             raise SimulationError(f"{spec.model_id}: preload {name!r} could not be loaded ({why}); give an existing .hoc "
                                   "file or a NEURON library file such as import3d.hoc")
         _preloaded.add(key)
@@ -89,13 +93,8 @@ def _load_template(h, spec: CellSpec) -> None:
             raise SimulationError(f"a hoc object named {spec.template_name!r} already exists; rename the template")
         _loaded_templates[spec.template_name] = resolved  # defined by a preload
         return
-    try:
-        ok = h.load_file(resolved)
-    except RuntimeError as exc:
-        ok, why = 0, str(exc)
-    else:
-        why = "hoc syntax error?"
-    if not ok:
+    why = _load_hoc(h, resolved, "hoc syntax error?")
+    if why is not None:
         raise SimulationError(f"{spec.model_id}: NEURON failed to load {path} ({why})")
     if not hasattr(h, spec.template_name):
         raise SimulationError(

@@ -481,7 +481,7 @@ class GenerateRun:
     def _calibration(self) -> tuple[list, list]:
         """(v_init_mV, rheobase_nA) per model: from the dataset, the journal, or calibration jobs."""
         n = len(self.specs)
-        if self.v_init not in ("auto",) and self.plan is None:
+        if self.v_init != "auto" and self.plan is None:
             fixed = None if self.v_init == "template" else float(self.v_init)
             return [fixed] * n, [None] * n
         if self.out.exists():
