@@ -10,11 +10,15 @@ cheap: NEURON and torch load only when needed)::
     SurrogateCell                    the surrogate inside a NEURON script     (neuron)
 
 Subpackages: detailed → stimuli → simulation → data → features → surrogate → training →
-evaluation → neuron → integrations (NetPyNE).
+evaluation → neuron → integrations (NetPyNE). The flat module paths of 0.1
+(``noble_neuron.surrogate_cell`` …) still import, with a DeprecationWarning (`_legacy`).
 """
 from importlib import import_module
 
+from . import _legacy
 from ._version import __version__
+
+_legacy.install()
 
 _PUBLIC = {
     "CellSpec": "detailed.spec",
@@ -33,4 +37,6 @@ __all__ = ["__version__", *_PUBLIC]
 def __getattr__(name: str):
     if name in _PUBLIC:
         return getattr(import_module(f".{_PUBLIC[name]}", __name__), name)
+    if _legacy.is_moved(name):  # `noble_neuron.netpyne.cell_rule(...)` after a plain `import noble_neuron`
+        return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'noble_neuron' has no attribute {name!r}")

@@ -33,3 +33,46 @@ def test_every_linked_page_exists_and_links_back():
         text = (ROOT / page).read_text()
         assert text.startswith("# ") and "../README.md" in text, page
     assert sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")) == pages  # no orphan page
+
+
+# A figure quoted in docs/*.md cites its source right after it: `**6.1×**<!-- fig network.json speedup_end_to_end .1f -->`
+# (file under benchmarks/results/, a dotted key path, a format spec; a spec starting with % formats 100·value).
+FIGURE = re.compile(r"(?P<before>[^\n]{0,40}?)<!-- fig (?P<file>[\w.]+\.json) (?P<key>[\w.\-]+) (?P<fmt>%?[\w.]+) -->")
+
+
+def cited_figures(text: str) -> list[tuple[str, str, str, str]]:
+    """(text before the citation, results file, key path, format) of each cited figure in `text`."""
+    return [(m["before"], m["file"], m["key"], m["fmt"]) for m in FIGURE.finditer(text)]
+
+
+def render_figure(file: str, key: str, fmt: str) -> str:
+    import json
+
+    value = json.loads((ROOT / "benchmarks" / "results" / file).read_text())
+    for part in key.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return format(100 * value, fmt[1:]) if fmt.startswith("%") else format(value, fmt)
+
+
+def quotes(before: str, figure: str) -> bool:
+    """True when the text before a citation ends with `figure` (bold, a unit and spaces allowed)."""
+    return re.search(rf"(^|[^\d.]){re.escape(figure)}\s*(%|×|Hz|mV|ms|s|s/sim|min)?$", before.rstrip("*_ ")) is not None
+
+
+def test_cited_figures_in_docs_equal_the_results_json():
+    pages = sorted((ROOT / "docs").glob("*.md"))
+    counts = {}
+    for page in pages:
+        cites = cited_figures(page.read_text())
+        counts[page.name] = len(cites)
+        for before, file, key, fmt in cites:
+            want = render_figure(file, key, fmt)
+            assert quotes(before, want), f"{page.name}: {before!r} quotes {file}:{key}, which is {want}: update the page"
+    measured_pages = ("benchmarks.md", "network_mode.md", "surrogate.md")
+    assert all(counts[p] >= 3 for p in measured_pages), counts
+
+
+def test_a_wrong_cited_figure_is_caught():
+    before, file, key, fmt = cited_figures("rate **9.9 Hz**<!-- fig network.json rate_Hz_detailed_mean .1f -->")[0]
+    assert render_figure(file, key, fmt) == "8.5" and not quotes(before, "8.5") and quotes("rate **8.5 Hz", "8.5")
+    assert not quotes("rate 18.5", "8.5")

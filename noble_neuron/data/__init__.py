@@ -1,1 +1,1 @@
-"""The HDF5 dataset format and the per-model feature table."""
+"""The HDF5 dataset format: traces, stimuli, per-model metadata (the feature table is noble_neuron.features.table)."""

@@ -1,1 +1,1 @@
-"""Detailed models: the model spec, mechanisms, building and simulating a cell in NEURON, calibration, BluePyOpt, the shipped PV family."""
+"""Detailed models: the model spec, mechanisms, building a cell in NEURON, BluePyOpt export, the shipped PV family (simulating and calibrating them: noble_neuron.simulation)."""
