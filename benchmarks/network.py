@@ -51,8 +51,7 @@ def main() -> None:
     ap.add_argument("--tstop", type=float, default=300.0, help="ms")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: the shipped one)")
-    ap.add_argument("--iterations", type=int, default=None, help="fixed-point passes per epoch (default: engine's)")
+    ap.add_argument("--checkpoint", default=None, help="streaming network checkpoint (default: the shipped one)")
     ap.add_argument("--record", action="store_true", help="store the agreement figures in the checkpoint's "
                     "metrics['closed_loop'] (what SurrogateCell reads to warn about unvalidated checkpoints)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
@@ -72,8 +71,6 @@ def main() -> None:
                                              poisson_synaptic_drive)
 
     h.load_file("stdrun.hoc")
-    if args.iterations is not None:
-        engine().network_iterations = args.iterations
     family = [m.model_id for m in load_family("train")] + [m.model_id for m in load_family("unseen")]
     ids = [family[i % len(family)] for i in range(n)]
     detailed = [get_model(m).instantiate() for m in ids]
@@ -115,7 +112,7 @@ def main() -> None:
         "checkpoint": str(Path(args.checkpoint).resolve().relative_to(Path.cwd().resolve()))
         if args.checkpoint and Path(args.checkpoint).resolve().is_relative_to(Path.cwd().resolve())
         else (args.checkpoint or "noble_neuron/checkpoints/pv_fno_network.pt"),
-        "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls, "iterations": group.iterations,
+        "epoch_ms": group.epoch_ms, "fno_calls": group.predict_calls,
         "wall_s_total": wall, "wall_s_surrogate_engine": surrogate_s, "wall_s_fno": group.predict_s,
         "wall_s_detailed_estimate": wall - surrogate_s,
         "speedup_end_to_end": (wall - surrogate_s) / surrogate_s,

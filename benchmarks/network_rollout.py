@@ -5,8 +5,8 @@
 
 Runs the network-mode checkpoint (default: the shipped one) over every trace (OU currents, PSC
 barrages, steps, ramps) of the dataset's unseen models (never trained on, each with its own
-stimulus draws) exactly as the NEURON engine does (`noble_neuron.training.rollout`: streaming checkpoints
-in 0.6 ms epochs, sliding-window ones in 1 ms epochs), and compares with the detailed model's
+stimulus draws) exactly as the NEURON engine does (`noble_neuron.training.rollout`, in 0.6 ms
+epochs), and compares with the detailed model's
 traces: spike counts, spike-time coincidence Gamma (+-2 ms), firing rates and the RMSE of the
 voltage clipped at -55 mV. No synapses here: this isolates the surrogate from the conductance
 coupling that benchmarks/network.py adds. → benchmarks/results/network_rollout.json
@@ -34,10 +34,9 @@ def _shown(path: Path) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="network dataset (generate --protocol network) of held-out models")
-    ap.add_argument("--checkpoint", default=None, help="network-mode checkpoint (default: the shipped one)")
+    ap.add_argument("--data", required=True, help="network dataset (generate --protocol streaming) of held-out models")
+    ap.add_argument("--checkpoint", default=None, help="streaming network checkpoint (default: the shipped one)")
     ap.add_argument("--split", default="unseen", help="models of this split (default: unseen)")
-    ap.add_argument("--epoch-samples", type=int, default=17, help="samples per engine epoch (17 = 1 ms)")
     ap.add_argument("--out", default=str(RESULTS / "network_rollout.json"))
     ap.add_argument("--per-kind", type=int, default=None, help="only the first N traces of each stimulus kind")
     ap.add_argument("--plot", default=None, help="PNG of one trace per stimulus kind (e.g. "
@@ -46,7 +45,7 @@ def main() -> None:
 
     from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
     from noble_neuron.data.dataset import open_dataset
-    from noble_neuron.training.rollout import rollout
+    from noble_neuron.training.rollout import streaming_rollout
     from noble_neuron.features.spikes import upward_crossings
 
     path = Path(args.checkpoint or SHIPPED_NETWORK_CHECKPOINT)
@@ -67,8 +66,8 @@ def main() -> None:
                          f"--copy-from {path}")
     f = feats["values"][ds.model_index[rows]][:, [feats["names"].index(n) for n in s.config.feature_names]]
     start = time.perf_counter()
-    n_e = min(args.epoch_samples, s.sliding_horizon_samples)  # a checkpoint's horizon caps its epochs
-    v = rollout(s, x, f, n_e, v_rest_mV=y[:, 0])
+    chunk_steps = 2  # model steps per epoch, as the engine's 0.6 ms epochs
+    v, _ = streaming_rollout(s, x, f, v_rest_mV=y[:, 0], chunk_steps=chunk_steps)
     wall = time.perf_counter() - start
     t = np.arange(x.shape[1]) * ds.dt_ms
     dur_s = t[-1] / 1000.0
@@ -103,8 +102,9 @@ def main() -> None:
         print(f"wrote {args.plot}")
     result = {"machine": machine_info(), "checkpoint": _shown(path), "data": _shown(Path(args.data)),
               "split": args.split,
-              "n_models": int(np.unique(ds.model_index[rows]).size), "epoch_ms": n_e * s.dt_ms,
-              "spike_threshold": s.spike_threshold, "wall_s_rollout": wall, "per_kind": per_kind}
+              "n_models": int(np.unique(ds.model_index[rows]).size),
+              "epoch_ms": chunk_steps * s.config.time_coarsening * s.dt_ms, "spike_logit_shift": s.spike_logit_shift,
+              "wall_s_rollout": wall, "per_kind": per_kind}
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

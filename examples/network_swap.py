@@ -93,7 +93,7 @@ def rates(spikes: dict, pop: str, tstop: float) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--checkpoint", default=None, help="sliding-window checkpoint (default: shipped)")
+    ap.add_argument("--checkpoint", default=None, help="streaming network checkpoint (default: shipped)")
     ap.add_argument("--out", default=str(HERE / "network_swap.png"), help="PNG to write")
     ap.add_argument("--surrogate-only", action="store_true", help="run only the surrogate network (no PNG)")
     ap.add_argument("--spikes-out", default=None, help="JSON with the surrogate run's spikes and PV soma traces")

@@ -26,7 +26,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "machine": ("evaluation.machine",),
     "mechanisms": ("detailed.mechanisms",),
     "netpyne": ("integrations.netpyne",),
-    "network_engine": ("neuron.network", "neuron.streaming"),
+    "network_engine": ("neuron.network",),
     "plots": ("evaluation.plots",),
     "protocols": ("stimuli.protocols",),
     "rollout": ("training.rollout",),

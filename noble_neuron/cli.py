@@ -147,13 +147,6 @@ def _cmd_train(args) -> int:
     return 0
 
 
-def _cmd_calibrate_spikes(args) -> int:
-    from .training.train import calibrate_spikes
-
-    print(json.dumps(calibrate_spikes(args.checkpoint, args.data, args.out), indent=1))
-    return 0
-
-
 def _cmd_evaluate(args) -> int:
     from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
@@ -286,13 +279,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--restart", action="store_true", help="ignore an existing resume file")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("calibrate-spikes", help="re-calibrate a spike-head checkpoint's threshold, delay and "
-                       "refractory period on its training dataset")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--data", required=True, help="the dataset it was trained on (or another with the same models)")
-    s.add_argument("--out", default=None, help="write here instead of in place")
-    s.set_defaults(func=_cmd_calibrate_spikes)
 
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)

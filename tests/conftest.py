@@ -105,47 +105,10 @@ def tiny_trained(tiny_dataset, tmp_path_factory):
     return out, metrics, config
 
 
-def _train_tiny_sliding(dataset, out, val_k=0, **model):
-    import torch
-
-    from noble_neuron.surrogate.model import SurrogateConfig
-    from noble_neuron.training.train import TrainConfig, train
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(dataset, SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, **model),
-              TrainConfig(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
-                          history_horizon_samples=16, val_every_kth_amplitude=val_k), out, progress=False,
-              device="cpu")
-    finally:
-        torch.set_num_threads(n)
-    return out
-
-
-@pytest.fixture(scope="session")
-def tiny_sliding(tiny_dataset, tmp_path_factory):
-    """A tiny sliding-window (network-mode) surrogate that runs on its own voltage, trained briefly (~5 s)."""
-    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_sliding") / "w.pt", voltage_history=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_input_only(tiny_dataset, tmp_path_factory):
-    """A tiny input-only sliding-window surrogate (current → voltage, no feedback), trained briefly (~5 s)."""
-    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_input_only") / "i.pt", sliding_window=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_spike_head(tiny_dataset, tmp_path_factory):
-    """A tiny input-only sliding-window surrogate with a spike head (threshold calibrated on held-out steps)."""
-    return _train_tiny_sliding(tiny_dataset, tmp_path_factory.mktemp("tiny_spike_head") / "k.pt", val_k=3,
-                               sliding_window=True, spike_head=True)
-
-
 @pytest.fixture(scope="session")
 def tiny_streaming(tiny_dataset, tmp_path_factory):
     """(checkpoint path, metrics) of a tiny streaming (network-mode) surrogate, 2 epochs (~10 s): the second
-    with closed-loop own-spike batches; its firing threshold calibrated on held-out steps."""
+    with closed-loop own-spike batches; held-out steps scored closed loop as the engine runs them."""
     from noble_neuron.surrogate.model import SurrogateConfig
     from noble_neuron.training.train import TrainConfig, train
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # subprocesses running the examples and benchmarks
@@ -66,10 +67,12 @@ def test_network_swap_example_quick(tmp_path):
     assert png.stat().st_size > 20_000
 
 
-def test_network_rollout_benchmark_runs_on_a_dataset(tmp_path, tiny_dataset, tiny_spike_head):
+def test_network_rollout_benchmark_runs_on_a_dataset(tmp_path, tiny_dataset, tiny_streaming):
     out_json = tmp_path / "rollout.json"
-    run_script("benchmarks/network_rollout.py", "--data", tiny_dataset, "--checkpoint", tiny_spike_head, "--out", out_json)
+    run_script("benchmarks/network_rollout.py", "--data", tiny_dataset, "--checkpoint", tiny_streaming[0],
+               "--out", out_json)
     res = json.loads(out_json.read_text())
     ls = res["per_kind"]["long_square"]
     assert res["n_models"] == 1 and ls["n_traces"] == 10 and ls["spikes_detailed"] > 0
-    assert 0 <= ls["clipped_voltage_rmse_mV_median"] < 30.0 and res["spike_threshold"] > 0
+    assert 0 <= ls["clipped_voltage_rmse_mV_median"] < 30.0
+    assert res["epoch_ms"] == pytest.approx(0.6) and res["spike_logit_shift"] == pytest.approx(np.log(10.0))

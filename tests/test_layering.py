@@ -7,13 +7,6 @@ ROOT = Path(__file__).resolve().parent.parent / "noble_neuron"
 #: data-flow order: a subpackage may import only from itself and the ones before it (lazily too)
 ORDER = ["constants", "errors", "_version", "config_io", "detailed", "stimuli", "data", "features", "simulation",
          "surrogate", "training", "evaluation", "neuron", "integrations", "pipeline", "cli"]
-#: cycles through function-level imports inside one subpackage (dispatch to a variant), known and allowed
-KNOWN_LAZY_CYCLES = [
-    {"noble_neuron.surrogate.model", "noble_neuron.surrogate.streaming"},
-    {"noble_neuron.training.streaming", "noble_neuron.training.train"},
-    {"noble_neuron.neuron.cell", "noble_neuron.neuron.engine", "noble_neuron.neuron.network",
-     "noble_neuron.neuron.streaming"},
-]
 NEURON_MODULES = {"detailed.instantiate", "detailed.mechanisms", "detailed.bluepyopt_models", "detailed.pv_family",
                   "simulation", "neuron", "integrations", "stimuli.synaptic_drive", "cli"}
 
@@ -91,10 +84,12 @@ def test_subpackages_import_only_from_earlier_stages_of_the_data_flow():
     assert wrong == []
 
 
-def test_no_import_cycles_and_only_the_known_lazy_ones():
+def test_no_import_cycles_not_even_through_function_level_imports():
+    """Variants are dispatched to without cycles (model → streaming, train → training.streaming), and the
+    engines use cells only through noble_neuron.neuron.port (cell → engine/network, never back)."""
     assert _cycles(_graph(top_level_only=True)) == []
     lazy = _cycles(_graph(top_level_only=False))
-    assert all(c in KNOWN_LAZY_CYCLES for c in lazy), [sorted(c) for c in lazy if c not in KNOWN_LAZY_CYCLES]
+    assert lazy == [], [sorted(c) for c in lazy]
 
 
 def test_no_private_names_imported_from_another_subpackage():

@@ -33,7 +33,7 @@ def test_same_seed_gives_bit_identical_weights_and_outputs(tiny_dataset, tmp_pat
     from noble_neuron.training.train import TrainConfig, train
 
     config = SurrogateConfig(n_layers=1, hidden_channels=6, n_modes=16)
-    tc = TrainConfig(epochs=2, batch_size=8, window_samples=256, seed=11)
+    tc = TrainConfig(epochs=2, batch_size=8, seed=11)
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -70,7 +70,7 @@ def test_nan_from_the_network_never_reaches_neuron(tiny_trained):
     with pytest.raises(RuntimeError, match="NaN/inf"):
         h.finitialize(-65)
     assert np.array_equal(cell.prediction_mV, good)  # the previous, finite trace is still what NEURON plays
-    assert np.isfinite(cell._target.as_numpy()).all()
+    assert np.isfinite(cell.clamp_target.as_numpy()).all()
     del stim, cell
     gc.collect()
 

@@ -95,7 +95,7 @@ def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_s
 def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
                        batch_size: int | None = None, efel_limit: int = 200, progress: bool = True) -> dict[str, Any]:
     """Accuracy report of `s` on the Long Square rows of `data_path` (see module docstring)."""
-    from ..training.train import heldout_mask
+    from ..training.data import heldout_mask
 
     ds = open_dataset(data_path)
     table = ds.features()

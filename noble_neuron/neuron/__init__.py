@@ -1,1 +1,1 @@
-"""NEURON integration: SurrogateCell and the engines that drive it (whole-trace, network, streaming)."""
+"""NEURON integration: SurrogateCell and the engines that drive it (whole-trace, network mode)."""

@@ -23,9 +23,15 @@ finitialize, so values set after construction count) and waveforms given with
 channels, ``Vector.play`` into an IClamp ``amp``) is refused with an error saying why:
 a whole-trace surrogate cannot react to inputs it cannot see in advance.
 
-``SurrogateCell(..., network=True)`` uses a sliding-window checkpoint instead and runs in
+``SurrogateCell(..., network=True)`` uses a streaming checkpoint instead and runs in
 network mode (`noble_neuron.neuron.network`): ExpSyn/Exp2Syn on the soma, closed loop, any
 run length.
+
+The engines use a cell only through `noble_neuron.neuron.port.EngineCell`: ``clamp_target``,
+``prediction_mV``, ``prediction_key``, ``injected_waveforms``, ``check_soma``,
+``point_processes``, ``iclamps``, ``clamp_settings``, ``input_signature``, ``render_input``,
+``set_prediction`` and ``report_domain`` (plus ``index``, ``surrogate``, ``features``,
+``model_id``, ``soma`` and ``drive``).
 """
 from __future__ import annotations
 
@@ -37,8 +43,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..stimuli.protocols import step_current
-from .engine import SurrogateCellError, engine, is_single_step
-from .network import PLAY_MARGIN_SAMPLES, SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES
+from .engine import SurrogateCellError, engine, is_single_step, register_drive_adopter
+from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -55,9 +61,10 @@ def resolve_surrogate(checkpoint: str | Path | Surrogate | None, network: bool =
         from ..surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, default_surrogate
 
         s = default_surrogate(SHIPPED_NETWORK_CHECKPOINT if network and checkpoint is None else checkpoint)
-    if network and not s.is_sliding:
-        raise ValueError("network=True needs a sliding-window (network-mode) checkpoint; this one predicts whole "
-                         "traces (leave checkpoint=None for the shipped network checkpoint)")
+    if network and not s.is_streaming:
+        raise ValueError("network=True needs a streaming (network-mode) checkpoint; this one predicts whole "
+                         "traces (leave checkpoint=None for the shipped network checkpoint, or train one with "
+                         "`noble-neuron train --config streaming_cpu`)")
     return s
 
 
@@ -121,8 +128,8 @@ class SurrogateCell:
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
         self._amplitude: float | None = None
         if not self._features_in_hull:
-            self._domain_problem("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
-                                             "are outside the convex hull of the training models' features")
+            self.report_domain("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
+                                           "are outside the convex hull of the training models' features")
 
         eng = engine()
         self.index = eng.register(self)
@@ -133,12 +140,11 @@ class SurrogateCell:
             self.drive = h.nn_VoltageDrive(self.soma(0.5))
         else:  # a drive made by someone else (a NetPyNE cell rule): its section is the soma
             self.soma, self.drive = _drive.get_segment().sec, _drive
-        # whole-trace: the predicted trace; sliding (network mode): a short rolling buffer per epoch
-        n_play = s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES if s.is_sliding else s.n_samples
+        # whole-trace: the predicted trace; network mode: a short rolling buffer per epoch
+        n_play = clamp_buffer_samples(s) if s.is_streaming else s.n_samples
         self._target = h.Vector(n_play + 1)
         self._target.fill(h.v_init)
-        self._target_view = self._target.as_numpy()
-        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, n_play, s if s.is_sliding else None), 1)
+        self._target.play(self.drive._ref_vc, eng.time_vector(s.dt_ms, n_play, s if s.is_streaming else None), 1)
         self._injected: list[tuple[np.ndarray, np.ndarray]] = []
         self._prediction: np.ndarray | None = None
         self._prediction_key: str | None = None
@@ -158,10 +164,11 @@ class SurrogateCell:
               features: Sequence[float] | None = None) -> "SurrogateCell":
         """Wrap an ``nn_VoltageDrive`` someone else placed (e.g. a NetPyNE cell rule) as a SurrogateCell.
 
-        Its section becomes ``soma``; `features` (None: the checkpoint's default neuron) come from the
-        engine's registry, indexed by the drive's ``neuron``. Used by the engine at finitialize.
+        Its section becomes ``soma``; `checkpoint` a network checkpoint (None: the shipped one);
+        `features` (None: the checkpoint's default neuron) come from the engine's registry, indexed by
+        the drive's ``neuron``. Used by the engine at finitialize (`register_drive_adopter`).
         """
-        return cls(features=features, checkpoint=checkpoint, _drive=drive,
+        return cls(features=features, checkpoint=checkpoint, network=True, _drive=drive,
                    name=f"SurrogateCell<{drive.get_segment().sec.name()}>")
 
     # ---------------------------------------------------------------- inputs
@@ -194,6 +201,11 @@ class SurrogateCell:
         """Remove all waveforms added by `inject_current`."""
         self._injected.clear()
 
+    @property
+    def injected_waveforms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(times ms, currents nA) of each waveform added by `inject_current`, in order."""
+        return list(self._injected)
+
     def point_processes(self) -> list:
         """Every point process on this cell's soma, at any location: soma(0) and soma(1) too (NEURON puts
         an IClamp placed there on the section's end node, which feeds the same soma)."""
@@ -215,10 +227,21 @@ class SurrogateCell:
         """The last predicted trace (mV, on the surrogate grid t = k·dt_ms), or None before finitialize.
 
         Network mode: the closed-loop voltage predicted so far in the current run."""
-        if self.surrogate.is_sliding:
+        if self.surrogate.is_streaming:
             group = engine().network_group_of(self)
             return None if group is None else group.closed_loop_traces()[group.index_of(self)]
         return None if self._prediction is None else self._prediction.copy()
+
+    @property
+    def prediction_key(self) -> str | None:
+        """What the loaded whole-trace prediction was made for (a hash of input and features), or None."""
+        return self._prediction_key
+
+    @property
+    def clamp_target(self):
+        """The ``h.Vector`` (mV) played into the drive's target: the whole predicted trace (its last value
+        held once more), or network mode's rolling epoch buffer on the engine's time base."""
+        return self._target
 
     @property
     def input_nA(self) -> np.ndarray | None:
@@ -245,10 +268,12 @@ class SurrogateCell:
     def dt_ms(self) -> float:
         return self.surrogate.dt_ms
 
-    # ---------------------------------------------------------------- engine callbacks
-    def _check_soma(self) -> None:
+    # ---------------------------------------------------------------- engine port (noble_neuron.neuron.port)
+    def check_soma(self) -> None:
+        """Raise SurrogateCellError if the soma has attached sections, inserted mechanisms or point processes
+        the surrogate would silently ignore (synapses on a whole-trace cell among them)."""
         seg = self.soma(0.5)
-        allowed = _ALLOWED_POINT_PROCESSES + (_NETWORK_SYNAPSES if self.surrogate.is_sliding else ())
+        allowed = _ALLOWED_POINT_PROCESSES + (_NETWORK_SYNAPSES if self.surrogate.is_streaming else ())
         attached = [sec.name() for sec in self.soma.children()]
         if attached:
             raise SurrogateCellError(
@@ -261,7 +286,7 @@ class SurrogateCell:
                 raise SurrogateCellError(
                     f"{pp.hname()} sits on {self.soma.name()}: synaptic input would be silently ignored by this "
                     "SurrogateCell's whole-trace checkpoint, which predicts from inputs known at finitialize. "
-                    "Use network mode: SurrogateCell(..., network=True) (or a sliding-window checkpoint)."
+                    "Use network mode: SurrogateCell(..., network=True) (or another streaming checkpoint)."
                 )
             if kind not in allowed or (kind == "nn_VoltageDrive" and pp.hname() != self.drive.hname()):
                 raise SurrogateCellError(
@@ -287,7 +312,8 @@ class SurrogateCell:
             out.append((stim, delay, dur, amp))
         return out
 
-    def _render_input(self, grid_ms: np.ndarray) -> np.ndarray:
+    def render_input(self, grid_ms: np.ndarray) -> np.ndarray:
+        """This cell's input current (nA) at times `grid_ms`: its IClamps plus the injected waveforms."""
         i = np.zeros_like(grid_ms)
         for _, delay, dur, amp in self.clamp_settings():
             i += step_current(grid_ms, delay, dur, amp)
@@ -295,14 +321,18 @@ class SurrogateCell:
             i += np.interp(grid_ms, t, v, left=0.0, right=0.0)
         return i
 
-    def _load_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, amplitude_nA: float, key: str) -> None:
+    def set_prediction(self, v_mV: np.ndarray, input_nA: np.ndarray, amplitude_nA: float, key: str) -> None:
+        """Play the whole-trace prediction `v_mV` (mV), made for `input_nA` (characteristic amplitude
+        `amplitude_nA`, identified by `key`), into the clamp target."""
         self._prediction, self._input, self._prediction_key = v_mV, input_nA, key
         self._amplitude = float(amplitude_nA)
         target = self._target.as_numpy()
         target[:-1] = v_mV
         target[-1] = v_mV[-1]
 
-    def _domain_problem(self, kind: str, message: str) -> None:
+    def report_domain(self, kind: str, message: str) -> None:
+        """Warn once per `kind` (DomainWarning) that this cell or its input is outside the training domain;
+        raise SurrogateCellError instead in strict mode."""
         text = f"SurrogateCell {self.model_id or list(self.features.round(4))}: {message}"
         if self.strict:
             raise SurrogateCellError(text + " (strict mode)")
@@ -316,3 +346,6 @@ class SurrogateCell:
 
     def __str__(self) -> str:
         return self.name
+
+
+register_drive_adopter(SurrogateCell.adopt)

@@ -16,7 +16,12 @@ NEURON-facing edge of the package. At every ``h.finitialize`` three handlers run
 Predictions are cached per cell: a re-run with unchanged inputs costs no forward pass.
 The clamp target is played continuously (linear interpolation between 0.06 ms samples),
 shifted by −dt/2 under fixed step because NEURON evaluates BREAKPOINT and continuous plays
-at t + dt/2 (NEURON_NOTES); unshifted under CVode.
+at t + dt/2 (NEURON_NOTES); unshifted under CVode. Cells of a streaming checkpoint run in
+network mode instead (`noble_neuron.neuron.network`, one `NetworkGroup` per checkpoint).
+
+The engine sees cells only through `noble_neuron.neuron.port.EngineCell`; it wraps
+``nn_VoltageDrive``s placed by others (NetPyNE cell rules) with the adopter that
+`noble_neuron.neuron.cell` registers (`register_drive_adopter`), so it never imports the cell.
 """
 from __future__ import annotations
 
@@ -25,20 +30,28 @@ import logging
 import math
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ..surrogate.encoding import characteristic_amplitude
 from ..errors import SurrogateCellError, CoarseStepWarning  # noqa: F401 (raised here, defined in errors)
+from .port import EngineCell
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .cell import SurrogateCell
-
-__all__ = ["SurrogateCellError", "engine", "is_single_step"]
+__all__ = ["SurrogateCellError", "engine", "is_single_step", "register_drive_adopter"]
 
 log = logging.getLogger(__name__)
 
+#: wraps an nn_VoltageDrive placed by someone else as a network cell: ``adopt(drive, checkpoint, features)``
+#: (checkpoint a Surrogate or None for the shipped network one, features raw or None); `register_drive_adopter`
+_drive_adopter: Callable[[Any, Any, Any], EngineCell] | None = None
+
+
+def register_drive_adopter(adopt: Callable[[Any, Any, Any], EngineCell]) -> None:
+    """How the engine wraps foreign drives (NetPyNE cell rules) as cells; `noble_neuron.neuron.cell` registers
+    ``SurrogateCell.adopt`` when it is imported."""
+    global _drive_adopter
+    _drive_adopter = adopt
 
 
 #: during a run, whole-trace cells' inputs are compared with those their prediction was made for every this many ms
@@ -52,7 +65,7 @@ class _Engine:
         from neuron import h
 
         self._h = h
-        self._cells: "weakref.WeakValueDictionary[int, SurrogateCell]" = weakref.WeakValueDictionary()
+        self._cells: "weakref.WeakValueDictionary[int, EngineCell]" = weakref.WeakValueDictionary()
         self._next_id = 0
         self._sentinels: list[tuple[Any, float]] = []
         self._time_vectors: dict[tuple[float, int], Any] = {}
@@ -61,33 +74,30 @@ class _Engine:
         self._coarse_warned: set[int] = set()
         self.predict_calls = 0  # forward passes requested (one per checkpoint per changed run)
         self.last_predict_s = 0.0
-        self.network_groups: list = []  # network mode: one NetworkGroup per sliding checkpoint, this run
-        self._adopted: dict[str, "SurrogateCell"] = {}  # wrappers of NetPyNE-made drives, owned here
+        self.network_groups: list = []  # network mode: one NetworkGroup per streaming checkpoint, this run
+        self._adopted: dict[str, EngineCell] = {}  # wrappers of NetPyNE-made drives, owned here
         self.rule_checkpoints: list = []  # network checkpoints of NetPyNE cell rules; a drive's ckpt indexes it
         self.rule_neurons: list[list[float]] = []  # their neurons' features; a drive's neuron indexes it
-        # fixed-point passes per epoch when cells have conductance synapses; 1, 2 and 3 gave the same
-        # subthreshold error to < 0.01 mV at 0.6 ms epochs (benchmarks/network.py --iterations)
-        self.network_iterations = 1
         # Handlers must outlive every cell: they are kept for the life of the process.
         self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
                           h.FInitializeHandler(1, self._on_initialized)]
 
     # -------------------------------------------------------------- registry
-    def register(self, cell: "SurrogateCell") -> int:
+    def register(self, cell: EngineCell) -> int:
         """Track `cell` (weakly); returns its process-unique index."""
         index = self._next_id
         self._cells[index] = cell
         self._next_id += 1
         return index
 
-    def cells(self) -> list["SurrogateCell"]:
+    def cells(self) -> list[EngineCell]:
         return [c for _, c in sorted(self._cells.items())]
 
-    def time_vector(self, dt_ms: float, n: int, sliding_surrogate=None):
+    def time_vector(self, dt_ms: float, n: int, network_surrogate=None):
         """Shared clamp time base (n+1 samples) for surrogates of this dt/length; refilled at each init.
 
-        Sliding-window (network-mode) surrogates get one per checkpoint, rewritten every epoch."""
-        key = (dt_ms, n) if sliding_surrogate is None else ("sliding", id(sliding_surrogate), n)
+        Streaming (network-mode) surrogates get one per checkpoint, rewritten every epoch."""
+        key = (dt_ms, n) if network_surrogate is None else ("network", id(network_surrogate), n)
         if key not in self._time_vectors:
             self._time_vectors[key] = self._h.Vector(np.arange(n + 1) * dt_ms)
         return self._time_vectors[key]
@@ -98,7 +108,7 @@ class _Engine:
         self._adopt_foreign_drives()
         cells = self.cells()
         for cell in cells:
-            cell._check_soma()
+            cell.check_soma()
         self._prepare_network_groups(cells)
         for cell in cells:
             for stim in cell.iclamps():
@@ -127,7 +137,7 @@ class _Engine:
         cells = self.cells()
         if not cells:
             return
-        groups: dict[int, list["SurrogateCell"]] = {}
+        groups: dict[int, list[EngineCell]] = {}
         for cell in cells:
             groups.setdefault(id(cell.surrogate), []).append(cell)
         fixed_step = not h.cvode.active()
@@ -143,7 +153,7 @@ class _Engine:
             tvec[:] = np.arange(s.n_samples + 1) * s.dt_ms + shift
             limits.append((s.n_samples + 1) * s.dt_ms)  # last sample is held for one more step
             for cell in group:
-                cell.soma(0.5).v = float(cell._prediction[0])
+                cell.soma(0.5).v = float(cell.prediction_mV[0])
         whole = [c for g in groups.values() for c in g]
         self._watched = {c.index: c.input_signature() for c in whole}
         if fixed_step and whole:
@@ -165,7 +175,7 @@ class _Engine:
         since (run every INPUT_CHECK_MS of model time during a run; callable at any time)."""
         h = self._h
         for cell in self.cells():
-            if cell.surrogate.is_sliding:
+            if cell.surrogate.is_streaming:
                 continue
             before = self._watched.get(cell.index)
             if before is None:
@@ -184,7 +194,7 @@ class _Engine:
         wrappers of deleted cells are otherwise dropped at the next finitialize)."""
         self._adopted.clear()
 
-    def _warn_coarse_step(self, cells: list["SurrogateCell"]) -> None:
+    def _warn_coarse_step(self, cells: list[EngineCell]) -> None:
         """Warn once per cell when h.dt is longer than the surrogate's narrowest action potential stays above the
         threshold of a NetCon watching its soma (a fixed step can then jump over a spike)."""
         h = self._h
@@ -192,11 +202,14 @@ class _Engine:
         for nc in h.List("NetCon"):
             seg = nc.preseg()
             cell = None if seg is None else by_soma.get(seg.sec.name())
-            if cell is None or cell.index in self._coarse_warned or cell._prediction is None:
+            if cell is None or cell.index in self._coarse_warned:
                 continue
-            above = cell._prediction >= float(nc.threshold)
+            prediction = cell.prediction_mV
+            if prediction is None:
+                continue
+            above = prediction >= float(nc.threshold)
             edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
-            widths = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)) * cell.dt_ms
+            widths = (np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)) * cell.surrogate.dt_ms
             if widths.size and h.dt > widths.min():
                 self._coarse_warned.add(cell.index)
                 warnings.warn(
@@ -227,8 +240,6 @@ class _Engine:
         The engine owns these wrappers (nobody else does); a wrapper whose drive lost its
         section (cells cleared) is dropped.
         """
-        from .cell import SurrogateCell, resolve_surrogate
-
         if not hasattr(self._h, "nn_VoltageDrive"):  # mechanisms never loaded here (e.g. an MPI rank without surrogates)
             return
         self._adopted = {k: c for k, c in self._adopted.items() if c.drive.has_loc()}
@@ -236,41 +247,38 @@ class _Engine:
         foreign = [d for d in self._h.List("nn_VoltageDrive") if d.hname() not in owned and d.has_loc()]
         if not foreign:
             return
+        if _drive_adopter is None:
+            raise SurrogateCellError(f"{foreign[0].hname()} was placed without noble_neuron.neuron.cell being imported: "
+                                     "build its cell rule with noble_neuron.integrations.netpyne.cell_rule")
         for drive in foreign:
             key = int(round(drive.ckpt))
             if key >= len(self.rule_checkpoints):
                 raise SurrogateCellError(f"{drive.hname()} asks for network checkpoint #{key}, but this process "
                                          f"registered {len(self.rule_checkpoints)}: build its cell rule with "
                                          "noble_neuron.integrations.netpyne.cell_rule in this process")
-            surrogate = self.rule_checkpoints[key] if key >= 0 else resolve_surrogate(None, network=True)
+            surrogate = self.rule_checkpoints[key] if key >= 0 else None  # None: the shipped network checkpoint
             n = int(round(drive.neuron))
             if n >= len(self.rule_neurons):
                 raise SurrogateCellError(f"{drive.hname()} asks for neuron #{n}, but this process registered "
                                          f"{len(self.rule_neurons)}: build its cell rule in this process")
             features = self.rule_neurons[n] if n >= 0 else None
-            self._adopted[drive.hname()] = SurrogateCell.adopt(drive, checkpoint=surrogate, features=features)
+            self._adopted[drive.hname()] = _drive_adopter(drive, surrogate, features)
 
-    def _prepare_network_groups(self, cells: list["SurrogateCell"]) -> None:
-        """Type 3: one NetworkGroup per sliding checkpoint; its clamp time base is valid before plays start."""
-        from .network import PLAY_MARGIN_SAMPLES, NetworkGroup
+    def _prepare_network_groups(self, cells: list[EngineCell]) -> None:
+        """Type 3: one NetworkGroup per streaming checkpoint; its clamp time base is valid before plays start."""
+        from .network import NetworkGroup, clamp_buffer_samples
 
         self.network_groups = []
-        groups: dict[int, list["SurrogateCell"]] = {}
+        groups: dict[int, list[EngineCell]] = {}
         for cell in cells:
-            if cell.surrogate.is_sliding:
+            if cell.surrogate.is_streaming:
                 groups.setdefault(id(cell.surrogate), []).append(cell)
         for group in groups.values():
-            if group[0].surrogate.config.streaming:
-                from .streaming import StreamingGroup
-
-                self.network_groups.append(StreamingGroup(group, self._h))
-            else:
-                self.network_groups.append(NetworkGroup(group, self._h, iterations=self.network_iterations))
+            self.network_groups.append(NetworkGroup(group, self._h))
         self._agree_across_ranks()
         for net in self.network_groups:
             s = net.s
-            net.bind_time_vector(self.time_vector(s.dt_ms, s.sliding_horizon_samples + PLAY_MARGIN_SAMPLES,
-                                                  s).as_numpy())
+            net.bind_time_vector(self.time_vector(s.dt_ms, clamp_buffer_samples(s), s).as_numpy())
 
     def _agree_across_ranks(self) -> None:
         """Under MPI: one epoch for all ranks, and spike exchange at every epoch boundary.
@@ -299,22 +307,22 @@ class _Engine:
             g.use_epoch_samples(int(round(agreed / g.dt_sample_ms)))
         pc.set_maxstep(agreed)
 
-    def network_group_of(self, cell: "SurrogateCell"):
+    def network_group_of(self, cell: EngineCell):
         """The NetworkGroup running `cell` in this run, or None."""
         for g in self.network_groups:
             if g.index_of(cell) is not None:
                 return g
         return None
 
-    def _predict_group(self, group: list["SurrogateCell"]) -> None:
+    def _predict_group(self, group: list[EngineCell]) -> None:
         import time
 
         s = group[0].surrogate
         grid = np.arange(s.n_samples) * s.dt_ms
-        stimuli = np.stack([cell._render_input(grid) for cell in group])
+        stimuli = np.stack([cell.render_input(grid) for cell in group])
         keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes()).hexdigest()
                 for cell, stim in zip(group, stimuli)]
-        todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell._prediction_key != key]
+        todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell.prediction_key != key]
         if not todo:
             return
         amps = characteristic_amplitude(_torch_tensor(stimuli[todo])).numpy()
@@ -323,17 +331,17 @@ class _Engine:
             own = s.model_features.get(group[i].model_id or "", {}).get("amp_range_nA")
             if not ok:
                 lo, hi = s.amp_range_nA
-                group[i]._domain_problem(
+                group[i].report_domain(
                     "amplitude", f"input amplitude {amp:.4g} nA is outside the trained range [{lo:g}, {hi:g}] nA")
             elif own is not None and not own[0] - 0.05 * (own[1] - own[0]) <= amp <= own[1] + 0.05 * (own[1] - own[0]):
-                group[i]._domain_problem(
+                group[i].report_domain(
                     "amplitude", f"input amplitude {amp:.4g} nA is outside the amplitudes model {group[i].model_id} "
                                  f"was trained on [{own[0]:.3g}, {own[1]:.3g}] nA (a rheobase-relative plan ends at "
                                  "its top amplitude); widen the plan (high_x_rheobase) and retrain to use it there")
         if s.steps_only:
             for i in todo:
                 if not is_single_step(stimuli[i]):
-                    group[i]._domain_problem(
+                    group[i].report_domain(
                         "waveform", "its input is not a single current step, and this checkpoint was trained on "
                                     "Long Square steps only")
         features = np.stack([group[i].features for i in todo])
@@ -342,11 +350,11 @@ class _Engine:
         self.last_predict_s = time.perf_counter() - start
         self.predict_calls += 1
         for row, i in enumerate(todo):
-            group[i]._load_prediction(v[row], stimuli[i], float(amps[row]), keys[i])
+            group[i].set_prediction(v[row], stimuli[i], float(amps[row]), keys[i])
 
     # -------------------------------------------------------------- window end
     def _window_end(self) -> None:
-        if not any(not c.surrogate.is_sliding for c in self.cells()):
+        if not any(not c.surrogate.is_streaming for c in self.cells()):
             return
         raise SurrogateCellError(
             f"the run went past t = {self._limit_ms:.6g} ms, the end of the surrogate's trained window; "

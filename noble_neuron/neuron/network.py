@@ -1,36 +1,36 @@
-"""Network mode: sliding-window surrogates advanced in epochs, closed loop, inside NEURON.
+"""Network mode: streaming surrogates advanced in epochs, closed loop, inside NEURON.
 
 NEURON-facing edge of the package, used by `noble_neuron.neuron.engine` for SurrogateCells
-whose checkpoint is a sliding-window surrogate (``Surrogate.is_sliding``).
+whose checkpoint is a streaming model (``Surrogate.is_streaming``,
+`noble_neuron.surrogate.streaming`): a recurrence whose state is carried from epoch to epoch,
+so an epoch costs its new samples only.
 
-Epochs. The run is cut into epochs of D = n_e · dt_sample_ms (dt_sample_ms = 0.06 ms, the surrogate grid),
-with D shorter than half the smallest NetCon delay into any surrogate synapse (and at most
-the trained horizon); under fixed step D is a whole number of NEURON steps when the grids
-allow (multiples of 0.3 ms at dt 0.025). A spike that arrives in [t_k, t_k + D] was then
-emitted before t_k − D, so at
-the epoch boundary t_k every input of the epoch is known: IClamps (delay/dur/amp) and the
-synaptic events waiting in NEURON's queue (``CVode.event_queue_info``). At each boundary
-the engine builds, for ALL surrogate cells of a checkpoint at once, the window of input
-current and of known voltage that ends at t_k + D, calls ``Surrogate.predict`` once, and
-writes the n_e new voltage samples into each cell's clamp target; a ``CVode.event`` chain
-(started in the type-1 FInitializeHandler) fires the next boundary. Spikes leave through
-ordinary NetCons watching the clamped soma voltage.
+Epochs. The run is cut into epochs of D = n_e · dt_sample_ms (dt_sample_ms = 0.06 ms, the
+surrogate grid), a whole number of model steps (0.3 ms) and at most `MAX_EPOCH_STEPS` of them
+(the clamp buffer), with D shorter than half the smallest NetCon delay into any surrogate
+synapse; under fixed step D is a whole number of NEURON steps when the grids allow (multiples
+of 0.3 ms at dt 0.025). A spike that arrives in [t_k, t_k + D] was then emitted before
+t_k − D, so at the epoch boundary t_k every input of the epoch is known, on any number of MPI
+ranks: IClamps (delay/dur/amp) and the synaptic events waiting in NEURON's queue
+(``CVode.event_queue_info``). At each boundary the engine advances one `StreamingRunner` for
+ALL surrogate cells of a checkpoint by the epoch's steps (one batched recurrence step per
+model step; the cells' own spikes feed back) and writes the n_e new voltage samples into each
+cell's clamp target; a ``CVode.event`` chain (started in the type-1 FInitializeHandler) fires
+the next boundary. Spikes leave through ordinary NetCons watching the clamped soma voltage.
+`finitialize` starts every cell from a zero state at its initial voltage. Each cell's spike
+draws are keyed on its soma's name (NetPyNE: the gid), so runs repeat exactly and agree across
+MPI rank counts.
 
 Synapses. ExpSyn and Exp2Syn on a surrogate soma are integrated by NEURON as usual (their
 state is read at each boundary), but their current is fed to the surrogate, not to the
-clamped soma: i_syn(t) = −g(t)·(v(t) − e), with g(t) over the epoch computed exactly from
-the state at t_k and the pending events (exponential kernels), and v(t) the surrogate's own
-voltage. v over the epoch is not known before the prediction: the first pass holds v at
-v(t_k); ``iterations`` > 1 repeats the epoch with the previous pass's voltage (a fixed-point
-iteration, one batched call each). At 0.6 ms epochs 1, 2 and 3 passes gave the same
-subthreshold error to < 0.01 mV (benchmarks/network.py --iterations), so the default is 1.
-The surrogate was trained on current inputs; conductance input enters only through this
-driving force.
+clamped soma: i_syn(t) = −g(t)·(v − e), with g(t) over the epoch computed exactly from
+the state at t_k and the pending events (exponential kernels), and v the surrogate's own
+voltage at t_k. The surrogate was trained on current inputs; conductance input enters only
+through this driving force.
 
-Outputs. Input-only checkpoints see the current window alone; ``voltage_history`` ones also
-their own earlier output (closed loop). Spike-head checkpoints (the shipped one) return the
-clipped voltage and a spike probability; a `SpikeComposer` per group turns them, epoch after
-epoch, into voltages with action potentials (`noble_neuron.surrogate.spike_head`).
+Domain guard: a cell whose input, averaged over the last ~50 ms (`AMPLITUDE_WINDOW_MS`),
+leaves the trained amplitude range warns once (raises for strict cells); voltages outside
+`VOLTAGE_RANGE_MV` are clipped and reported.
 """
 from __future__ import annotations
 
@@ -39,31 +39,37 @@ import math
 import time
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import torch
 
 from ..stimuli.protocols import step_current
-from ..surrogate.encoding import characteristic_amplitude
 from ..surrogate.model import AccuracyWarning
 from ..errors import NetworkError  # noqa: F401 (raised here, defined in errors)
+from .port import EngineCell
 
 _CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per checkpoint per process
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .cell import SurrogateCell
-
-__all__ = ["NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYNAPSES", "aligned_samples",
-           "choose_epoch", "epoch_samples"]
+__all__ = ["MAX_EPOCH_STEPS", "NetworkError", "NetworkGroup", "PLAY_MARGIN_SAMPLES", "SUPPORTED_SYNAPSES",
+           "aligned_samples", "choose_epoch", "clamp_buffer_samples", "epoch_samples"]
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_SYNAPSES = ("ExpSyn", "Exp2Syn")
 #: predictions outside this range (mV) are clipped and reported (see NetworkGroup._guard_voltage)
 VOLTAGE_RANGE_MV = (-110.0, 70.0)
-#: clamp buffer = horizon + this many samples (history before t_k for steps up to ~0.4 ms, plus a held value)
+#: the longest epoch, in model steps (10 × 0.3 ms)
+MAX_EPOCH_STEPS = 10
+#: clamp buffer = longest epoch + this many samples (history before t_k for steps up to ~0.4 ms, plus a held value)
 PLAY_MARGIN_SAMPLES = 10
+#: time constant (ms) of the running mean of each cell's input compared with the trained amplitude range
+AMPLITUDE_WINDOW_MS = 50.0
+
+
+def clamp_buffer_samples(surrogate) -> int:
+    """Samples of a network cell's clamp buffer (its target Vector holds one more, the held value): the
+    longest epoch (`MAX_EPOCH_STEPS` model steps of `surrogate`) plus `PLAY_MARGIN_SAMPLES`."""
+    return MAX_EPOCH_STEPS * surrogate.config.time_coarsening + PLAY_MARGIN_SAMPLES
 
 
 def epoch_samples(min_delay_ms: float | None, dt_sample_ms: float, horizon: int, margin_ms: float = 0.0) -> int:
@@ -113,22 +119,21 @@ def _exp2_factor(tau1: float, tau2: float) -> float:
 
 
 class NetworkGroup:
-    """All sliding-surrogate cells of one checkpoint during one run (created at finitialize)."""
+    """All network-mode (streaming) cells of one checkpoint during one run (created at finitialize)."""
 
-    def __init__(self, cells: list["SurrogateCell"], h: Any, iterations: int = 1) -> None:
+    def __init__(self, cells: list[EngineCell], h: Any) -> None:
         # weak: a group outlives its run (for inspection) but must not keep deleted cells alive
         self._cell_refs = [weakref.ref(c) for c in cells]
         self.n_cells = len(cells)
-        self._targets = [c._target for c in cells]  # the Vectors are kept so their numpy views stay valid
-        self._target_views = [c._target_view for c in cells]
+        self._targets = [c.clamp_target for c in cells]  # the Vectors are kept so their numpy views stay valid
+        self._target_views = [target.as_numpy() for target in self._targets]
         self.h = h
         self.s = cells[0].surrogate
         self.dt_sample_ms = self.s.dt_ms
-        self.window = self.s.n_samples
-        self.iterations = int(iterations)
-        self.predict_calls = 0
-        self.predict_s = 0.0  # wall time in Surrogate.predict
-        self.engine_s = 0.0  # wall time in the epoch callbacks outside predict (inputs, synapses, buffers)
+        self.factor = self.s.config.time_coarsening  # data samples per model step
+        self.predict_calls = 0  # StreamingRunner.advance calls (one batched call per epoch)
+        self.predict_s = 0.0  # wall time in the model (StreamingRunner.advance)
+        self.engine_s = 0.0  # wall time in the epoch callbacks outside the model (inputs, synapses, buffers)
         self._collect_synapses(cells)
         self.min_delay_ms = self._min_delay()
         # Epochs shorter than HALF the smallest delay: then the same epochs are also correct under MPI,
@@ -136,7 +141,7 @@ class NetworkGroup:
         # not depend on the number of ranks.
         try:
             self.n_e, self.lead_ms = choose_epoch(None if self.min_delay_ms is None else 0.5 * self.min_delay_ms,
-                                                  self.dt_sample_ms, self.s.sliding_horizon_samples,
+                                                  self.dt_sample_ms, MAX_EPOCH_STEPS * self.factor,
                                                   None if h.cvode.active() else float(h.dt))
         except NetworkError as exc:
             raise NetworkError(
@@ -156,20 +161,33 @@ class NetworkGroup:
             _CAVEATS_SHOWN.add(id(self.s))
             warnings.warn(f"network-mode checkpoint: {caveat}. Its spikes and rates are not yet a substitute for "
                           "the detailed model; see docs/network_mode.md.", AccuracyWarning, stacklevel=2)
+        self._round_epoch(self.n_e)
+
+    def _round_epoch(self, n_e: int) -> None:
+        """Epochs of whole model steps: `n_e` samples rounded down (at least one step, else NetworkError)."""
+        n = n_e - n_e % self.factor
+        if n < self.factor:
+            step = self.factor * self.dt_sample_ms
+            raise NetworkError(
+                f"an epoch of {n_e * self.dt_sample_ms:g} ms is shorter than one streaming-model step ({step:g} ms): "
+                f"epochs must stay below half the smallest NetCon delay into a surrogate cell "
+                f"({self.min_delay_ms if self.min_delay_ms is not None else float('nan'):g} ms here), so that delay "
+                f"must exceed {2 * (step + self.lead_ms):g} ms. Use a longer delay or the detailed model.")
+        self.n_e, self.epoch_ms = n, n * self.dt_sample_ms
 
     @property
-    def cells(self) -> list["SurrogateCell"]:
+    def cells(self) -> list[EngineCell]:
         """The cells of this group that are still alive (in group order)."""
         return [c for c in (r() for r in self._cell_refs) if c is not None]
 
-    def index_of(self, cell: "SurrogateCell") -> int | None:
+    def index_of(self, cell: EngineCell) -> int | None:
         for i, r in enumerate(self._cell_refs):
             if r() is cell:
                 return i
         return None
 
     # ------------------------------------------------------------------ setup
-    def _collect_synapses(self, cells: list["SurrogateCell"]) -> None:
+    def _collect_synapses(self, cells: list[EngineCell]) -> None:
         self.syns, cell_of, kinds, e, tau1, tau2, factor = [], [], [], [], [], [], []
         self._syn_index: dict[str, int] = {}
         for i, cell in enumerate(cells):
@@ -199,39 +217,32 @@ class NetworkGroup:
                   if nc.syn() is not None and nc.syn().hname() in self._syn_index]
         return min(delays) if delays else None
 
-    def _collect_clamps(self, cells: list["SurrogateCell"]) -> None:
-        rows, window_ms = [], self.window * self.dt_sample_ms
-        for i, cell in enumerate(cells):
-            for stim, d, dur, amp in cell.clamp_settings():
-                rows.append((i, d, dur, amp))
-                if amp != 0.0 and dur > window_ms and not (self.s.config.voltage_history or self.s.config.streaming):
-                    cell._domain_problem("held_step", f"{stim.hname()} holds {amp:g} nA for {dur:g} ms, longer than "
-                                         f"the {window_ms:g} ms input window: under a constant current an input-only "
-                                         "network surrogate loses the phase of tonic firing and stops firing "
-                                         "(docs/network_mode.md); for step protocols use SurrogateCell without "
-                                         "network=True")
+    def _collect_clamps(self, cells: list[EngineCell]) -> None:
+        rows = [(i, d, dur, amp) for i, cell in enumerate(cells) for _, d, dur, amp in cell.clamp_settings()]
         arr = np.array(rows, dtype=float).reshape(-1, 4)
         self.clamp_cell = arr[:, 0].astype(np.int64)
         self.clamp_delay, self.clamp_dur, self.clamp_amp = arr[:, 1:2], arr[:, 2:3], arr[:, 3:4]
-        self.injected = [(i, list(c._injected)) for i, c in enumerate(cells) if c._injected]
+        self.injected = [(i, list(c.injected_waveforms)) for i, c in enumerate(cells) if c.injected_waveforms]
 
     # ------------------------------------------------------------------ run
     def start(self) -> None:
-        """At finitialize (type 1): fill the history with rest and predict the first epoch."""
-        n, w = self.n_cells, self.window
+        """At finitialize (type 1): zero state, the cells' initial voltage, and the first epoch."""
+        from ..surrogate.streaming import StreamingRunner, cell_key
+
         v0 = np.array([c.soma(0.5).v for c in self.cells])
-        if v0.size != n:
+        if v0.size != self.n_cells:
             raise NetworkError("a SurrogateCell was deleted during finitialize")
-        self.i_hist = np.zeros((n, w), dtype=np.float32)
-        self.v_hist = np.repeat(v0[:, None], w, axis=1).astype(np.float32)
+        keys = [cell_key(c.soma.name()) for c in self.cells]
+        self.runner = StreamingRunner(self.s, self.features, v0, keys)
+        self.v_hist = np.repeat(v0[:, None], clamp_buffer_samples(self.s) + 1, axis=1).astype(np.float32)
+        self.i_mean, self.weight = np.zeros(self.n_cells), 0.0
         self.t_k = 0.0
         self.trace = [v0[:, None].astype(np.float32)]
-        self.g_trace = [np.zeros((n, 1), dtype=np.float32)]
-        self.composer = self.s.spike_composer(n) if self.s.config.spike_head else None
+        self.g_trace = [np.zeros((self.n_cells, 1), dtype=np.float32)]
         self._advance()
 
     def on_boundary(self) -> None:
-        """CVode event at t_k (one step before it when lead_ms > 0): predict (t_k, t_k + D], schedule the next."""
+        """CVode event at t_k (one step before it when lead_ms > 0): advance (t_k, t_k + D], schedule the next."""
         self.t_k += self.epoch_ms
         self._advance()
 
@@ -245,29 +256,22 @@ class NetworkGroup:
         tau = self.t_k + self.dt_sample_ms * np.arange(1, n_e + 1)  # the epoch's new samples (t_k, t_k + D]
         i_ext = self._clamp_current(tau)
         g, ge = self._conductances(tau)
-        self.i_hist = np.roll(self.i_hist, -n_e, axis=1)
+        v_now = self.v_hist[:, -1:].astype(np.float64)  # driving force from the voltage at t_k
+        current = i_ext - (g * v_now - ge)  # i_syn = -g (v - e), nA
+        start = time.perf_counter()
+        v = self.runner.advance(current)
+        self.predict_s += time.perf_counter() - start
+        self.predict_calls += 1
+        v = self._guard_voltage(v.astype(np.float32))
         self.v_hist = np.roll(self.v_hist, -n_e, axis=1)
-        v_guess = np.repeat(self.v_hist[:, -n_e - 1:-n_e], n_e, axis=1)  # v held at v(t_k)
-        for _ in range(max(1, self.iterations) if self.syns else 1):
-            self.i_hist[:, -n_e:] = i_ext - (g * v_guess - ge)  # i_syn = -g (v - e), nA
-            start = time.perf_counter()
-            out = self.s.predict(self.i_hist, self.features, self.dt_sample_ms, n_future=n_e, check_domain=False,
-                                 voltage_history_mV=self.v_hist if self.s.config.voltage_history else None,
-                                 spike_parts=self.composer is not None)
-            self.predict_s += time.perf_counter() - start
-            self.predict_calls += 1
-            v_guess = out[0][:, -n_e:] if self.composer is not None else out[:, -n_e:]
-        if self.composer is not None:  # spike head: clipped voltage + action potentials where it fires
-            v_guess = self.composer.step(v_guess, out[1][:, -n_e:])
-        v_guess = self._guard_voltage(v_guess)
-        self.v_hist[:, -n_e:] = v_guess
-        self._check_amplitudes()
-        self.trace.append(v_guess.copy())
+        self.v_hist[:, -n_e:] = v
+        self._check_amplitudes(current)
+        self.trace.append(v.copy())
         self.g_trace.append(g.astype(np.float32))
         self._write_targets()
         if h.cvode.active() and self.t_k > 0:
             # CVode may have stepped past t_k on the old (held) target before this event and interpolated
-            # back; restart it from t_k so the new samples are integrated (0.3 mV error without, 0.06 with)
+            # back; restart it from t_k so the new samples are integrated
             h.cvode.re_init()
         # lead_ms > 0 only when epochs cannot sit on the fixed-step grid: fire one step early
         h.cvode.event(self.t_k + self.epoch_ms - self.lead_ms, self.on_boundary)
@@ -280,27 +284,26 @@ class NetworkGroup:
         for i in bad:
             cell = self._cell_refs[i]()
             if cell is not None:
-                cell._domain_problem("voltage", f"at t = {self.t_k:.2f} ms its closed-loop prediction left "
-                                     f"[{lo:g}, {hi:g}] mV ({v[i].min():.1f} … {v[i].max():.1f} mV) and was clipped; "
-                                     "its network-mode output is unreliable there")
+                cell.report_domain("voltage", f"at t = {self.t_k:.2f} ms its closed-loop prediction left "
+                                   f"[{lo:g}, {hi:g}] mV ({v[i].min():.1f} … {v[i].max():.1f} mV) and was clipped; "
+                                   "its network-mode output is unreliable there")
         return np.clip(v, lo, hi) if bad.size else v
 
-    def _check_amplitudes(self) -> None:
-        """Domain guard: a window's characteristic amplitude outside the trained range warns once per cell
-        (raises for strict cells)."""
-        amp = characteristic_amplitude(torch.from_numpy(self.i_hist)).numpy().astype(np.float64)
-        self._report_amplitudes(amp, f"over the last {self.window * self.dt_sample_ms:g} ms")
-
-    def _report_amplitudes(self, amp_nA: np.ndarray, over: str) -> None:
-        """Warn once per cell (raise for strict cells) whose input amplitude `amp_nA` (nA, averaged `over`)
-        lies outside the trained range: the one domain report of both network engines."""
+    def _check_amplitudes(self, current: np.ndarray) -> None:
+        """Domain guard: a cell whose input (nA), averaged over the last ~`AMPLITUDE_WINDOW_MS`, leaves the
+        trained amplitude range warns once (raises for strict cells)."""
+        decay = math.exp(-self.epoch_ms / AMPLITUDE_WINDOW_MS)
+        self.i_mean = decay * self.i_mean + (1.0 - decay) * current.mean(axis=1)
+        self.weight = decay * self.weight + (1.0 - decay)  # bias correction: the mean since t = 0 early on
+        amp_nA = self.i_mean / self.weight
         bad = np.flatnonzero(~self.s.amplitude_in_range(amp_nA))
         lo, hi = self.s.amp_range_nA
         for i in bad:
             cell = self._cell_refs[i]()
             if cell is not None:
-                cell._domain_problem("amplitude", f"at t = {self.t_k:.2f} ms its input {over} averages "
-                                     f"{amp_nA[i]:.4g} nA, outside the trained range [{lo:g}, {hi:g}] nA")
+                cell.report_domain("amplitude", f"at t = {self.t_k:.2f} ms its input over the last "
+                                   f"~{AMPLITUDE_WINDOW_MS:g} ms averages {amp_nA[i]:.4g} nA, outside the trained "
+                                   f"range [{lo:g}, {hi:g}] nA")
 
     def _clamp_current(self, tau: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n_cells, tau.size))
@@ -366,10 +369,10 @@ class NetworkGroup:
             buf[nb + 1 + n_e:] = known[i, -1]
 
     def use_epoch_samples(self, n_e: int) -> None:
-        """Adopt a (shorter) epoch agreed with other MPI ranks."""
+        """Adopt a (shorter) epoch agreed with other MPI ranks (rounded down to whole model steps)."""
         if not 1 <= n_e <= self.n_e:
             raise NetworkError(f"cannot lengthen the epoch from {self.n_e} to {n_e} samples")
-        self.n_e, self.epoch_ms = int(n_e), n_e * self.dt_sample_ms
+        self._round_epoch(int(n_e))
 
     def bind_time_vector(self, tvec_view: np.ndarray) -> None:
         """Use this clamp time base and set it for the first epoch now (before NEURON starts the plays)."""
@@ -388,3 +391,7 @@ class NetworkGroup:
     def closed_loop_traces(self) -> np.ndarray:
         """(cells, samples) the voltages predicted so far on the grid t = k·dt_sample_ms (mV)."""
         return np.concatenate(self.trace, axis=1)
+
+    def spike_times_ms(self) -> list[np.ndarray]:
+        """Each cell's spike times (ms) as the model fired them this run."""
+        return self.runner.spike_times_ms()

@@ -12,6 +12,11 @@ Layout (a plain dict, loadable with ``torch.load(weights_only=True)``; no pickle
 Training-resume checkpoints add ``optimizer``, ``scheduler``, ``epoch`` and ``rng`` entries
 (and ``train_json``); `load_surrogate` ignores them.  Files are written to a temporary
 name and renamed, so an interrupted save never leaves a truncated file under the final name.
+
+Checkpoints written while network mode also had sliding-window models (among them the shipped
+streaming one) carry their keys (`LEGACY_CONFIG_KEYS`, `LEGACY_METADATA_KEYS`);
+`load_checkpoint` drops them where they agree with a streaming or whole-trace model and refuses
+a real sliding-window checkpoint, naming its replacement.
 """
 from __future__ import annotations
 
@@ -28,13 +33,19 @@ import torch
 from .model import Surrogate
 from ..errors import CheckpointError  # noqa: F401 (raised here, defined in errors)
 
-__all__ = ["CHECKPOINT_SCHEMA", "CHECKPOINT_SCHEMA_VERSION", "SHIPPED_CHECKPOINT", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "save_surrogate", "load_surrogate", "default_surrogate"]
+__all__ = ["CHECKPOINT_SCHEMA", "CHECKPOINT_SCHEMA_VERSION", "LEGACY_CONFIG_KEYS", "LEGACY_METADATA_KEYS",
+           "SHIPPED_CHECKPOINT", "SHIPPED_NETWORK_CHECKPOINT", "CheckpointError", "save_checkpoint", "load_checkpoint",
+           "save_surrogate", "load_surrogate", "default_surrogate", "without_legacy_keys"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_SCHEMA = "noble_neuron.checkpoint"
 CHECKPOINT_SCHEMA_VERSION = 1
+#: config keys of the removed sliding-window models, with the value a streaming model stored (whole-trace: False)
+LEGACY_CONFIG_KEYS = {"sliding_window": True, "spike_head": True, "voltage_history": False,
+                      "spike_label_half_width": None}
+#: metadata keys of the removed sliding-window models; whole-trace models stored None for the first two
+LEGACY_METADATA_KEYS = ("sliding_horizon_samples", "spike_template_mV", "spike_threshold", "spike_delay_samples")
 
 
 def save_checkpoint(path: str | Path, metadata: dict, state_dict: dict[str, torch.Tensor], **extra: Any) -> Path:
@@ -87,10 +98,42 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         if key not in ckpt:
             raise CheckpointError(f"{path} is missing the '{key}' entry (written by another tool?)")
     try:
-        ckpt["metadata"] = json.loads(ckpt["metadata_json"])
+        meta = json.loads(ckpt["metadata_json"])
     except (TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: metadata_json is not valid JSON ({exc})") from None
+    ckpt["metadata"] = without_legacy_keys(meta, path) if isinstance(meta, dict) else meta
     return ckpt
+
+
+def without_legacy_keys(meta: dict, source: str | Path = "checkpoint") -> dict:
+    """Checkpoint metadata without the keys of removed sliding-window models (see module docstring).
+
+    A sliding-window model (``sliding_window``, ``spike_head`` or ``voltage_history`` true, or a
+    ``sliding_horizon_samples``, without ``streaming``) raises CheckpointError naming the
+    replacement; legacy keys that contradict the model they sit in raise too.
+    """
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        return meta
+    streaming = config.get("streaming") is True
+    legacy = {k: config[k] for k in LEGACY_CONFIG_KEYS if k in config}
+    if not streaming and (any(legacy.get(k) is True for k in ("sliding_window", "spike_head", "voltage_history"))
+                          or meta.get("sliding_horizon_samples") is not None):
+        raise CheckpointError(
+            f"{source} is a sliding-window network-mode checkpoint; sliding-window models were removed from "
+            "noble_neuron. SurrogateCell(..., network=True) uses the streaming network checkpoint "
+            f"({SHIPPED_NETWORK_CHECKPOINT.name}, shipped); train one of your own with "
+            "`noble-neuron train --config streaming_cpu` (docs/network_mode.md)")
+    wrong = [f"{k}={v!r}" for k, v in legacy.items()
+             if LEGACY_CONFIG_KEYS[k] is not None and v != (LEGACY_CONFIG_KEYS[k] if streaming else False)]
+    if not streaming:
+        wrong += [f"{k}={meta[k]!r}" for k in LEGACY_METADATA_KEYS[:2] if meta.get(k) is not None]
+    if wrong:
+        raise CheckpointError(f"{source}: legacy sliding-window settings {', '.join(wrong)} contradict its "
+                              f"{'streaming' if streaming else 'whole-trace'} model; the file was edited or is corrupt")
+    clean = {k: v for k, v in meta.items() if k not in LEGACY_METADATA_KEYS}
+    clean["config"] = {k: v for k, v in config.items() if k not in LEGACY_CONFIG_KEYS}
+    return clean
 
 
 def save_surrogate(surrogate: Surrogate, path: str | Path, **extra: Any) -> Path:
@@ -113,7 +156,7 @@ def load_surrogate(path: str | Path, device: str | torch.device | None = None) -
 
 #: The shipped default surrogate of the PV family (see README, "Shipped checkpoint").
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "pv_fno_cpu.pt"
-#: The shipped sliding-window (network-mode) surrogate of the PV family.
+#: The shipped streaming (network-mode) surrogate of the PV family.
 SHIPPED_NETWORK_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "pv_fno_network.pt"
 _default_surrogates: dict[str, Surrogate] = {}
 

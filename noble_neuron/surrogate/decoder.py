@@ -24,14 +24,17 @@ relaxing back to it after the trough. The trace's −20 mV crossings are then th
 spike times (to ~0.01 ms), and AP shape and AHP depth are the model's own.
 
 `StreamComposer` is the same decoder for streaming (network-mode) surrogates, chunk by chunk:
-there spikes are fired step by step and the voltage between them is clipped below threshold.
+there spikes are fired step by step and the voltage between them is clipped below threshold,
+never within the training data's shortest interspike interval (`refractory_samples`).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..features.spikes import upward_crossings
+
 __all__ = ["EVENT_OUTPUTS", "StreamComposer", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
-           "phase_target", "spikes_from_phase", "blend_templates"]
+           "phase_target", "refractory_samples", "spikes_from_phase", "blend_templates"]
 
 EVENT_OUTPUTS = ("none", "phase")
 #: never let θ reach the next integer after the last spike: it stops half a spike short
@@ -75,6 +78,14 @@ def ahp_trough_ms(traces_mV: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: flo
     offs = _window_offsets(pre_ms, max_post_ms, dt_ms)
     after = offs >= 0.3
     return float(offs[after][np.argmin(wave[after])])
+
+
+def refractory_samples(v_mV: np.ndarray, quantile: float = 0.001) -> int | None:
+    """The shortest interspike interval (samples) of (N, T) traces, as their `quantile` (robust to a
+    stray doublet); None if no trace has two spikes."""
+    rows, cols = upward_crossings(v_mV)
+    isi = np.concatenate([np.diff(cols[rows == r]) for r in np.unique(rows)] or [np.zeros(0)])
+    return None if isi.size == 0 else max(1, int(np.floor(np.quantile(isi, quantile))))
 
 
 def bridged_voltage(v_mV: np.ndarray, spikes_ms: np.ndarray, dt_ms: float, pre_ms: float,

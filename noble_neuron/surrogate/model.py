@@ -1,20 +1,12 @@
-"""The FNO surrogate: architecture config, the network, and the one batched ``predict``.
+"""The surrogate: its network (`build_fno`) and `Surrogate`, the network with its valid domain.
 
-`SurrogateConfig` describes the network and its input/output encoding; `build_fno` turns
-it into a 1-D ``neuralop.models.FNO``; `Surrogate` bundles the network with everything
-needed to use it correctly (dt, trained length, amplitude range, feature scaler, convex
-hull of the training features, training model ids, metrics) and exposes
-``Surrogate.predict(stimuli_nA, features, dt_ms) -> voltages_mV``.
-
-Encoding (see `noble_neuron.surrogate.encoding` for the channel order):
-
-* input current is divided by ``current_scale_nA``;
-* the characteristic amplitude (mean current where |I| > 1e-6 nA, 0 if the stimulus is
-  all zero; the step amplitude for a Long Square) is min-max scaled from the training
-  amplitude range to [0.5, 3.5] and NeRF-embedded with ``k_amp`` frequencies;
-* each feature (``feature_names``, raw units) is min-max scaled by the training
-  `FeatureScaler` to [0.5, 3.5] and embedded with ``k_feat`` frequencies;
-* the network predicts ``v_norm = (v_mV - v_offset_mV) / v_scale_mV``.
+`SurrogateConfig` (`noble_neuron.surrogate.config`) describes the network and its input/output
+encoding; `build_fno` turns it into a 1-D ``neuralop.models.FNO`` (whole-trace models) or a
+`noble_neuron.surrogate.streaming.CausalSpectralNet` (streaming network-mode models);
+`Surrogate` bundles the network with everything needed to use it correctly (dt, trained
+length, amplitude range, feature scaler, convex hull of the training features, training model
+ids, metrics) and exposes ``Surrogate.predict(stimuli_nA, features, dt_ms) -> voltages_mV`` for
+whole-trace models (event models decode through `noble_neuron.surrogate.event_model`).
 
 Domain checks in ``predict``: wrong dt or non-finite inputs raise ValueError; a trace
 length other than the trained one, amplitudes outside the training range and features
@@ -24,34 +16,29 @@ raises RuntimeError, so NaN is never returned.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .._version import __version__
-from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, n_input_channels, scale_amplitude
-from ..config_io import checked_mapping, yaml_section
+from .config import SurrogateConfig, positive_float, positive_int
+from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
+from .spectral import fast_fft_length
 from ..features.ephys import FeatureScaler
 from ..errors import DomainWarning, AccuracyWarning  # noqa: F401 (raised here, defined in errors)
-from ..validation import is_int, is_real
+from ..validation import is_real
 
-__all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "event_channels",
-           "fast_fft_length", "count_parameters",
-           "history_channels",
-           "Surrogate", "default_device"]
+__all__ = ["AccuracyWarning", "DomainWarning", "SurrogateConfig", "build_fno", "decode_voltage", "fast_fft_length",
+           "count_parameters", "Surrogate", "default_device"]
 
 log = logging.getLogger(__name__)
 
 SURROGATE_FORMAT = "noble_neuron.surrogate"
 CPU_CHUNK_TRACES = 16  # traces per forward pass on CPU (see Surrogate.predict)
-CPU_CHUNK_WINDOWS = 128  # sliding-window models: windows per forward pass on CPU (1000 in one pass: 4x slower)
 UNITS = {"stimulus": "nA", "voltage": "mV", "time": "ms", "amplitude": "nA"}
 
 
@@ -60,194 +47,12 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _pos_int(name: str, v: Any) -> int:
-    if not is_int(v) or v < 1:
-        raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _pos_float(name: str, v: Any) -> float:
-    if not is_real(v) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-    return float(v)
-
-
-@dataclass(frozen=True)
-class SurrogateConfig:
-    """FNO architecture and input/output encoding.
-
-    ``n_modes`` is the neuraloperator convention: for the (real, 1-D) time axis the
-    spectral convolution keeps ``n_modes // 2 + 1`` rfft modes.
-
-    ``sliding_window``: a sliding-window (network-mode, causal) model: it sees windows cut
-    anywhere from a run, each with its own time axis, zero-padded by a quarter on the right
-    so the FFT's wrap-around does not join the newest samples to the oldest. Without
-    ``voltage_history`` such a model maps the window's input current alone to its voltage
-    (open loop: no feedback of its own output, so nothing to drift or run away).
-
-    ``voltage_history``: two more input channels for sliding-window models (implies
-    ``sliding_window``): the window's known voltage (normalised; the unknown last samples
-    hold the last known value) and a mask (1 known, 0 to predict), see `history_channels`.
-
-    ``spike_head``: an input-only sliding-window model with a second output, the logit of
-    a spike at each sample; its voltage output is the voltage clipped at ``v_clip_mV``
-    (see `noble_neuron.surrogate.spike_head`); its spike labels are 1 within ``spike_label_half_width``
-    samples of each spike.
-
-    ``event_output``: ``"none"`` regresses the voltage itself; ``"phase"`` makes a whole-trace
-    event model (`noble_neuron.surrogate.decoder`): two outputs on a grid ``time_coarsening`` times
-    coarser than the data, the spike phase θ (in units of ``phase_scale`` spikes) and the
-    interspike voltage; `predict`
-    composes the trace with each model's own action potential (``ap_pre_ms`` before the
-    −20 mV crossing to the fast-AHP trough).
-
-    ``streaming``: a streaming network-mode model (`noble_neuron.surrogate.streaming`): a causal spectral
-    network (``state_modes`` complex recurrent modes per channel and layer) on a grid
-    ``time_coarsening`` times coarser than the data, run as a recurrence in the engine, with
-    its own spikes fed back; implies ``sliding_window`` and ``spike_head`` (clipped voltage
-    at ``v_clip_mV`` + spike logit per step) and stores each model's action potential.
-
-    ``grid_channel``: neuraloperator's positional "grid" channel (NOBLE's setting; whole-trace
-    models only: it spans [0, 1] over whatever length it is given).
-
-    ``pad_to_fast_length``: zero-pad the time axis to the next 2^a·3^b·5^c length before the
-    FNO and crop after it. 8583 = 3 · 2861 (a prime) makes every FFT ~6x slower than at 8640;
-    the padding changes what each Fourier mode means, so it is part of the trained model
-    (off for checkpoints trained without it).
-    """
-
-    n_layers: int = 4
-    hidden_channels: int = 24
-    n_modes: int = 128
-    projection_channel_ratio: float = 4.0
-    lifting_channel_ratio: float = 2.0
-    k_amp: int = 9
-    k_feat: int = 1
-    feature_names: tuple[str, ...] = ("I_thr_nA", "s_thr_Hz_per_nA")
-    current_scale_nA: float = 0.3
-    v_offset_mV: float = -65.0
-    v_scale_mV: float = 40.0
-    scaled_low: float = 0.5
-    scaled_high: float = 3.5
-    pad_to_fast_length: bool = False
-    voltage_history: bool = False
-    sliding_window: bool = False
-    spike_head: bool = False
-    v_clip_mV: float = -55.0
-    spike_label_half_width: int = 1
-    event_output: str = "none"
-    time_coarsening: int = 1
-    phase_scale: float = 25.0
-    ap_pre_ms: float = 0.36
-    grid_channel: bool = False
-    streaming: bool = False
-    state_modes: int = 16
-
-    def __post_init__(self) -> None:
-        for name in ("n_layers", "hidden_channels", "n_modes", "time_coarsening", "state_modes"):
-            object.__setattr__(self, name, _pos_int(name, getattr(self, name)))
-        for name in ("k_amp", "k_feat", "spike_label_half_width"):
-            v = getattr(self, name)
-            if not is_int(v) or v < 0:
-                raise ValueError(f"{name} (number of embedding frequencies) must be an integer >= 0, got {v!r}")
-            object.__setattr__(self, name, int(v))
-        for name in ("projection_channel_ratio", "lifting_channel_ratio", "current_scale_nA", "v_scale_mV",
-                     "phase_scale", "ap_pre_ms"):
-            object.__setattr__(self, name, _pos_float(name, getattr(self, name)))
-        for name in ("v_offset_mV", "scaled_low", "scaled_high", "v_clip_mV"):
-            v = getattr(self, name)
-            if not is_real(v) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v!r}")
-            object.__setattr__(self, name, float(v))
-        for name in ("pad_to_fast_length", "voltage_history", "sliding_window", "spike_head", "grid_channel",
-                     "streaming"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.streaming:
-            if self.voltage_history:
-                raise ValueError("a streaming model feeds back its spikes, not its voltage: set voltage_history: false")
-            object.__setattr__(self, "sliding_window", True)
-            object.__setattr__(self, "spike_head", True)
-        if self.voltage_history:
-            object.__setattr__(self, "sliding_window", True)
-        if self.spike_head and (self.voltage_history or not self.sliding_window):
-            raise ValueError("spike_head is for input-only sliding-window models: set sliding_window: true and "
-                             "voltage_history: false")
-        from .decoder import EVENT_OUTPUTS
-
-        if self.event_output not in EVENT_OUTPUTS:
-            raise ValueError(f"event_output must be one of {list(EVENT_OUTPUTS)}, got {self.event_output!r}")
-        if self.is_event_model and self.sliding_window:
-            raise ValueError("event_output is for whole-trace models (sliding-window models use spike_head)")
-        if self.time_coarsening > 1 and not (self.is_event_model or self.streaming):
-            raise ValueError("time_coarsening > 1 needs an event model (event_output 'phase'): "
-                             "a regressed voltage cannot hold 0.3 ms action potentials on a coarser grid")
-        if self.grid_channel and self.sliding_window:
-            raise ValueError("grid_channel spans [0, 1] over each window: not for sliding-window models")
-        if not self.scaled_high > self.scaled_low:
-            raise ValueError(f"need scaled_low < scaled_high, got {self.scaled_low} and {self.scaled_high}")
-        names = self.feature_names
-        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names):
-            raise TypeError(f"feature_names must be a sequence of non-empty strings, got {names!r}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"feature_names must be unique, got {list(names)}")
-        object.__setattr__(self, "feature_names", tuple(names))
-
-    @property
-    def is_event_model(self) -> bool:
-        """True for a whole-trace event model (spike phase + interspike voltage)."""
-        return self.event_output != "none"
-
-    @property
-    def in_channels(self) -> int:
-        if self.streaming:
-            from .streaming import streaming_in_channels
-
-            return streaming_in_channels(len(self.feature_names))
-        extra = 2 if self.voltage_history else 0  # known voltage + its mask (sliding-window models)
-        return n_input_channels(self.k_amp, self.k_feat, len(self.feature_names)) + extra
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> "SurrogateConfig":
-        """NOBLE's architecture: 12 layers, 24 hidden channels, 256 modes, projection ratio 4 (~1.8 M params)."""
-        return cls(**{"n_layers": 12, "hidden_channels": 24, "n_modes": 256, "projection_channel_ratio": 4.0, **overrides})
-
-    @classmethod
-    def cpu_small(cls, **overrides: Any) -> "SurrogateConfig":
-        """A CPU-friendly model: 4 layers, 24 hidden channels, 128 modes (~0.2 M params)."""
-        return cls(**{"n_layers": 4, "hidden_channels": 24, "n_modes": 128, "projection_channel_ratio": 4.0, **overrides})
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["feature_names"] = list(self.feature_names)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SurrogateConfig":
-        """Inverse of `to_dict`; unknown keys are rejected. ``preset: paper|cpu_small`` sets the base."""
-        d = checked_mapping(cls, d, extra_keys=("preset",))
-        preset = d.pop("preset", None)
-        if "feature_names" in d:
-            d["feature_names"] = tuple(d["feature_names"])
-        if preset is None:
-            return cls(**d)
-        presets = {"paper": cls.paper, "cpu_small": cls.cpu_small}
-        if preset not in presets:
-            raise ValueError(f"unknown preset {preset!r}; use one of {sorted(presets)}")
-        return presets[preset](**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> "SurrogateConfig":
-        """Load from a YAML mapping (the ``model:`` section of a training config file, if present)."""
-        return cls.from_dict(yaml_section(path, "model"))
-
-
 def build_fno(config: SurrogateConfig) -> torch.nn.Module:
-    """A 1-D ``neuralop.models.FNO`` for `config` (C_in → 1 output channel).
+    """The network for `config`: a 1-D ``neuralop.models.FNO`` (C_in → 1 output channel, 2 for event
+    models), or the causal spectral network of a streaming model.
 
-    ``positional_embedding=None``: neuraloperator's "grid" embedding spans [0, 1] over
-    whatever length it is given, so a training window and the full trace would see
-    different positions; time enters through the NeRF channels instead.
+    Without ``grid_channel`` the FNO has no positional embedding (neuraloperator's "grid" spans
+    [0, 1] over whatever length it is given); time enters through the NeRF channels instead.
     """
     if not isinstance(config, SurrogateConfig):
         raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -261,7 +66,7 @@ def build_fno(config: SurrogateConfig) -> torch.nn.Module:
     return FNO(
         n_modes=(config.n_modes,),
         in_channels=config.in_channels,
-        out_channels=2 if (config.spike_head or config.is_event_model) else 1,
+        out_channels=2 if config.is_event_model else 1,
         hidden_channels=config.hidden_channels,
         n_layers=config.n_layers,
         lifting_channel_ratio=config.lifting_channel_ratio,
@@ -270,75 +75,12 @@ def build_fno(config: SurrogateConfig) -> torch.nn.Module:
     )
 
 
-def fast_fft_length(n: int) -> int:
-    """Smallest length >= n whose prime factors are 2, 3 and 5 (fast FFTs on CPU and CUDA)."""
-    best = 2 * n
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def decode_voltage(model: torch.nn.Module, inp: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
-    """Run the network on an encoded input (B, C, W) and return voltages (B, W) in mV."""
-    return decode_outputs(model, inp, config)[0]
-
-
-def decode_outputs(model: torch.nn.Module, inp: torch.Tensor,
-                   config: "SurrogateConfig") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(voltages (B, W) in mV, spike logits (B, W) or None) of the network on an encoded input (B, C, W).
-
-    Spike-head models' voltage is the voltage clipped at ``config.v_clip_mV``.
-
-    Sliding-window models have their windows zero-padded by a quarter on the right so the
-    FFT's periodic wrap-around does not join the predicted tail to the window's oldest
-    samples; with ``voltage_history`` they predict a residual on the known voltage channel
-    (whose unknown tail holds the last known value), so "nothing changes" is the zero function.
-    """
-    width = inp.shape[-1]
-    if config.sliding_window:
-        raw = model(torch.nn.functional.pad(inp, (0, fast_fft_length(width + width // 4) - width)))[:, :, :width]
-        out = raw[:, 0]
-        if config.voltage_history:
-            out = out + inp[:, -2, :]
-        return out * config.v_scale_mV + config.v_offset_mV, (raw[:, 1] if config.spike_head else None)
-    if config.pad_to_fast_length:
-        inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
-    return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV, None
-
-
-def event_channels(model: torch.nn.Module, inp: torch.Tensor,
-                   config: "SurrogateConfig") -> tuple[torch.Tensor, torch.Tensor]:
-    """(spike phase θ (B, Lc) in spikes, interspike voltage (B, Lc) in mV) of an event model on an encoded
-    coarse-grid input (B, C, Lc)."""
+    """Run a whole-trace regression network on an encoded input (B, C, W) and return voltages (B, W) in mV."""
     width = inp.shape[-1]
     if config.pad_to_fast_length:
         inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
-    raw = model(inp)[:, :, :width]
-    return raw[:, 0] * config.phase_scale, raw[:, 1] * config.v_scale_mV + config.v_offset_mV
-
-
-def history_channels(v_mV: torch.Tensor, n_future: torch.Tensor, config: "SurrogateConfig") -> torch.Tensor:
-    """(B, 2, W) voltage-history channels: normalised known voltage, then the known-mask.
-
-    ``v_mV`` (B, W): voltage of the window; its last ``n_future[b]`` samples are unknown
-    (ignored) and are filled with the last known value. ``n_future`` (B,) integers in [1, W).
-    """
-    b, w = v_mV.shape
-    idx = torch.arange(w, device=v_mV.device)[None, :]
-    last = (w - 1 - n_future.to(v_mV.device).long())[:, None]  # index of the last known sample
-    known = idx <= last
-    held = torch.gather(v_mV, 1, last)
-    v = torch.where(known, v_mV, held)
-    v_norm = (v.to(torch.float32) - config.v_offset_mV) / config.v_scale_mV
-    return torch.stack([v_norm, known.to(torch.float32)], dim=1)
+    return model(inp)[:, 0, :width] * config.v_scale_mV + config.v_offset_mV
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -369,12 +111,12 @@ class Surrogate:
     feature name: raw value}} for every model of the training dataset (lets users ask for
     a neuron by id); ``stimulus_kinds`` protocol kinds of the training traces (e.g.
     ``("long_square",)``; empty = unknown); ``metrics`` (JSON-safe dict).
-    ``sliding_horizon_samples``: None for a whole-trace surrogate (NOBLE: one call predicts
-    a trace of ``n_samples`` from t = 0); an int H for a sliding-window (causal) surrogate
-    for network mode (``config.sliding_window``): trained on windows of ``n_samples`` cut
-    anywhere from fluctuating inputs, each with its own time axis, it predicts the last
-    1..H samples of a window from the window's input current (and, with
-    ``config.voltage_history``, the voltage before them).
+    Whole-trace surrogates (NOBLE) predict a trace of ``n_samples`` from t = 0 in one call
+    (`predict`); streaming ones (``config.streaming``, `is_streaming`) run step by step in
+    network mode: ``spike_logit_shift`` turns their weighted spike logits into a hazard and
+    ``spike_refractory_samples`` is the training data's shortest interspike interval.
+    Event and streaming surrogates carry ``ap_templates_mV`` {model id: action potential (mV)}
+    from ``ap_pre_ms`` before the crossing to ``ap_post_ms`` after it.
     """
 
     def __init__(
@@ -393,11 +135,7 @@ class Surrogate:
         metrics: dict | None = None,
         version: str = __version__,
         device: torch.device | str | None = None,
-        sliding_horizon_samples: int | None = None,
-        spike_template_mV: Sequence[float] | None = None,
-        spike_threshold: float = 0.5,
         spike_logit_shift: float = 0.0,
-        spike_delay_samples: int = 0,
         spike_refractory_samples: int | None = None,
         ap_templates_mV: dict | None = None,
         ap_post_ms: float | None = None,
@@ -413,8 +151,8 @@ class Surrogate:
             )
         self.model = model
         self.config = config
-        self.dt_ms = _pos_float("dt_ms", dt_ms)
-        self.n_samples = _pos_int("n_samples", n_samples)
+        self.dt_ms = positive_float("dt_ms", dt_ms)
+        self.n_samples = positive_int("n_samples", n_samples)
         lo, hi = (float(a) for a in amp_range_nA)
         if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
             raise ValueError(f"amp_range_nA must be a finite (min, max) with max > min, got {amp_range_nA!r}")
@@ -427,31 +165,13 @@ class Surrogate:
         self.train_model_ids = tuple(str(m) for m in train_model_ids)
         self.model_features = {str(k): dict(v) for k, v in (model_features or {}).items()}
         self.stimulus_kinds = tuple(str(k) for k in stimulus_kinds)
-        if sliding_horizon_samples is not None:
-            b = sliding_horizon_samples
-            if not is_int(b) or not 1 <= b < self.n_samples:
-                raise ValueError(f"sliding_horizon_samples must be an integer in [1, {self.n_samples}), got {b!r}")
-            if not config.sliding_window:
-                raise ValueError("a sliding-window surrogate needs config.sliding_window=True")
-            sliding_horizon_samples = int(b)
-        self.sliding_horizon_samples = sliding_horizon_samples
-        if config.spike_head:
-            tmpl = np.asarray(spike_template_mV if spike_template_mV is not None else [], dtype=float)
-            if tmpl.ndim != 1 or tmpl.size == 0 or not np.isfinite(tmpl).all():
-                raise ValueError("a spike-head surrogate needs spike_template_mV: the average action potential (mV) "
-                                 "from its spike-threshold crossing on (see noble_neuron.surrogate.spike_head.ap_template)")
-            if not 0.0 < float(spike_threshold) < 1.0:
-                raise ValueError(f"spike_threshold must be a probability in (0, 1), got {spike_threshold!r}")
-        self.spike_template_mV = None if not config.spike_head else tuple(float(x) for x in tmpl)
         self.ap_templates_mV: dict[str, tuple[float, ...]] = {}
         self.ap_post_ms = None
         if config.is_event_model or config.streaming:
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
-        self.spike_threshold = float(spike_threshold)
         if not math.isfinite(float(spike_logit_shift)):
             raise ValueError(f"spike_logit_shift must be finite, got {spike_logit_shift!r}")
         self.spike_logit_shift = float(spike_logit_shift)
-        self.spike_delay_samples = int(spike_delay_samples)
         self.spike_refractory_samples = None if spike_refractory_samples is None else int(spike_refractory_samples)
         self.metrics = dict(metrics or {})
         self.version = str(version)
@@ -464,7 +184,7 @@ class Surrogate:
         if not templates or post_ms is None:
             raise ValueError("an event surrogate needs ap_templates_mV ({model id: average action potential in mV}) "
                              "and ap_post_ms; train it with noble-neuron train (they come from the training traces)")
-        post = _pos_float("ap_post_ms", post_ms)
+        post = positive_float("ap_post_ms", post_ms)
         n = int(round(self.config.ap_pre_ms / self.dt_ms)) + int(round(post / self.dt_ms)) + 1
         clean = {}
         for mid, wave in templates.items():
@@ -516,11 +236,7 @@ class Surrogate:
             "train_model_ids": list(self.train_model_ids),
             "model_features": self.model_features,
             "stimulus_kinds": list(self.stimulus_kinds),
-            "sliding_horizon_samples": self.sliding_horizon_samples,
-            "spike_template_mV": None if self.spike_template_mV is None else list(self.spike_template_mV),
-            "spike_threshold": self.spike_threshold,
             "spike_logit_shift": self.spike_logit_shift,
-            "spike_delay_samples": self.spike_delay_samples,
             "spike_refractory_samples": self.spike_refractory_samples,
             "ap_templates_mV": {k: list(v) for k, v in self.ap_templates_mV.items()},
             "ap_post_ms": self.ap_post_ms,
@@ -541,10 +257,7 @@ class Surrogate:
             feature_scaler=FeatureScaler.from_dict(meta["feature_scaler"]), hull_points=meta["hull_points_scaled"],
             train_model_ids=meta.get("train_model_ids", ()), model_features=meta.get("model_features"),
             stimulus_kinds=meta.get("stimulus_kinds", ()),
-            sliding_horizon_samples=meta.get("sliding_horizon_samples"),
-            spike_template_mV=meta.get("spike_template_mV"), spike_threshold=meta.get("spike_threshold", 0.5),
             spike_logit_shift=meta.get("spike_logit_shift", 0.0),
-            spike_delay_samples=meta.get("spike_delay_samples", 0),
             spike_refractory_samples=meta.get("spike_refractory_samples"),
             ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),
             metrics=meta.get("metrics"),
@@ -596,7 +309,7 @@ class Surrogate:
         Rejection sampling in scaled space (NOBLE's "latent sampling" of new neurons);
         the same seed gives the same points.
         """
-        n = _pos_int("n", n)
+        n = positive_int("n", n)
         rng = np.random.default_rng(seed)
         lo, hi = self.hull_points.min(axis=0), self.hull_points.max(axis=0)
         out: list[np.ndarray] = []
@@ -606,12 +319,12 @@ class Surrogate:
         return np.concatenate(out)[:n]
 
     def closed_loop_caveat(self) -> str | None:
-        """Why this sliding-window checkpoint's closed-loop accuracy is not validated, or None if it is.
+        """Why this network (streaming) checkpoint's closed-loop accuracy is not validated, or None if it is.
 
         Reads ``metrics["closed_loop"]`` (written by benchmarks/network.py --record): the
         checkpoint counts as validated when that run met its targets (population rate within
         10 %, median coincidence Gamma >= 0.9)."""
-        if not self.is_sliding:
+        if not self.is_streaming:
             return None
         cl = self.metrics.get("closed_loop")
         if not cl:
@@ -630,7 +343,7 @@ class Surrogate:
         never evaluated). Flagged: spike-count error on firing traces above 10 %, firing mismatches above
         5 % or relative L2 above 15 % on held-out amplitudes of its training models."""
         ev = self.metrics.get("evaluation")
-        if self.is_sliding or not ev:
+        if self.is_streaming or not ev:
             return None
         count = ev.get("spike_count_rel_error_firing_in_distribution")
         mismatch = ev.get("firing_mismatch_rate_in_distribution")
@@ -643,20 +356,10 @@ class Surrogate:
             ("spike counts off by", count), ("firing mismatches", mismatch), ("relative L2", rel)) if value is not None]
         return "measured on held-out step amplitudes of its training models: " + ", ".join(parts)
 
-    def spike_composer(self, n_cells: int, threshold: float | None = None, delay_samples: int | None = None):
-        """A fresh `SpikeComposer` with this spike-head checkpoint's template and refractory period, and its
-        threshold and delay unless given (calibration tries others)."""
-        from .spike_head import SpikeComposer
-
-        return SpikeComposer(n_cells, np.array(self.spike_template_mV),
-                             self.spike_threshold if threshold is None else threshold, self.dt_ms,
-                             self.spike_delay_samples if delay_samples is None else delay_samples,
-                             self.spike_refractory_samples)
-
     @property
-    def is_sliding(self) -> bool:
-        """True for a sliding-window (causal) surrogate, the kind network mode needs."""
-        return self.sliding_horizon_samples is not None
+    def is_streaming(self) -> bool:
+        """True for a streaming network model (``config.streaming``), the kind network mode runs."""
+        return self.config.streaming
 
     @property
     def steps_only(self) -> bool:
@@ -691,10 +394,7 @@ class Surrogate:
         strict: bool = False,
         check_domain: bool = True,
         progress: bool = False,
-        voltage_history_mV: np.ndarray | torch.Tensor | None = None,
-        n_future: int | None = None,
-        spike_parts: bool = False,
-    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    ) -> np.ndarray:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
 
         ``stimuli_nA``: (B, L) or (L,) current in nA sampled at ``dt_ms`` (must equal the
@@ -707,18 +407,8 @@ class Surrogate:
         cores (benchmarks/speedup.py), and 1024 on CUDA).
         ``check_domain=False`` skips the domain warnings (for callers such as the
         SurrogateCell engine that check and report per cell themselves); dt, shape and
-        NaN checks always run.
-
-        Sliding-window surrogates (`is_sliding`) predict windows ending now: the caller
-        uses the last ``n_future`` samples (1 .. ``sliding_horizon_samples``). Those with
-        ``config.voltage_history`` also need ``voltage_history_mV`` (B, L), the voltage of
-        the window, of which the last ``n_future`` samples are predicted (their values are
-        ignored); input-only ones refuse it.
-
-        Spike-head surrogates (``config.spike_head``) return each window's clipped voltage with
-        the action potentials its spike probability places (`noble_neuron.surrogate.spike_head`);
-        ``spike_parts=True`` returns (clipped voltage, spike probability), both (B, L), for
-        callers that compose spikes across windows themselves.
+        NaN checks always run. Streaming (network-mode) surrogates run step by step instead
+        (`noble_neuron.training.rollout.rollout`, ``SurrogateCell(network=True)``).
         """
         from tqdm import tqdm
 
@@ -735,9 +425,8 @@ class Surrogate:
         if device is not None:
             self.to(device)
         dev = self.device
-        cpu_chunk = CPU_CHUNK_WINDOWS if self.is_sliding else CPU_CHUNK_TRACES
-        batch_size = _pos_int("batch_size", batch_size if batch_size is not None else
-                              (1024 if dev.type == "cuda" else cpu_chunk))
+        batch_size = positive_int("batch_size", batch_size if batch_size is not None else
+                              (1024 if dev.type == "cuda" else CPU_CHUNK_TRACES))
 
         x = _as_float_tensor(stimuli_nA, "stimuli_nA")
         squeeze = x.ndim == 1
@@ -771,34 +460,6 @@ class Surrogate:
                 raise ValueError(msg + "; pass strict=False to predict anyway")
             warnings.warn(msg + "; accuracy away from the trained window is untested", DomainWarning, stacklevel=2)
 
-        hist = None
-        c_spike = self.config.spike_head
-        if self.is_sliding and n_future is not None and (
-                not is_int(n_future) or not (
-                1 <= n_future <= self.sliding_horizon_samples)):
-            raise ValueError(f"n_future must be an integer in [1, {self.sliding_horizon_samples}] (the trained "
-                             f"horizon), got {n_future!r}")
-        if self.is_sliding and not self.config.voltage_history:
-            if voltage_history_mV is not None:
-                raise ValueError("this sliding-window surrogate is input-only (no voltage_history channels): "
-                                 "do not pass voltage_history_mV")
-        elif self.is_sliding:
-            if voltage_history_mV is None or n_future is None:
-                raise ValueError("this is a sliding-window (network-mode) surrogate: pass voltage_history_mV (B, L) "
-                                 "and n_future (samples to predict at the end of the window)")
-            hist = _as_float_tensor(voltage_history_mV, "voltage_history_mV")
-            if hist.ndim == 1:
-                hist = hist[None, :]
-            if tuple(hist.shape) != (b, length):
-                raise ValueError(f"voltage_history_mV must have the stimuli's shape {(b, length)}, got {tuple(hist.shape)}")
-            if not bool(torch.isfinite(hist[:, :length - n_future]).all()):
-                raise ValueError("voltage_history_mV contains NaN/inf in its known part")
-        elif voltage_history_mV is not None:
-            raise ValueError("voltage_history_mV is only for sliding-window surrogates; this one predicts whole traces")
-        if spike_parts and not c_spike:
-            raise ValueError("spike_parts=True is for spike-head surrogates (config.spike_head); this one regresses "
-                             "the voltage directly")
-
         amp = characteristic_amplitude(x).cpu().numpy().astype(np.float64)
         lo, hi = self.amp_range_nA
         if check_domain:
@@ -812,75 +473,24 @@ class Surrogate:
         amp_t = torch.as_tensor(amp_scaled, dtype=torch.float32)
         feat_t = torch.as_tensor(self.feature_scaler.transform(f), dtype=torch.float32)
         if c.is_event_model:
-            return self._predict_events(x, amp_t, feat_t, f, batch_size, progress, squeeze)
+            from .event_model import predict_events
+
+            out = predict_events(self, x, amp_t, feat_t, f, batch_size)
+            return out[0] if squeeze else out
         out = np.empty((b, length), dtype=np.float32)
-        prob = np.empty((b, length), dtype=np.float32) if c_spike else None
         self.model.eval()
         with torch.inference_mode():
             for i in tqdm(range(0, b, batch_size), disable=not progress, desc="surrogate", unit="batch"):
                 j = min(i + batch_size, b)
                 inp = build_input(x[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=self.n_samples,
                                   k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
-                if hist is not None:
-                    fut = torch.full((j - i,), int(n_future), dtype=torch.long)
-                    inp = torch.cat([inp, history_channels(hist[i:j].to(dev), fut, c)], dim=1)
-                v, logit = decode_outputs(self.model, inp, c)
-                if logit is not None:
-                    prob[i:j] = torch.sigmoid(logit).float().cpu().numpy()
+                v = decode_voltage(self.model, inp, c)
                 if not bool(torch.isfinite(v).all()):
                     raise RuntimeError(
                         f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be corrupt or the "
                         "inputs far outside the training domain"
                     )
                 out[i:j] = v.float().cpu().numpy()
-        if c_spike and spike_parts:
-            return (out[0], prob[0]) if squeeze else (out, prob)
-        if c_spike:
-            out = self.spike_composer(b).step(out, prob)
-        return out[0] if squeeze else out
-
-    def event_outputs(self, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
-                      batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """An event model's raw outputs on its coarse grid: (event channel (B, Lc), interspike voltage (B, Lc) mV)
-        for currents x (B, L) nA at the data dt and scaled amplitudes/features."""
-        from .decoder import coarsen
-
-        c, dev = self.config, self.device
-        xc = torch.from_numpy(coarsen(x.cpu().numpy(), c.time_coarsening).astype(np.float32))
-        n_ref = -(-self.n_samples // c.time_coarsening)
-        ev, vb = [], []
-        self.model.eval()
-        with torch.inference_mode():
-            for i in range(0, xc.shape[0], batch_size):
-                j = min(i + batch_size, xc.shape[0])
-                inp = build_input(xc[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=n_ref,
-                                  k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
-                e, v = event_channels(self.model, inp, c)
-                if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(v).all())):
-                    raise RuntimeError(f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be "
-                                       "corrupt or the inputs far outside the training domain")
-                ev.append(e.float().cpu().numpy())
-                vb.append(v.float().cpu().numpy())
-        return np.concatenate(ev), np.concatenate(vb)
-
-    def spike_times_from_events(self, event: np.ndarray, onset_ms: np.ndarray) -> list[np.ndarray]:
-        """Spike times (ms) per item decoded from an event model's spike phase (B, Lc); θ is held at 0 before
-        each item's input onset `onset_ms` (B,) (a cell at rest without input does not fire; the network's
-        output near the trace edges is least reliable there)."""
-        from .decoder import coarse_times_ms, spikes_from_phase
-
-        tc = coarse_times_ms(event.shape[1], self.dt_ms, self.config.time_coarsening)
-        return [spikes_from_phase(np.where(tc < o, 0.0, e), tc) for e, o in zip(event, onset_ms)]
-
-    def _predict_events(self, x, amp_t, feat_t, features_raw, batch_size, progress, squeeze):
-        from .decoder import compose_traces
-
-        event, v_between = self.event_outputs(x, amp_t, feat_t, batch_size)
-        on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
-        onset = np.where(on.any(axis=1), on.argmax(axis=1) * self.dt_ms, np.inf)
-        spikes = self.spike_times_from_events(event, onset)
-        out = compose_traces(v_between, spikes, self.templates_for(features_raw), self.config.ap_pre_ms,
-                             self.dt_ms, self.config.time_coarsening, x.shape[1])
         return out[0] if squeeze else out
 
     def __repr__(self) -> str:

@@ -1,10 +1,11 @@
 """Streaming surrogate for network mode: a causal spectral network run as a recurrence.
 
-Why. A sliding-window FNO recomputes a 61 ms window every epoch to keep 0.6 ms of it (~100x
-more work than the new samples; slower than the detailed cells it replaces), and an
-input-only window holds no phase reference under a constant current. A streaming model
-carries a state from epoch to epoch, costs O(new samples), and gets its own emitted spikes
-back as an input, so refractoriness, adaptation and tonic firing follow from what it did.
+Why. The sliding-window FNO this model replaced (since removed) recomputed a 61 ms window every
+epoch to keep 0.6 ms of it (~100x more work than the new samples; slower than the detailed
+cells it stood in for), and an input-only window holds no phase reference under a constant
+current. A streaming model carries a state from epoch to epoch, costs O(new samples), and gets
+its own emitted spikes back as an input, so refractoriness, adaptation and tonic firing follow
+from what it did.
 
 The network (`CausalSpectralNet`, ``SurrogateConfig.streaming``) is an FNO whose spectral
 kernels are causal: each layer filters every channel with a bank of ``state_modes`` stable
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import fast_fft_length
+from .spectral import fast_fft_length
 from ..features.spikes import upward_crossings
 
 __all__ = ["CausalSpectralLayer", "CausalSpectralNet", "StreamingRunner", "cell_key", "coarse_inputs",

@@ -33,13 +33,13 @@ from ..features.ephys import spike_times
 from ..features.spike_metrics import coincidence_gamma
 from ..surrogate.streaming import coarse_inputs, coarse_targets
 from ..surrogate.model import Surrogate, SurrogateConfig, count_parameters
+from .data import load_training_data, model_ap_templates
+from .resume import resume_path, resume_training, settings_key
 
-__all__ = ["STREAMING_HORIZON_STEPS", "train_streaming"]
+__all__ = ["train_streaming"]
 
 log = logging.getLogger(__name__)
 
-#: the longest engine epoch (model steps) a streaming checkpoint allows: the clamp buffer's length
-STREAMING_HORIZON_STEPS = 10
 VAL_ROLLOUT_TRACES = 32
 #: the spike probability at which the model fires in training's own-spike rollouts
 OWN_SPIKE_PROBABILITY = 0.5
@@ -112,12 +112,8 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     """Train a streaming surrogate on whole traces (see module docstring); write `out_path`; return metrics."""
     from tqdm import tqdm
 
-    from .train import _load_data, _settings_key, model_ap_templates, resume_path, resume_training
-
     t0 = time.perf_counter()
-    if tc.window_samples is not None or tc.window_time != "absolute":
-        raise ValueError("streaming models train on whole traces: remove train.window_samples / window_time")
-    data, meta = _load_data(data_path, sc, tc)
+    data, meta = load_training_data(data_path, sc, tc.kinds, tc.val_every_kth_amplitude)
     dt, f = meta["dt_ms"], sc.time_coarsening
     from ..data.dataset import open_dataset
 
@@ -131,7 +127,7 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     x_all = _model_inputs(stim_c, _shift(spk), data.feat_scaled, sc.current_scale_nA)
     v_all, s_all = v_c.astype(np.float32), spk
     feats_raw = meta["feature_scaler"].inverse_transform(data.feat_scaled.astype(np.float64))
-    key = _settings_key(sc, tc, meta["dataset"])
+    key = settings_key(sc, tc, meta["dataset"])
     rpath = resume_path(out_path)
     closed_from = tc.closed_loop_from_epoch
 
@@ -152,8 +148,6 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
 
     def surrogate(metrics: dict) -> Surrogate:
         return Surrogate(model, sc, dt_ms=dt, n_samples=meta["n_samples"], amp_range_nA=meta["amp_range_nA"],
-                         sliding_horizon_samples=STREAMING_HORIZON_STEPS * f,
-                         spike_template_mV=meta["spike_template_mV"],
                          spike_refractory_samples=meta.get("spike_refractory_samples"),
                          spike_logit_shift=logit_shift,
                          ap_templates_mV=templates, ap_post_ms=post, feature_scaler=meta["feature_scaler"],

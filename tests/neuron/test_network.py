@@ -1,6 +1,6 @@
 """Network mode with real NEURON: closed-loop epochs, exact synaptic conductances, batching, delays.
 
-Mechanics are tested with a tiny sliding-window surrogate trained on ball-and-stick traces
+Mechanics are tested with a tiny streaming surrogate trained on ball-and-stick traces
 (its voltages are rough; what is checked here is the engine). Agreement of the shipped
 network checkpoint with the detailed PV model is in tests/agreement/.
 """
@@ -11,24 +11,13 @@ import pytest
 
 from noble_neuron.neuron.engine import engine
 from noble_neuron.surrogate.checkpoint import load_surrogate
-from noble_neuron.neuron.network import NetworkError, choose_epoch, epoch_samples
+from noble_neuron.neuron.network import MAX_EPOCH_STEPS, choose_epoch, epoch_samples
 from noble_neuron.neuron.cell import SurrogateCell
-
-
-@pytest.fixture(scope="module")
-def sliding(tiny_sliding):
-    return load_surrogate(tiny_sliding, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def streaming(tiny_streaming):
     return load_surrogate(tiny_streaming[0], device="cpu")
-
-
-@pytest.fixture(params=["sliding", "streaming"])
-def network_model(request, sliding, streaming):
-    """Both network-mode engines: the sliding-window one and the streaming one."""
-    return {"sliding": sliding, "streaming": streaming}[request.param]
 
 
 @pytest.fixture(autouse=True)
@@ -59,9 +48,8 @@ def driven_cells(h, s):
 
 
 @pytest.mark.parametrize("cvode", [False, True])
-def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
-    sliding = network_model
-    cells, keep = driven_cells(h, sliding)
+def test_recorded_soma_follows_closed_loop_prediction(h, streaming, cvode):
+    cells, keep = driven_cells(h, streaming)
     rec = [h.Vector().record(c.soma(0.5)._ref_v) for c in cells]
     t_rec = h.Vector().record(h._ref_t)
     g_rec = [h.Vector().record(keep[0]._ref_g), h.Vector().record(keep[1]._ref_g)]
@@ -70,13 +58,13 @@ def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
     h.finitialize(-65)
     h.continuerun(40)
     group = engine().network_groups[0]
-    # epoch below half the smallest delay (1 ms): 8 samples of 0.06 ms under CVode; under fixed step a
-    # whole number of 0.025 ms steps as well: 5 samples (0.3 ms); streaming: whole model steps (5 samples)
-    assert group.n_e == (5 if sliding.config.streaming else (8 if cvode else 5))
+    # epoch below half the smallest delay (1 ms), in whole 0.3 ms model steps (5 samples of 0.06 ms), which are
+    # also whole numbers of 0.025 ms steps under fixed step
+    assert group.n_e == 5
     t = np.array(t_rec)
     for cell, v in zip(cells, rec):
         pred = cell.prediction_mV
-        grid = np.arange(pred.size) * sliding.dt_ms
+        grid = np.arange(pred.size) * streaming.dt_ms
         m = t <= grid[-1]
         # a pasted action potential's 0.1 ms edges are cut differently by CVode's steps: compare around them
         for tc in grid[1:][(pred[:-1] < -20.0) & (pred[1:] >= -20.0)]:
@@ -84,11 +72,11 @@ def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
         err = np.abs(np.array(v)[m] - np.interp(t[m], grid, pred))
         # CVode: NEURON's own measured bound for an interpolated clamp target is ~0.08 mV (NEURON_NOTES); a
         # streaming cell's pasted action potentials make the target's edges steeper: measured up to 0.47 mV
-        bound = (0.6 if sliding.config.streaming else 0.1) if cvode else 0.01
+        bound = 0.6 if cvode else 0.01
         assert err.max() < bound, (err.max(), t[m][np.argmax(err)], group.epoch_ms)
     # the engine's synaptic conductance equals NEURON's own ExpSyn/Exp2Syn state (exact kernels, queued events)
     g_engine = group.conductance_trace()
-    grid = np.arange(g_engine.shape[1]) * sliding.dt_ms
+    grid = np.arange(g_engine.shape[1]) * streaming.dt_ms
     m = grid <= t[-1]
     for i, g in enumerate(g_rec):
         g_neuron = np.interp(grid[m], t, np.array(g))
@@ -103,23 +91,17 @@ def test_recorded_soma_follows_closed_loop_prediction(h, network_model, cvode):
     del keep, cells
 
 
-@pytest.mark.parametrize("kind", ["closed_loop", "input_only", "spike_head"])
-def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_only, tiny_spike_head, kind):
-    """The NEURON engine and `noble_neuron.training.rollout` run the same epochs: same voltages (and spikes)."""
-    from noble_neuron.training.rollout import rollout
+def test_engine_under_iclamp_equals_offline_rollout_and_netcons_see_its_spikes(h, tiny_streaming, tiny_trained):
+    """The NEURON engine and `noble_neuron.training.rollout` run the same recurrence: same voltages and spikes."""
+    from noble_neuron.stimuli.protocols import step_current
+    from noble_neuron.surrogate.streaming import cell_key
+    from noble_neuron.training.rollout import rollout, streaming_rollout
 
-    path = {"closed_loop": tiny_sliding, "input_only": tiny_input_only, "spike_head": tiny_spike_head}[kind]
-    s = load_surrogate(path, device="cpu")
-    assert s.config.voltage_history == (kind == "closed_loop") and s.config.spike_head == (kind == "spike_head")
-    n_grid = int(30 / s.dt_ms) + 1
-    t = np.arange(n_grid) * s.dt_ms
-    i_nA = np.where((t > 3.03) & (t <= 23.03), 0.2, 0.0)  # the IClamp below, on the surrogate grid
-    if kind == "spike_head":  # make sure this rough tiny model fires: threshold halfway up its probability
-        _, p = rollout(s, i_nA[None, :], s.features_of("bs0"), 15, v_rest_mV=-65.0, spike_parts=True)
-        s.spike_threshold = float(0.5 * (p.min() + p.max()))
+    s = load_surrogate(tiny_streaming[0], device="cpu")
+    s.spike_logit_shift = -1e3  # make this rough tiny model fire: at every step its refractory period allows
     cell = SurrogateCell("bs0", checkpoint=s)
     stim = h.IClamp(cell.soma(0.5))
-    stim.delay, stim.dur, stim.amp = 3.03, 20.0, 0.2
+    stim.delay, stim.dur, stim.amp = 3.0, 20.0, 0.2
     spikes = h.Vector()
     nc = h.NetCon(cell.soma(0.5)._ref_v, None, sec=cell.soma)
     nc.threshold = -20.0
@@ -129,44 +111,28 @@ def test_engine_under_iclamp_equals_offline_rollout(h, tiny_sliding, tiny_input_
     group = engine().network_groups[0]
     pred = cell.prediction_mV
     t = np.arange(pred.size) * s.dt_ms  # the engine predicts up to the end of the epoch holding tstop
-    i_nA = np.where((t > 3.03) & (t <= 23.03), 0.2, 0.0)
-    off = rollout(s, i_nA[None, :], s.features_of("bs0"), group.n_e, v_rest_mV=-65.0)[0]
+    i_nA = step_current(t, 3.0, 20.0, 0.2)[None, :]
+    keys = np.array([cell_key(cell.soma.name())], dtype=np.uint64)  # the engine's spike draws
+    off, off_spikes = streaming_rollout(s, i_nA, s.features_of("bs0"), v_rest_mV=-65.0, keys=keys)
     assert np.ptp(pred) > 1.0  # the step moves the voltage
-    np.testing.assert_allclose(off, pred, atol=1e-3)
-    if kind == "spike_head":
-        # spikes are events of the probability output: NEURON's NetCon sees each one at its crossing sample
-        fired = np.array(group.composer.spike_samples[0]) * s.dt_ms
-        assert fired.size >= 1 and pred.max() > 0.0
-        np.testing.assert_allclose(np.array(spikes), fired, atol=s.dt_ms + h.dt)
-    with pytest.raises(ValueError, match="epoch_samples"):
-        rollout(s, i_nA[None, :], s.features_of("bs0"), s.sliding_horizon_samples + 1)
+    np.testing.assert_allclose(off[0], pred, atol=1e-4)
+    # spikes are the model's events: NEURON's NetCon sees each one at the crossing the decoder placed
+    fired = group.spike_times_ms()[0]
+    assert fired.size >= 3 and pred.max() > 0.0  # one per refractory period of the tiny data (10.5 ms)
+    np.testing.assert_allclose(off_spikes[0], fired)
+    seen = np.array(spikes)
+    assert seen.size == fired[fired <= 30.0].size
+    np.testing.assert_allclose(seen, fired[:seen.size], atol=s.dt_ms + h.dt)
+    # rollout: the same voltages without spike times; whole-trace checkpoints predict in one call instead
+    np.testing.assert_array_equal(rollout(s, i_nA, s.features_of("bs0"), v_rest_mV=-65.0),
+                                  streaming_rollout(s, i_nA, s.features_of("bs0"), v_rest_mV=-65.0)[0])
+    with pytest.raises(ValueError, match="streaming .*Surrogate.predict"):
+        rollout(load_surrogate(tiny_trained[0], device="cpu"), i_nA, s.features_of("bs0"))
     del stim, cell, nc
 
 
-def test_long_step_on_an_input_only_network_cell_warns(h, tiny_input_only, sliding):
-    """A current held longer than the input window: input-only models lose tonic firing there (README)."""
-    from noble_neuron.surrogate.model import DomainWarning
-
-    s = load_surrogate(tiny_input_only, device="cpu")
-    window_ms = s.n_samples * s.dt_ms
-    cells = [SurrogateCell("bs0", checkpoint=s), SurrogateCell("bs0", checkpoint=s, strict=True),
-             SurrogateCell("bs0", checkpoint=sliding)]
-    stims = [h.IClamp(c.soma(0.5)) for c in cells]
-    for st in stims:
-        st.delay, st.dur, st.amp = 1.0, window_ms + 1.0, 0.1
-    stims[1].dur = window_ms - 1.0  # shorter than the window: fine even in strict mode
-    with pytest.warns(DomainWarning, match="tonic firing"):
-        h.finitialize(-65)
-    assert "held_step" in cells[0]._warned and "held_step" not in cells[2]._warned  # closed-loop: not affected
-    stims[1].dur = window_ms + 1.0
-    with pytest.raises(RuntimeError, match="tonic firing"):
-        h.finitialize(-65)
-    del stims, cells
-
-
-def test_one_batched_call_per_epoch_for_all_cells(h, network_model):
-    sliding = network_model
-    cells = [SurrogateCell("bs1", checkpoint=sliding) for _ in range(40)]
+def test_one_batched_call_per_epoch_for_all_cells(h, streaming):
+    cells = [SurrogateCell("bs1", checkpoint=streaming) for _ in range(40)]
     stims = []
     for i, c in enumerate(cells):
         stims.append(h.IClamp(c.soma(0.5)))
@@ -187,39 +153,48 @@ def test_one_batched_call_per_epoch_for_all_cells(h, network_model):
     del stims, cells
 
 
-def test_epoch_length_from_delays_and_too_short_delay_refused(h, sliding):
+def test_epoch_length_from_delays_and_too_short_delay_refused(h, streaming):
     assert epoch_samples(None, 0.06, 34) == 34
     assert epoch_samples(1.0, 0.06, 34) == 16 and epoch_samples(5.0, 0.06, 34) == 34
     assert choose_epoch(0.75, 0.06, 34, 0.025) == (10, 0.0)  # 12 samples rounded down to 0.3 ms steps
     assert choose_epoch(0.75, 0.06, 34, None) == (12, 0.0)  # CVode: no step grid
     assert choose_epoch(0.2, 0.06, 34, 0.025) == (2, 0.025)  # too short to align: callback one step early
-    cell = SurrogateCell("bs0", checkpoint=sliding)
+    cell = SurrogateCell("bs0", checkpoint=streaming)
     syn = h.ExpSyn(cell.soma(0.5))
     src = h.NetStim()
     nc = h.NetCon(src, syn)
     nc.delay = 0.2
-    with pytest.raises(RuntimeError, match="delay 0.2 ms.*exceed"):
+    with pytest.raises(RuntimeError, match="delay 0.2 ms.*exceed"):  # not even 2 samples below half of it
         h.finitialize(-65)
     nc.delay = 0.6
+    with pytest.raises(RuntimeError, match="0.24 ms is shorter than one streaming-model step.*exceed 0.65 ms"):
+        h.finitialize(-65)  # 0.24 ms + one 0.025 ms step < 0.3 ms = half the delay, but a model step is 0.3 ms
+    # below half the delay, in whole model steps (5 samples), at most MAX_EPOCH_STEPS of them
+    for delay, n_e in ((0.7, 5), (1.4, 10), (5.0, 40), (20.0, 5 * MAX_EPOCH_STEPS)):
+        nc.delay = delay
+        h.finitialize(-65)
+        group = engine().network_groups[0]
+        assert (group.n_e, group.lead_ms) == (n_e, 0.0), delay
+        assert group.epoch_ms < 0.5 * delay
+    h.cvode_active(1)  # CVode: no step grid, but still whole model steps
+    nc.delay = 1.0
     h.finitialize(-65)
-    assert engine().network_groups[0].n_e == 4  # 0.24 ms + one 0.025 ms step < 0.3 ms = half the delay
+    assert engine().network_groups[0].n_e == 5  # 8 samples below 0.5 ms, rounded down to one model step
     del nc, src, syn, cell
 
 
-def test_unsupported_synapse_and_whole_trace_checkpoint_refused(h, sliding, tiny_trained):
-    cell = SurrogateCell("bs0", checkpoint=sliding)
+def test_unsupported_synapse_and_whole_trace_checkpoint_refused(h, streaming, tiny_trained):
+    cell = SurrogateCell("bs0", checkpoint=streaming)
     pp = h.AlphaSynapse(cell.soma(0.5))
     with pytest.raises(RuntimeError, match="AlphaSynapse.*refused"):
         h.finitialize(-65)
     del pp
-    with pytest.raises(ValueError, match="sliding-window"):
+    with pytest.raises(ValueError, match="network=True needs a streaming .*--config streaming_cpu"):
         SurrogateCell("bs0", checkpoint=load_surrogate(tiny_trained[0], device="cpu"), network=True)
     del cell
 
 
-@pytest.mark.parametrize("kind", ["sliding", "streaming"])
-def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, streaming, tiny_sliding, tiny_streaming,
-                                                               kind):
+def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, streaming, tiny_streaming):
     from netpyne import sim, specs
 
     from noble_neuron.integrations import netpyne as nn_netpyne
@@ -229,9 +204,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, strea
     net.synMechParams["exc"] = {"mod": "ExpSyn", "tau": 2.0, "e": 0.0}
     net.connParams["drive->PV"] = {"preConds": {"pop": "drive"}, "postConds": {"pop": "PV"}, "sec": "soma",
                                    "synMech": "exc", "weight": 0.01, "delay": 1.0, "connList": [[0, 0], [1, 1], [2, 2]]}
-    path = tiny_sliding if kind == "sliding" else tiny_streaming[0]
-    model = sliding if kind == "sliding" else streaming
-    nn_netpyne.swap_population(net, "PV", checkpoint=path, model_id="bs1")  # the one line
+    nn_netpyne.swap_population(net, "PV", checkpoint=tiny_streaming[0], model_id="bs1")  # the one line
     assert net.popParams["PV"]["cellType"] == "PV_surrogate"
     cfg = specs.SimConfig()
     cfg.duration, cfg.dt, cfg.verbose, cfg.printRunTime = 40.0, 0.025, False, False
@@ -242,7 +215,7 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, strea
     sim.create(netParams=net, simConfig=cfg, output=False)
     try:
         sim.simulate()
-        check_netpyne_run(model, sim)
+        check_netpyne_run(streaming, sim)
     finally:
         sim.clearAll()
         sim.fih.clear()  # clearAll keeps NetPyNE's FInitializeHandlers of the deleted cells
@@ -251,14 +224,16 @@ def test_netpyne_one_line_swap_runs_surrogates_in_network_mode(h, sliding, strea
     bad.popParams["PV"] = {"cellType": "x", "numCells": 1}
     bad.connParams["c"] = {"preConds": {"pop": "PV"}, "postConds": {"pop": "PV"}, "sec": "dend"}
     with pytest.raises(ValueError, match="sec.*dend.*soma"):
-        nn_netpyne.swap_population(bad, "PV", checkpoint=tiny_sliding)
+        nn_netpyne.swap_population(bad, "PV", checkpoint=tiny_streaming[0])
 
 
-def test_netpyne_rules_of_two_checkpoints_run_side_by_side(h, sliding, streaming):
+def test_netpyne_rules_of_two_checkpoints_run_side_by_side(h, streaming):
     """Each rule's drive carries its checkpoint: two populations of two checkpoints, two engine groups."""
     from noble_neuron.integrations.netpyne import cell_rule
+    from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, default_surrogate
 
-    rules = [cell_rule(sliding, model_id="bs1"), cell_rule(streaming, model_id="bs1"), cell_rule(sliding)]
+    shipped = default_surrogate(SHIPPED_NETWORK_CHECKPOINT)
+    rules = [cell_rule(streaming, model_id="bs1"), cell_rule(model_id="hof_017"), cell_rule(streaming)]
     points = [r["secs"]["soma"]["pointps"]["surrogate"] for r in rules]
     keys = [p["ckpt"] for p in points]
     assert keys[0] == keys[2] != keys[1] and "neuron" not in points[2]  # no model: the default neuron
@@ -273,21 +248,23 @@ def test_netpyne_rules_of_two_checkpoints_run_side_by_side(h, sliding, streaming
         h.finitialize(-65)
         groups = engine().network_groups
         used = sorted(id(g.cells[0].surrogate) for g in groups)
-        assert len(groups) == 2 and used == sorted([id(sliding), id(streaming)])
+        assert len(groups) == 2 and used == sorted([id(shipped), id(streaming)])  # no checkpoint: the shipped one
+        named = {id(streaming): "bs1", id(shipped): "hof_017"}
         for g in groups:  # each carries the neuron its rule named, from the registry
-            np.testing.assert_allclose(g.cells[0].features, g.cells[0].surrogate.features_of("bs1"))
+            s = g.cells[0].surrogate
+            np.testing.assert_allclose(g.cells[0].features, s.features_of(named[id(s)]))
     finally:
         del drives, secs
         engine().forget_netpyne_cells()
 
 
-def check_netpyne_run(sliding, sim):
+def check_netpyne_run(model, sim):
     groups = engine().network_groups
     assert len(groups) == 1 and groups[0].n_cells == 3 and groups[0].n_e == 5  # delay 1 ms → 0.3 ms epochs
     assert groups[0].syn_cell.tolist() == [0, 1, 2]  # NetPyNE's ExpSyns on the surrogate somas were found
     assert np.abs(groups[0].conductance_trace()).max() > 0  # and their events reached the engine
     for cell in groups[0].cells:
-        np.testing.assert_allclose(cell.features, sliding.features_of("bs1"))
+        np.testing.assert_allclose(cell.features, model.features_of("bs1"))
     traces = sim.allSimData["V_soma"]
     assert len(traces) == 3
     for cell in groups[0].cells:  # NetPyNE's recording of each soma is the engine's closed-loop prediction
@@ -295,24 +272,22 @@ def check_netpyne_run(sliding, sim):
         v = np.array(traces[f"cell_{gid}"])
         pred = cell.prediction_mV
         t = np.arange(v.size) * 0.025
-        grid = np.arange(pred.size) * sliding.dt_ms
+        grid = np.arange(pred.size) * model.dt_ms
         m = t <= grid[-1]
         assert np.abs(v[m] - np.interp(t[m], grid, pred)).max() < 0.05
 
 
-def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, network_model):
-    sliding = network_model
-    from noble_neuron.neuron.cell import SurrogateCellError
+def test_network_domain_guard_warns_once_or_raises_in_strict_mode(h, streaming):
     from noble_neuron.surrogate.model import DomainWarning
 
-    cell = SurrogateCell("bs0", checkpoint=sliding)
+    cell = SurrogateCell("bs0", checkpoint=streaming)
     stim = h.IClamp(cell.soma(0.5))
     stim.delay, stim.dur, stim.amp = 2.0, 20.0, 3.0  # 10x the largest trained amplitude
     with pytest.warns(DomainWarning, match="outside the trained range") as record:
         h.finitialize(-65)
         h.continuerun(20)
     assert sum("outside the trained range" in str(w.message) for w in record) == 1  # once per cell
-    strict = SurrogateCell("bs0", checkpoint=sliding, strict=True)
+    strict = SurrogateCell("bs0", checkpoint=streaming, strict=True)
     stim2 = h.IClamp(strict.soma(0.5))
     stim2.delay, stim2.dur, stim2.amp = 2.0, 20.0, 3.0
     with pytest.raises(RuntimeError, match="strict mode"):

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from noble_neuron.features.ephys import spike_times
+from noble_neuron.features.spikes import upward_crossings
 from noble_neuron.surrogate.decoder import (ap_waveform, blend_templates, bridged_voltage, coarse_times_ms, coarsen,
-                                       compose_traces, phase_target, spikes_from_phase)
+                                       compose_traces, phase_target, refractory_samples, spikes_from_phase)
 
 DT = 0.06
 
@@ -103,6 +104,21 @@ def tiny_phase(tiny_dataset, tmp_path_factory):
     return out
 
 
+def test_refractory_period_is_the_shortest_interspike_interval_of_the_data():
+    """Streaming models never fire again within it; spikes are each trace's upward −20 mV crossings."""
+    v = np.full((2, 50), -70.0)
+    v[0, 10:13] = [-30.0, 5.0, -25.0]  # one AP: crosses -20 mV upward at sample 11
+    v[1, 30:] = -10.0  # a step above -20 mV is one crossing too, staying up is not a second one
+    rows, cols = upward_crossings(v)
+    assert rows.tolist() == [0, 1] and cols.tolist() == [11, 30]
+    v = np.full((2, 200), -70.0)
+    v[0, [20, 60, 90]] = 0.0  # ISIs 40, 30 samples
+    v[1, [10, 150]] = 0.0  # ISI 140
+    assert refractory_samples(v, quantile=0.0) == 30
+    assert refractory_samples(v) == 30  # the 0.1 % quantile of (40, 30, 140), floored
+    assert refractory_samples(np.full((2, 50), -70.0)) is None  # no trace with two spikes
+
+
 def test_tiny_phase_model_overfits_to_exact_spike_counts_and_carries_its_action_potentials(tiny_phase, tiny_dataset):
     from noble_neuron.surrogate.checkpoint import load_surrogate
     from noble_neuron.data.dataset import open_dataset
@@ -133,7 +149,7 @@ def test_event_model_config_and_templates_are_validated(tiny_phase):
     with pytest.raises(ValueError, match="time_coarsening > 1 needs an event model"):
         SurrogateConfig(time_coarsening=4)
     with pytest.raises(ValueError, match="whole-trace models"):
-        SurrogateConfig(event_output="phase", sliding_window=True)
+        SurrogateConfig(event_output="phase", streaming=True)
     meta = load_checkpoint(tiny_phase)["metadata"]
     for broken, match in (({"ap_templates_mV": None}, "needs ap_templates_mV"),
                           ({"ap_templates_mV": {"nobody": [0.0] * 3}}, "must be .* finite samples"),

@@ -1,4 +1,5 @@
 """Surrogate: config, parameter counts, batched predict, domain checks, checkpoints."""
+import json
 import warnings
 
 import numpy as np
@@ -164,6 +165,59 @@ def test_bad_checkpoints_raise_checkpoint_error(surrogate, tmp_path):
     torch.save({"schema": "noble_neuron.checkpoint", "obj": FeatureScaler.fit(TRAIN_FEATURES, ("a", "b"))}, pickled)
     with pytest.raises(CheckpointError, match="not a safe weights file"):
         load_surrogate(pickled)
+
+
+def _edited_copy(src, dst, edit):
+    """A copy of checkpoint `src` at `dst` whose metadata went through `edit` (a function changing it in place)."""
+    raw = torch.load(src, weights_only=True)
+    meta = json.loads(raw["metadata_json"])
+    edit(meta)
+    raw["metadata_json"] = json.dumps(meta)
+    torch.save(raw, dst)
+    return dst
+
+
+def _as_written_with_sliding_models(meta, sliding_window=False, spike_head=False, voltage_history=False, horizon=None):
+    """Metadata as noble_neuron wrote it while network mode also had sliding-window models."""
+    meta["config"].update(sliding_window=sliding_window, spike_head=spike_head, voltage_history=voltage_history,
+                          spike_label_half_width=1)
+    meta.update(sliding_horizon_samples=horizon, spike_template_mV=[0.0, 20.0] if spike_head else None,
+                spike_threshold=0.5, spike_delay_samples=0)
+
+
+def test_checkpoints_of_the_sliding_window_era_load_and_sliding_window_ones_are_refused(surrogate, tmp_path):
+    from noble_neuron.surrogate.checkpoint import LEGACY_METADATA_KEYS, SHIPPED_NETWORK_CHECKPOINT
+
+    # the shipped network checkpoint was written with them: a streaming model that "implied" sliding_window/spike_head
+    raw = json.loads(torch.load(SHIPPED_NETWORK_CHECKPOINT, weights_only=True)["metadata_json"])
+    assert raw["config"]["streaming"] and raw["config"]["sliding_window"] and raw["config"]["spike_head"]
+    assert raw["sliding_horizon_samples"] == 50 and raw["spike_template_mV"]
+    network = load_surrogate(SHIPPED_NETWORK_CHECKPOINT, device="cpu")
+    assert network.is_streaming and not set(network.metadata()) & set(LEGACY_METADATA_KEYS)
+    assert "sliding_window" not in network.metadata()["config"]
+    # a whole-trace checkpoint of that time: same model, same outputs
+    good = save_surrogate(surrogate, tmp_path / "good.pt")
+    old = load_surrogate(_edited_copy(good, tmp_path / "old.pt", _as_written_with_sliding_models), device="cpu")
+    assert old.metadata() == surrogate.metadata() and not old.is_streaming
+    x = _steps([0.0, 0.2])
+    np.testing.assert_array_equal(old.predict(x, FEAT_IN, DT), surrogate.predict(x, FEAT_IN, DT))
+    # real sliding-window models: input-only, closed loop on their own voltage, spike head
+    for name, kind in (("input_only", {"sliding_window": True}), ("closed_loop", {"voltage_history": True}),
+                       ("spike_head", {"sliding_window": True, "spike_head": True})):
+        path = _edited_copy(good, tmp_path / f"{name}.pt",
+                            lambda m: _as_written_with_sliding_models(m, horizon=16, **kind))
+        with pytest.raises(CheckpointError, match=r"sliding-window models were removed.*network=True.*"
+                                                  r"pv_fno_network\.pt.*noble-neuron train --config streaming_cpu"):
+            load_surrogate(path)
+        with pytest.raises(CheckpointError, match="sliding-window network-mode checkpoint"):
+            load_checkpoint(path)  # the raw reader refuses it too (training's init_from, resume)
+    # legacy keys that contradict the model they sit in are not silently dropped
+    contradicting = [(good, lambda m: (_as_written_with_sliding_models(m), m.update(spike_template_mV=[1.0]))),
+                     (SHIPPED_NETWORK_CHECKPOINT, lambda m: m["config"].update(voltage_history=True)),
+                     (SHIPPED_NETWORK_CHECKPOINT, lambda m: m["config"].update(spike_head=False))]
+    for i, (src, edit) in enumerate(contradicting):
+        with pytest.raises(CheckpointError, match="legacy sliding-window settings .* contradict"):
+            load_surrogate(_edited_copy(src, tmp_path / f"contradicting{i}.pt", edit))
 
 
 def test_fast_fft_length_and_padding():

@@ -64,9 +64,13 @@ def test_stream_composer_places_crossing_at_step_centre_across_chunks():
 
 def test_streaming_config_rules():
     c = SurrogateConfig(streaming=True, time_coarsening=5)
-    assert c.sliding_window and c.spike_head and c.in_channels == 2 + len(c.feature_names)
-    with pytest.raises(ValueError, match="voltage_history"):
-        SurrogateConfig(streaming=True, voltage_history=True)
+    assert c.in_channels == 2 + len(c.feature_names) and not c.is_event_model
+    with pytest.raises(ValueError, match="event_output is for whole-trace models"):
+        SurrogateConfig(streaming=True, event_output="phase")
+    with pytest.raises(ValueError, match="grid_channel .* not for streaming models"):
+        SurrogateConfig(streaming=True, grid_channel=True)
+    with pytest.raises(ValueError, match="unknown SurrogateConfig key"):  # the removed sliding-window options
+        SurrogateConfig.from_dict({"streaming": True, "voltage_history": True})
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +86,8 @@ def test_training_writes_a_streaming_checkpoint(streaming_ckpt):
     assert "closed_loop_count_rel_error" in metrics  # the engine-exact rollout was scored
     s = load_surrogate(path, device="cpu")
     assert s.spike_logit_shift == pytest.approx(np.log(10.0))  # undoes training's positive weight (default 10)
-    assert s.config.streaming and s.is_sliding and s.sliding_horizon_samples % 5 == 0
+    assert s.config.streaming and s.is_streaming and s.spike_refractory_samples >= 1
+    assert not {"sliding_horizon_samples", "spike_template_mV"} & set(s.metadata())
     assert set(s.ap_templates_mV) <= set(s.train_model_ids) and s.ap_templates_mV
     with pytest.raises(ValueError, match="rollout"):
         s.predict(np.zeros((1, 100)), s.features_of("bs0"), s.dt_ms)
@@ -116,13 +121,13 @@ def test_engine_runs_the_offline_rollout_exactly(h, streaming_ckpt):
     from noble_neuron.surrogate.checkpoint import load_surrogate
     from noble_neuron.training.rollout import streaming_rollout
     from noble_neuron.surrogate.streaming import cell_key
-    from noble_neuron.neuron.streaming import StreamingGroup
+    from noble_neuron.neuron.network import NetworkGroup
 
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     amps = [0.05, 0.2]
     cells, recs, t, keep = _run_cells(h, s, amps)
     g = engine().network_group_of(cells[0])
-    assert isinstance(g, StreamingGroup) and g.epoch_ms == pytest.approx(0.3 * (g.n_e // 5))
+    assert isinstance(g, NetworkGroup) and g.epoch_ms == pytest.approx(0.3 * (g.n_e // 5))
     trace = g.closed_loop_traces()
     grid = np.arange(trace.shape[1]) * s.dt_ms
     x = np.stack([np.where((grid >= 5.0 - 1e-9) & (grid < 45.0 - 1e-9), a, 0.0) for a in amps])

@@ -28,10 +28,13 @@ def test_relative_lp():
 
 
 def test_train_config_validation_and_yaml(tmp_path):
-    (tmp_path / "t.yaml").write_text("train:\n  epochs: 3\n  window_samples: 512\n")
-    assert TrainConfig.from_yaml(tmp_path / "t.yaml") == TrainConfig(epochs=3, window_samples=512)
+    (tmp_path / "t.yaml").write_text("train:\n  epochs: 3\n  crop_steps: 512\n")
+    assert TrainConfig.from_yaml(tmp_path / "t.yaml") == TrainConfig(epochs=3, crop_steps=512)
     with pytest.raises(ValueError, match="unknown TrainConfig key"):
         TrainConfig.from_dict({"epoch": 3})
+    for removed in ("window_samples", "window_time", "history_horizon_samples", "pushforward"):  # full traces only
+        with pytest.raises(ValueError, match=f"unknown TrainConfig key.*{removed}"):
+            TrainConfig.from_dict({removed: 1})
     with pytest.raises(ValueError, match="unknown loss"):
         TrainConfig(loss="mse")
     with pytest.raises(ValueError, match="plateau_factor"):
@@ -66,7 +69,7 @@ def test_tiny_model_overfits_tiny_real_dataset(tiny_trained):
 
 def test_resume_matches_uninterrupted_run(dataset, tmp_path):
     config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=32)
-    tc = dict(batch_size=4, window_samples=256, val_every_kth_amplitude=4, seed=3)
+    tc = dict(batch_size=4, val_every_kth_amplitude=4, seed=3)
     full = tmp_path / "full" / "s.pt"
     m_full = train(dataset, config, TrainConfig(epochs=4, **tc), full, progress=False, device="cpu")
     part = tmp_path / "part" / "s.pt"
@@ -106,93 +109,6 @@ def test_init_from_and_plateau_on(tiny_trained, dataset, tmp_path):
         train(dataset, other, tc, tmp_path / "bad.pt", progress=False, device="cpu")
 
 
-def test_sliding_window_surrogate_learns_to_continue_the_voltage(dataset, tmp_path):
-    """window_time='relative': a causal sliding-window model for network mode (trained length = window)."""
-    with pytest.raises(ValueError, match="needs window_samples"):
-        TrainConfig(window_time="relative")
-    with pytest.raises(ValueError, match="leaves no history"):
-        TrainConfig(window_time="relative", window_samples=64, history_horizon_samples=64)
-    config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, voltage_history=True)
-    with pytest.raises(ValueError, match="window_time: relative"):
-        train(dataset, config, TrainConfig(epochs=1), tmp_path / "x.pt", progress=False, device="cpu")
-    tc = TrainConfig(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
-                     history_horizon_samples=16, val_every_kth_amplitude=0)
-    metrics = train(dataset, config, tc, tmp_path / "w.pt", progress=False, device="cpu")
-    s = load_surrogate(tmp_path / "w.pt", device="cpu")
-    assert s.is_sliding and s.sliding_horizon_samples == 16 and s.n_samples == 128
-    assert s.config.in_channels == 25
-    assert metrics["probe_rel_l4_final"] < 0.75 * metrics["probe_rel_l4_initial"], metrics
-    # the amplitude range is that of 128-sample windows: a window inside a step has the step's amplitude
-    assert s.amp_range_nA == pytest.approx((-0.05, 0.3))
-    with pytest.raises(ValueError, match="voltage_history_mV"):
-        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms)
-    with pytest.raises(ValueError, match="n_future"):
-        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full(128, -65.0),
-                  n_future=17)
-    v = s.predict(np.zeros((2, 128)), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full((2, 128), -65.0),
-                  n_future=16)
-    assert v.shape == (2, 128) and np.isfinite(v).all()
-    assert np.abs(v[:, -16:] + 65.0).max() < 5.0  # at rest with no input, it stays near rest
-
-
-def test_input_only_sliding_window_surrogate(dataset, tmp_path):
-    """model.sliding_window without voltage_history: current → voltage over a window, no feedback."""
-    config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64, sliding_window=True)
-    assert config.in_channels == 23 and SurrogateConfig(voltage_history=True).sliding_window
-    with pytest.raises(ValueError, match="window_time: relative"):
-        train(dataset, config, TrainConfig(epochs=1), tmp_path / "x.pt", progress=False, device="cpu")
-    tc = dict(epochs=15, batch_size=8, lr=0.01, window_samples=128, window_time="relative",
-              history_horizon_samples=16, val_every_kth_amplitude=0)
-    with pytest.raises(ValueError, match="pushforward: 0"):
-        train(dataset, config, TrainConfig(**tc, pushforward=2), tmp_path / "x.pt", progress=False, device="cpu")
-    metrics = train(dataset, config, TrainConfig(**tc), tmp_path / "i.pt", progress=False, device="cpu")
-    s = load_surrogate(tmp_path / "i.pt", device="cpu")
-    assert s.is_sliding and not s.config.voltage_history and s.sliding_horizon_samples == 16
-    assert metrics["n_parameters"] > 0 and "val_rel_l4" not in metrics  # no validation rows asked for
-    with pytest.raises(ValueError, match="input-only"):
-        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, voltage_history_mV=np.full(128, -65.0))
-    with pytest.raises(ValueError, match="n_future"):
-        s.predict(np.full(128, 0.1), s.features_of("bs0"), s.dt_ms, n_future=17)
-    v = s.predict(np.zeros((3, 128)), s.features_of("bs0"), s.dt_ms)
-    assert v.shape == (3, 128) and np.isfinite(v).all() and np.ptp(v[:, -16:]) < 5.0  # no input: near rest
-    with pytest.raises(ValueError, match="spike_parts"):
-        s.predict(np.zeros(128), s.features_of("bs0"), s.dt_ms, spike_parts=True)
-
-
-def test_spike_head_surrogate_has_template_calibrated_threshold_and_two_outputs(tiny_spike_head):
-    """A spike head: clipped voltage + spike probability; AP template and threshold travel in the checkpoint."""
-    with pytest.raises(ValueError, match="spike_head is for input-only"):
-        SurrogateConfig(voltage_history=True, spike_head=True)
-    with pytest.raises(ValueError, match="spike_head is for input-only"):
-        SurrogateConfig(spike_head=True)  # not a sliding-window model
-    s = load_surrogate(tiny_spike_head, device="cpu")
-    assert s.config.spike_head and s.config.in_channels == 23
-    tmpl = np.array(s.spike_template_mV)
-    assert tmpl[0] >= -20.0 and tmpl.max() > 20.0 and tmpl[-1] >= s.config.v_clip_mV  # HH spikes peak ~ +40 mV
-    cal = s.metrics["spike_calibration"]
-    assert 0.0 < s.spike_threshold < 1.0 and cal["threshold"] == s.spike_threshold
-    assert cal["spikes_reference"] > 0 and cal["n_traces"] >= 1
-    x = np.r_[np.zeros(64), np.full(64, 0.3)]
-    v_clip, p = s.predict(x, s.features_of("bs0"), s.dt_ms, spike_parts=True)
-    assert p.shape == (128,) and 0.0 <= p.min() and p.max() <= 1.0
-    v = s.predict(x, s.features_of("bs0"), s.dt_ms)
-    fired = np.flatnonzero((p >= s.spike_threshold) & (np.r_[0.0, p[:-1]] < s.spike_threshold))
-    assert (v.max() > 0.0) == (fired.size > 0)  # an AP is pasted where (and only where) the probability fires
-    # the composer pastes an AP at every rising crossing of its threshold: one set just below this trace's peak
-    thr = 0.9 * float(p.max())
-    composed = s.spike_composer(1, threshold=thr, delay_samples=0).step(v_clip[None], p[None])[0]
-    rises = np.flatnonzero((p >= thr) & (np.r_[0.0, p[:-1]] < thr))
-    assert rises.size > 0 and composed[rises[0]] >= -20.0 and composed[rises[0]:rises[0] + 10].max() > 20.0
-    np.testing.assert_array_equal(v[v < s.config.v_clip_mV], v_clip[v < s.config.v_clip_mV])
-    assert 0 <= s.spike_delay_samples == cal["delay_samples"]
-    from noble_neuron.surrogate.model import Surrogate
-
-    meta = s.metadata()
-    for bad, match in (({"spike_template_mV": None}, "spike_template_mV"), ({"spike_threshold": 1.5}, "spike_threshold")):
-        with pytest.raises(ValueError, match=match):
-            Surrogate.from_metadata({**meta, **bad}, s.state_dict(), device="cpu")
-
-
 def test_diverging_training_stops_with_a_clear_error_and_keeps_the_last_good_epoch(dataset, tmp_path):
     config = SurrogateConfig(n_layers=2, hidden_channels=8, n_modes=64)
     with pytest.raises(FloatingPointError, match="training loss became .*Lower train.lr"):
@@ -208,15 +124,13 @@ def test_every_shipped_training_config_parses():
     import noble_neuron
 
     paths = sorted((Path(noble_neuron.__file__).parent / "configs").glob("*.yaml"))
-    assert {p.stem for p in paths} >= {"paper", "cpu_small", "network_cpu", "network_gpu", "streaming_cpu",
-                                       "streaming_cpu_stage2"}
+    assert {p.stem for p in paths} >= {"paper", "cpu_small", "streaming_cpu", "streaming_cpu_stage2"}
+    assert not [p.stem for p in paths if p.stem.startswith("network_")]  # the sliding-window recipes are gone
     for path in paths:
         sc, tc = SurrogateConfig.from_yaml(path), TrainConfig.from_yaml(path)
-        if sc.streaming:  # streaming models train on whole traces (crops from t = 0 and later)
-            assert tc.window_time == "absolute" and tc.window_samples is None and tc.crop_steps, path.name
-        else:
-            assert sc.sliding_window == (tc.window_time == "relative"), path.name
+        # streaming models train on crops of whole traces (from t = 0 and later), whole-trace models on full ones
+        assert (tc.crop_steps is not None) == sc.streaming, path.name
     stage2 = TrainConfig.from_yaml(paths[[p.stem for p in paths].index("streaming_cpu_stage2")])
     assert stage2.closed_loop_from_epoch == 1 and stage2.init_from == "pv_fno_streaming_stage1.pt"
-    network = SurrogateConfig.from_yaml(paths[[p.stem for p in paths].index("network_cpu")])
-    assert network.spike_head and not network.voltage_history
+    network = SurrogateConfig.from_yaml(paths[[p.stem for p in paths].index("streaming_cpu")])
+    assert network.streaming and network.time_coarsening == 5

@@ -1,0 +1,71 @@
+"""Whole-trace event models at run time: the network's coarse-grid outputs, spike times, the trace.
+
+An event model (``SurrogateConfig.event_output``) outputs, on a grid ``time_coarsening`` times
+coarser than the data, the spike phase θ and the interspike voltage (`event_channels`);
+`predict_events` (what `Surrogate.predict` runs for these models) decodes them into voltages
+on the data grid with each model's own action potential (`noble_neuron.surrogate.decoder`).
+The ``surrogate`` arguments are event-model `noble_neuron.surrogate.model.Surrogate` objects.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
+from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
+from .spectral import fast_fft_length
+
+__all__ = ["event_channels", "event_outputs", "predict_events", "spike_times_from_events"]
+
+
+def event_channels(model: torch.nn.Module, inp: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
+    """(spike phase θ (B, Lc) in spikes, interspike voltage (B, Lc) in mV) of an event model on an encoded
+    coarse-grid input (B, C, Lc); `config` its `SurrogateConfig`."""
+    width = inp.shape[-1]
+    if config.pad_to_fast_length:
+        inp = torch.nn.functional.pad(inp, (0, fast_fft_length(width) - width))
+    raw = model(inp)[:, :, :width]
+    return raw[:, 0] * config.phase_scale, raw[:, 1] * config.v_scale_mV + config.v_offset_mV
+
+
+def event_outputs(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
+                  batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """An event model's raw outputs on its coarse grid: (event channel (B, Lc), interspike voltage (B, Lc) mV)
+    for currents x (B, L) nA at the data dt and scaled amplitudes/features."""
+    c, dev = surrogate.config, surrogate.device
+    xc = torch.from_numpy(coarsen(x.cpu().numpy(), c.time_coarsening).astype(np.float32))
+    n_ref = -(-surrogate.n_samples // c.time_coarsening)
+    ev, vb = [], []
+    surrogate.model.eval()
+    with torch.inference_mode():
+        for i in range(0, xc.shape[0], batch_size):
+            j = min(i + batch_size, xc.shape[0])
+            inp = build_input(xc[i:j].to(dev), amp_t[i:j].to(dev), feat_t[i:j].to(dev), n_ref=n_ref,
+                              k_amp=c.k_amp, k_feat=c.k_feat, current_scale_nA=c.current_scale_nA)
+            e, v = event_channels(surrogate.model, inp, c)
+            if not (bool(torch.isfinite(e).all()) and bool(torch.isfinite(v).all())):
+                raise RuntimeError(f"the network produced NaN/inf for items {i}..{j - 1}; the checkpoint may be "
+                                   "corrupt or the inputs far outside the training domain")
+            ev.append(e.float().cpu().numpy())
+            vb.append(v.float().cpu().numpy())
+    return np.concatenate(ev), np.concatenate(vb)
+
+
+def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) -> list[np.ndarray]:
+    """Spike times (ms) per item decoded from an event model's spike phase (B, Lc); θ is held at 0 before
+    each item's input onset `onset_ms` (B,) (a cell at rest without input does not fire; the network's
+    output near the trace edges is least reliable there)."""
+    tc = coarse_times_ms(event.shape[1], surrogate.dt_ms, surrogate.config.time_coarsening)
+    return [spikes_from_phase(np.where(tc < o, 0.0, e), tc) for e, o in zip(event, onset_ms)]
+
+
+def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
+                   features_raw: np.ndarray, batch_size: int) -> np.ndarray:
+    """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
+    raw features (B, F) that choose each item's action potential."""
+    event, v_between = event_outputs(surrogate, x, amp_t, feat_t, batch_size)
+    on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
+    onset = np.where(on.any(axis=1), on.argmax(axis=1) * surrogate.dt_ms, np.inf)
+    spikes = spike_times_from_events(surrogate, event, onset)
+    return compose_traces(v_between, spikes, surrogate.templates_for(features_raw), surrogate.config.ap_pre_ms,
+                          surrogate.dt_ms, surrogate.config.time_coarsening, x.shape[1])
