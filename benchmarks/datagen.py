@@ -47,7 +47,7 @@ def main() -> None:
 
     from noble_neuron.simulation.datagen import generate
     from noble_neuron.detailed.pv_family import load_family
-    from noble_neuron.stimuli.protocols import long_square_grid
+    from noble_neuron.stimuli.presets import long_square_grid
 
     n = 4 if args.quick else args.n_sims
     total_ms = 100.0 if args.quick else 515.0

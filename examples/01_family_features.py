@@ -32,7 +32,7 @@ def main() -> None:
         if args.quick or data is None:
             from noble_neuron.simulation.datagen import generate
             from noble_neuron.detailed.pv_family import load_family
-            from noble_neuron.stimuli.protocols import long_square_grid
+            from noble_neuron.stimuli.presets import long_square_grid
 
             family = load_family()[:3]
             data = generate([m.cell_spec() for m in family],

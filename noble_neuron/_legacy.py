@@ -18,7 +18,7 @@ import warnings
 MOVED: dict[str, tuple[str, ...]] = {
     "cell_engine": ("neuron.engine", "stimuli.protocols"),
     "checkpoint": ("surrogate.checkpoint",),
-    "datagen": ("simulation.datagen",),
+    "datagen": ("simulation.datagen", "simulation.engines"),
     "dataset": ("data.dataset",),
     "embedding": ("surrogate.encoding",),
     "evaluate": ("evaluation.evaluate",),
@@ -28,7 +28,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "netpyne": ("integrations.netpyne",),
     "network_engine": ("neuron.network",),
     "plots": ("evaluation.plots",),
-    "protocols": ("stimuli.protocols",),
+    "protocols": ("stimuli.protocols", "stimuli.presets"),
     "rollout": ("training.rollout",),
     "simulate": ("simulation.simulate", "detailed.spec", "detailed.instantiate", "simulation.calibration"),
     "spike_head": ("surrogate.decoder", "features.spikes"),

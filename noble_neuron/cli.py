@@ -75,7 +75,7 @@ def _specs_and_splits(args):
 
 def _cmd_build_surrogate(args) -> int:
     from .pipeline import build_surrogate
-    from .stimuli.protocols import load_model_protocols
+    from .stimuli.presets import load_model_protocols
 
     specs, splits = _specs_and_splits(args)
     protocols = load_model_protocols(args.protocol, len(specs))
@@ -90,7 +90,7 @@ def _cmd_build_surrogate(args) -> int:
 def _cmd_generate(args) -> int:
     from .simulation.datagen import generate
     from .features.table import extract_features
-    from .stimuli.protocols import load_model_protocols
+    from .stimuli.presets import load_model_protocols
 
     from .data.dataset import open_dataset
 
@@ -111,15 +111,20 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_features(args) -> int:
-    from .features.table import copy_features, extract_features
+    from .data.dataset import open_dataset
+    from .features.table import copy_features, extract_features, pin_features
 
     if args.copy_from and Path(args.copy_from).suffix == ".pt":
         from .surrogate.checkpoint import load_surrogate
 
         s = load_surrogate(args.copy_from, device="cpu")
         names = list(s.config.feature_names)
-        table = copy_features(args.copy_from, args.data, names=names,
-                              table={m: [v[n] for n in names] for m, v in s.model_features.items()})
+        pinned = {m: [v[n] for n in names] for m, v in s.model_features.items()}
+        if "long_square" in open_dataset(args.data).protocol_kinds():
+            extract_features(args.data, progress=not args.no_progress)
+            table = pin_features(args.data, names, pinned)
+        else:
+            table = copy_features(args.copy_from, args.data, names=names, table=pinned)
     elif args.copy_from:
         table = copy_features(args.copy_from, args.data)
     else:
@@ -165,7 +170,7 @@ def _cmd_demo(args) -> int:
     from .features.table import extract_features
     from .detailed.pv_family import load_family
     from .evaluation.plots import plot_feature_spread, plot_fi_curves
-    from .stimuli.protocols import load_protocols
+    from .stimuli.presets import load_protocols
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,7 +269,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("features", help="compute/store the per-model feature table of a dataset")
     s.add_argument("--data", required=True)
     s.add_argument("--copy-from", default=None, help="take the features of the same models from this dataset or "
-                   "checkpoint (.pt) instead of measuring them (for datasets without a Long Square grid)")
+                   "checkpoint (.pt) instead of measuring them (for datasets without a Long Square grid); from a "
+                   "checkpoint, a dataset with Long Squares is measured and the checkpoint's features pinned over it")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_features)
 

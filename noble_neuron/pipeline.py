@@ -56,7 +56,7 @@ def build_surrogate(specs: Sequence, splits: Sequence[str | None] | None, out_di
     from .simulation.datagen import generate
     from .evaluation.evaluate import write_report
     from .features.table import extract_features
-    from .stimuli.protocols import RheobaseRelativeSteps
+    from .stimuli.presets import RheobaseRelativeSteps
     from .training.train import train
 
     out = Path(out_dir)

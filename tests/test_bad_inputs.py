@@ -2,7 +2,9 @@
 import h5py
 import pytest
 
-from noble_neuron.stimuli.protocols import load_protocols, protocol_from_dict
+from noble_neuron.stimuli.protocols import protocol_from_dict
+
+from noble_neuron.stimuli.presets import load_protocols
 from noble_neuron.surrogate.model import SurrogateConfig
 from noble_neuron.training.train import TrainConfig, train
 

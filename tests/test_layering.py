@@ -92,14 +92,20 @@ def test_no_import_cycles_not_even_through_function_level_imports():
     assert lazy == [], [sorted(c) for c in lazy]
 
 
-def test_no_private_names_imported_from_another_subpackage():
+def test_no_private_names_imported_from_another_module():
     private = []
     for path in ROOT.rglob("*.py"):
         mod = _module(path)
         for target, names in _imports(path, top_level_only=False):
-            if _layer(target) != _layer(mod):
+            if target != mod:
                 private += [f"{mod}: {target}.{n}" for n in names if n.startswith("_") and n != "__version__"]
     assert private == []
+
+
+def test_no_module_is_over_500_lines():
+    """One concept per module: a module that grows past this is split (e.g. datagen → engines)."""
+    long = {_module(p): n for p in ROOT.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}
 
 
 def test_neuron_is_imported_only_at_the_edges():

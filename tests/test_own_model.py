@@ -13,7 +13,8 @@ import pytest
 from noble_neuron.detailed.spec import CellSpec, assign_splits, load_model_file
 from noble_neuron.simulation.datagen import generate, run_signature
 from noble_neuron.data.dataset import open_dataset
-from noble_neuron.stimuli.protocols import LongSquare, RheobaseRelativeSteps
+from noble_neuron.stimuli.protocols import LongSquare
+from noble_neuron.stimuli.presets import RheobaseRelativeSteps
 
 ROOT = Path(__file__).resolve().parent.parent
 OWN = ROOT / "examples" / "own_model"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from noble_neuron.detailed.spec import CellSpec
-from noble_neuron.stimuli.protocols import LongSquare, RheobaseRelativeSteps
+from noble_neuron.stimuli.protocols import LongSquare
+from noble_neuron.stimuli.presets import RheobaseRelativeSteps
 from noble_neuron.validation import is_int, is_real
 
 

@@ -169,7 +169,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     from ..features.ephys import fi_curve
     from .machine import machine_info
     from .plots import plot_fi_comparison, plot_fi_curves, plot_trace_comparison
-    from ..stimuli.protocols import long_square_grid
+    from ..stimuli.presets import long_square_grid
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,9 @@ are still importable from here; they live in `spikes` and `ephys`.
 from importlib import import_module
 
 _MOVED = {name: "spikes" for name in ("spike_times", "count_spikes")}
+_MOVED["FeatureScaler"] = "scaler"
 _MOVED.update({name: "ephys" for name in ("FICurve", "fi_curve", "threshold_current", "threshold_slope",
-                                          "FeatureScaler", "efel_features", "input_resistance_MOhm",
+                                          "efel_features", "input_resistance_MOhm",
                                           "model_features")})
 
 

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 from ..constants import SPIKE_THRESHOLD_MV
-from .spikes import _as_trace, _check_dt, count_spikes, spike_times  # noqa: F401 (part of this module's API)
+from .spikes import as_trace, check_dt, count_spikes, spike_times  # noqa: F401 (part of this module's API)
 from ..validation import is_int
 
 __all__ = [
@@ -27,7 +27,8 @@ __all__ = [
     "fi_curve",
     "threshold_current",
     "threshold_slope",
-    "FeatureScaler",
+    "rate_at",
+    "RATE_MULTIPLES_OF_I_THR",
     "EFEL_FEATURES",
     "SUBTHRESHOLD_EFEL_FEATURES",
     "efel_features",
@@ -175,6 +176,20 @@ def threshold_current(fi: FICurve, min_rate_Hz: float = 0.0) -> float:
     return float(fi.amps_nA[firing[0]])
 
 
+def rate_at(fi: FICurve, amp_nA: float) -> float | None:
+    """Firing rate (Hz) at `amp_nA`, linearly interpolated on the FI curve; None outside the tested range."""
+    if not isinstance(fi, FICurve):
+        raise TypeError(f"fi must be an FICurve (see fi_curve), got {type(fi).__name__}")
+    if not fi.amps_nA[0] <= amp_nA <= fi.amps_nA[-1]:
+        return None
+    return float(np.interp(amp_nA, fi.amps_nA, fi.rates_Hz))
+
+
+#: FI-curve points far above threshold, as multiples of I_thr: (I_thr, s_thr) fix the curve's start,
+#: these its course where PV cells are driven (a surrogate feature set may embed them).
+RATE_MULTIPLES_OF_I_THR: tuple[int, ...] = (2, 3)
+
+
 def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 3,
                     window_nA: float | None = None) -> float:
     """Local FI slope at threshold ``s_thr`` (Hz/nA).
@@ -208,107 +223,6 @@ def threshold_slope(fi: FICurve, i_thr_nA: float | None = None, n_points: int = 
     x, y = fi.amps_nA[sel], fi.rates_Hz[sel]
     xc = x - x.mean()
     return float(np.dot(xc, y - y.mean()) / np.dot(xc, xc))
-
-
-# --------------------------------------------------------------------------- scaling
-@dataclass(frozen=True)
-class FeatureScaler:
-    """Min-max map of raw features to ``[low, high]`` (NOBLE uses [0.5, 3.5]).
-
-    Fit on TRAINING models only, so test models keep their honest out-of-range
-    values (see :meth:`outside_range`).  Stored as tuples so it is hashable and
-    serialises to plain JSON.
-    """
-
-    names: tuple[str, ...]
-    data_min: tuple[float, ...]
-    data_max: tuple[float, ...]
-    low: float = 0.5
-    high: float = 3.5
-
-    def __post_init__(self) -> None:
-        n = len(self.names)
-        if not (len(self.data_min) == len(self.data_max) == n) or n == 0:
-            raise ValueError("names, data_min and data_max must be non-empty and of equal length")
-        if len(set(self.names)) != n:
-            raise ValueError(f"feature names must be unique, got {list(self.names)}")
-        lo, hi = np.asarray(self.data_min, float), np.asarray(self.data_max, float)
-        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-            raise ValueError("data_min/data_max must be finite")
-        flat = np.flatnonzero(hi <= lo)
-        if flat.size:
-            bad = [self.names[i] for i in flat]
-            raise ValueError(f"feature(s) {bad} have zero (or negative) range; drop constant features before scaling")
-        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.high > self.low):
-            raise ValueError(f"need finite low < high, got low={self.low!r}, high={self.high!r}")
-        object.__setattr__(self, "names", tuple(str(s) for s in self.names))
-        object.__setattr__(self, "data_min", tuple(float(x) for x in lo))
-        object.__setattr__(self, "data_max", tuple(float(x) for x in hi))
-        object.__setattr__(self, "low", float(self.low))
-        object.__setattr__(self, "high", float(self.high))
-
-    @classmethod
-    def fit(cls, values: np.ndarray, names: Sequence[str], low: float = 0.5, high: float = 3.5) -> "FeatureScaler":
-        """Fit on ``values`` of shape (n_models, n_features) - training models only."""
-        x = np.asarray(values, dtype=float)
-        if x.ndim != 2:
-            raise ValueError(f"values must be (n_models, n_features), got shape {x.shape}; reshape a single feature to (-1, 1)")
-        if x.shape[0] < 2:
-            raise ValueError(f"need >= 2 training models to fit a range, got {x.shape[0]}")
-        if x.shape[1] != len(names):
-            raise ValueError(f"values has {x.shape[1]} feature columns but {len(names)} names were given")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("values contain NaN/inf; drop models whose features could not be computed")
-        return cls(tuple(names), tuple(x.min(axis=0)), tuple(x.max(axis=0)), low, high)
-
-    def _check(self, x: np.ndarray, what: str) -> np.ndarray:
-        a = np.asarray(x, dtype=float)
-        if a.ndim == 0 or a.shape[-1] != len(self.names):
-            raise ValueError(f"{what} must have last dimension {len(self.names)} ({list(self.names)}), got shape {a.shape}")
-        return a
-
-    @property
-    def _scale(self) -> np.ndarray:
-        return (self.high - self.low) / (np.asarray(self.data_max) - np.asarray(self.data_min))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Raw features (..., n_features) -> scaled; training range maps to [low, high]."""
-        a = self._check(x, "x")
-        return self.low + (a - np.asarray(self.data_min)) * self._scale
-
-    def inverse_transform(self, y: np.ndarray) -> np.ndarray:
-        """Scaled features (..., n_features) -> raw units."""
-        a = self._check(y, "y")
-        return np.asarray(self.data_min) + (a - self.low) / self._scale
-
-    def outside_range(self, x: np.ndarray) -> np.ndarray:
-        """Boolean array, same shape as raw ``x``: True where a value lies outside the
-        training range (the surrogate would extrapolate).  ``.any(axis=-1)`` per model."""
-        a = self._check(x, "x")
-        return (a < np.asarray(self.data_min)) | (a > np.asarray(self.data_max))
-
-    def to_dict(self) -> dict:
-        """JSON-safe representation (plain lists and floats)."""
-        return {
-            "names": list(self.names),
-            "data_min": [float(v) for v in self.data_min],
-            "data_max": [float(v) for v in self.data_max],
-            "low": self.low,
-            "high": self.high,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FeatureScaler":
-        """Inverse of :meth:`to_dict`."""
-        if not isinstance(d, dict):
-            raise TypeError(f"expected a dict from FeatureScaler.to_dict(), got {type(d).__name__}")
-        missing = {"names", "data_min", "data_max"} - d.keys()
-        if missing:
-            raise ValueError(f"scaler dict is missing keys {sorted(missing)}; was it written by FeatureScaler.to_dict()?")
-        return cls(
-            tuple(d["names"]), tuple(d["data_min"]), tuple(d["data_max"]),
-            float(d.get("low", 0.5)), float(d.get("high", 3.5)),
-        )
 
 
 # --------------------------------------------------------------------------- eFEL
@@ -355,8 +269,8 @@ def efel_features(
     The spike threshold is set to ``threshold_mV`` (SPIKE_THRESHOLD_MV, as in count_spikes)
     only for the duration of the call.
     """
-    v = _as_trace(v_mV)
-    dt = _check_dt(dt_ms)
+    v = as_trace(v_mV)
+    dt = check_dt(dt_ms)
     if not stim_end_ms > stim_start_ms:
         raise ValueError(f"stim_end_ms ({stim_end_ms}) must exceed stim_start_ms ({stim_start_ms})")
     names = list(names)
@@ -406,8 +320,8 @@ def input_resistance_MOhm(
     last ``steady_frac`` of the step.  Use a small negative step so active currents
     (and spikes) do not contaminate the passive response.
     """
-    v = _as_trace(v_mV)
-    dt = _check_dt(dt_ms)
+    v = as_trace(v_mV)
+    dt = check_dt(dt_ms)
     if amp_nA == 0 or not math.isfinite(amp_nA):
         raise ValueError(f"amp_nA must be finite and non-zero to define ΔV/I, got {amp_nA!r}")
     i0 = int(round(stim_start_ms / dt))
@@ -440,7 +354,8 @@ def model_features(
     """All features of ONE model from its set of Long Square traces.
 
     Returns a flat, strictly JSON-safe dict: ``fi_amps_nA``/``fi_rates_Hz`` (lists),
-    ``I_thr_nA``, ``s_thr_Hz_per_nA``, ``input_resistance_MOhm`` (smallest-magnitude
+    ``I_thr_nA``, ``s_thr_Hz_per_nA``, ``rate_at_{k}x_I_thr_Hz`` (FI curve interpolated at
+    k × I_thr, None above the tested range), ``input_resistance_MOhm`` (smallest-magnitude
     negative step), and ``efel.<name>`` values.  Subthreshold eFEL features
     (:data:`SUBTHRESHOLD_EFEL_FEATURES`) come from the most negative step
     (``efel_hyperpol_amp_nA``); spiking ones from the first amplitude >= ref_factor *
@@ -460,6 +375,7 @@ def model_features(
         "fi_rates_Hz": [float(r) for r in fi.rates_Hz],
         "I_thr_nA": i_thr,
         "s_thr_Hz_per_nA": s_thr,
+        **{f"rate_at_{k}x_I_thr_Hz": rate_at(fi, k * i_thr) for k in RATE_MULTIPLES_OF_I_THR},
     }
 
     neg = np.flatnonzero(amps < 0)

@@ -17,10 +17,10 @@ import numpy as np
 from ..constants import SPIKE_THRESHOLD_MV
 from ..validation import is_real
 
-__all__ = ["SPIKE_THRESHOLD_MV", "spike_times", "spike_times_at", "count_spikes", "upward_crossings"]
+__all__ = ["SPIKE_THRESHOLD_MV", "as_trace", "check_dt", "spike_times", "spike_times_at", "count_spikes", "upward_crossings"]
 
 
-def _as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
+def as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
     v = np.asarray(v_mV, dtype=float)
     if v.ndim != 1:
         raise ValueError(f"{name} must be a 1-D voltage trace, got shape {v.shape}; pass one trace at a time")
@@ -31,7 +31,7 @@ def _as_trace(v_mV: np.ndarray, name: str = "v_mV") -> np.ndarray:
     return v
 
 
-def _check_dt(dt_ms: float) -> float:
+def check_dt(dt_ms: float) -> float:
     if not is_real(dt_ms):
         raise TypeError(f"dt_ms must be a number (ms), got {type(dt_ms).__name__}")
     dt = float(dt_ms)
@@ -55,8 +55,8 @@ def spike_times(
     ``threshold_mV - hysteresis_mV``, so noise jittering around threshold is not
     double-counted.  A trace that starts above threshold does not count as a spike.
     """
-    v = _as_trace(v_mV)
-    dt = _check_dt(dt_ms)
+    v = as_trace(v_mV)
+    dt = check_dt(dt_ms)
     rise, frac = _rises(v, float(threshold_mV), hysteresis_mV)
     return (rise - 1 + frac) * dt
 
@@ -65,7 +65,7 @@ def spike_times_at(t_ms: np.ndarray, v_mV: np.ndarray, threshold_mV: float = SPI
                    hysteresis_mV: float = 5.0) -> np.ndarray:
     """Spike times (ms) of a trace sampled at times `t_ms` (any spacing, e.g. CVode's), as `spike_times`."""
     t = np.asarray(t_ms, dtype=float)
-    v = _as_trace(v_mV)
+    v = as_trace(v_mV)
     if t.shape != v.shape:
         raise ValueError(f"t_ms and v_mV must have the same shape, got {t.shape} and {v.shape}")
     rise, frac = _rises(v, float(threshold_mV), hysteresis_mV)

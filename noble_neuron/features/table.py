@@ -17,7 +17,7 @@ from ..data.dataset import open_h5, open_dataset
 from .ephys import model_features
 from ..stimuli.protocols import protocol_from_dict
 
-__all__ = ["SCALAR_FEATURES", "copy_features", "extract_features"]
+__all__ = ["SCALAR_FEATURES", "copy_features", "extract_features", "pin_features"]
 
 log = logging.getLogger(__name__)
 
@@ -114,3 +114,31 @@ def copy_features(source: str | Path, path: str | Path, *, names: list[str] | No
     _store(path, names, values, np.zeros((n, 0)), np.zeros((n, 0)),
            [json.dumps({"copied_from": str(source)})] * n)
     return {"names": names, "values": values, "model_ids": ds.model_ids}
+
+
+def pin_features(path: str | Path, names: list[str], table: dict[str, list[float]]) -> dict:
+    """Overwrite the columns `names` of dataset `path`'s measured /features table with `table`
+    ({model id: values}, e.g. a checkpoint's), keeping every other measured column.
+
+    A checkpoint's I_thr and s_thr come from a fine amplitude grid; a dataset of continuous
+    draws measures them coarsely but gives the other features (input resistance, eFEL, rates
+    far above threshold). Pinning keeps one definition of the checkpoint's features while a new
+    feature set adds to them. Models or names the table lacks raise ValueError.
+    """
+    ds = open_dataset(path)
+    feats = ds.features()
+    if not feats:
+        raise ValueError(f"{path} has no /features table to pin; run `noble-neuron features --data {path}` first")
+    missing = [m for m in ds.model_ids if m not in table]
+    if missing:
+        raise ValueError(f"the pinned table has no features for model(s) {missing[:5]} of {path}")
+    values = np.array(feats["values"], dtype=float)
+    cols = list(feats["names"])
+    for j, name in enumerate(names):
+        if name not in cols:
+            raise ValueError(f"{path} has no measured feature {name!r} to pin (has {cols})")
+        values[:, cols.index(name)] = [table[m][j] for m in ds.model_ids]
+    with open_h5(Path(path), "r") as f:
+        per_model_json = [s.decode() if isinstance(s, bytes) else s for s in f["features/json"][:]]
+    _store(path, cols, values, feats["fi_amps_nA"], feats["fi_rates_Hz"], per_model_json)
+    return {"names": cols, "values": values, "model_ids": ds.model_ids}

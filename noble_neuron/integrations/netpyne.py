@@ -19,7 +19,7 @@ names the ones that do not, so they are not silently dropped.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..neuron.cell import SOMA_DIAM_UM, SOMA_L_UM
 from ..constants import SPIKE_THRESHOLD_MV
@@ -30,11 +30,11 @@ DRIVE_MECH = "nn_VoltageDrive"
 
 
 def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = None,
-              features: Sequence[float] | None = None) -> dict[str, Any]:
+              features: Sequence[float] | Mapping[str, float] | None = None) -> dict[str, Any]:
     """A NetPyNE cell rule (dict) for a surrogate neuron of the network checkpoint.
 
-    ``model_id`` (a family model) or raw ``features`` = (I_thr nA, s_thr Hz/nA) choose the
-    neuron; neither gives the checkpoint's default neuron. ``checkpoint`` (a network-mode
+    ``model_id`` (a family model) or raw ``features`` (the checkpoint's feature set, in order or
+    a dict by name) choose the neuron; neither gives the checkpoint's default neuron. ``checkpoint`` (a network-mode
     checkpoint; default the shipped one) travels with the rule as an index into the engine's
     registry, so populations of different checkpoints run side by side.
     """
@@ -51,11 +51,7 @@ def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = No
     if model_id is not None:
         features = s.features_of(model_id)
     if features is not None:
-        f = [float(x) for x in features]
-        names = list(s.config.feature_names)
-        if len(f) != len(names):
-            raise ValueError(f"features must be one value per feature of the checkpoint {names}, got {features!r}")
-        point["neuron"] = float(eng.register_rule_neuron(f))
+        point["neuron"] = float(eng.register_rule_neuron([float(x) for x in s.feature_vector(features)]))
     return {
         "secs": {"soma": {"geom": {"L": SOMA_L_UM, "diam": SOMA_DIAM_UM, "nseg": 1, "Ra": 100.0, "cm": 1.0},
                           "mechs": {}, "pointps": {"surrogate": point}, "threshold": SPIKE_THRESHOLD_MV}},

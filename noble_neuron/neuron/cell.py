@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -83,7 +83,8 @@ def default_model_id(surrogate: Surrogate) -> str:
     """The training model whose scaled features are closest to the training median (a typical neuron)."""
     ids = [m for m in surrogate.train_model_ids if m in surrogate.model_features]
     if not ids:
-        raise SurrogateCellError("this checkpoint stores no per-model features; pass features=(I_thr_nA, s_thr)")
+        raise SurrogateCellError("this checkpoint stores no per-model features; pass features={name: value} for "
+                                 f"its feature set {list(surrogate.config.feature_names)}")
     scaled = surrogate.feature_scaler.transform(np.stack([surrogate.features_of(m) for m in ids]))
     return ids[int(np.argmin(np.linalg.norm(scaled - np.median(scaled, axis=0), axis=1)))]
 
@@ -92,14 +93,15 @@ class SurrogateCell:
     """A surrogate neuron with a real ``soma`` Section (see module docstring).
 
     Parameters: ``model_id`` a model of the checkpoint's training dataset (e.g.
-    ``"hof_017"``, training or unseen split), or ``features`` = raw (I_thr nA, s_thr Hz/nA);
+    ``"hof_017"``, training or unseen split), or ``features``: the raw values of the checkpoint's
+    feature set (``surrogate.config.feature_names``), in that order or as a dict by name;
     neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
     the shipped one. ``strict=True`` raises instead of warning when the cell or its input
     is outside the training domain (features outside the convex hull of the training
     models, input amplitude outside the trained range).
     """
 
-    def __init__(self, model_id: str | None = None, *, features: Sequence[float] | None = None,
+    def __init__(self, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
                  network: bool = False, _drive=None):
         from neuron import h
@@ -118,11 +120,7 @@ class SurrogateCell:
             model_id = default_model_id(s) if model_id is None else str(model_id)
             self.features = s.features_of(model_id)
         else:
-            f = np.asarray(features, dtype=float)
-            if f.shape != (len(s.config.feature_names),) or not np.isfinite(f).all():
-                raise ValueError(f"features must be {len(s.config.feature_names)} finite numbers "
-                                 f"{list(s.config.feature_names)}, got {features!r}")
-            self.features = f
+            self.features = s.feature_vector(features)
         self.model_id = model_id
         self._warned: set[str] = set()
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])

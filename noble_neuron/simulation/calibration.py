@@ -5,10 +5,10 @@
   −65 mV, or the template's own, leaves most cells relaxing for tens of ms: input resistance
   and first-spike latencies come out wrong).
 * `rheobase`: the smallest Long Square amplitude (nA) that fires at least one spike, by
-  bracketing (doubling) and bisection; `protocols.RheobaseRelativeSteps` then draws each
+  bracketing (doubling) and bisection; `presets.RheobaseRelativeSteps` then draws each
   model's amplitudes relative to it, so any cell type gets a useful amplitude range.
 
-Both run in the datagen workers (`datagen.run_chunk`), once per model.
+Both run in the datagen workers (`engines.run_chunk`), once per model.
 """
 from __future__ import annotations
 

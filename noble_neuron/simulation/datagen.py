@@ -27,8 +27,8 @@ to ``<journal>/calibration.json`` and then stored in the dataset (``/models/v_in
 
 Splits are metadata, not rows: a changed split on an existing dataset is applied (logged).
 
-Engines: "serial", "pool" (local process pool, default) and "nrn-bb" (NEURON
-ParallelContext bulletin board; under ``mpiexec -n N`` ranks 1…N−1 serve jobs from the start
+Engines (`noble_neuron.simulation.engines`): "serial", "pool" (local process pool, default) and
+"nrn-bb" (NEURON ParallelContext bulletin board; under ``mpiexec -n N`` ranks 1…N−1 serve jobs from the start
 of `generate` and rank 0 alone takes the lock and writes the file; the CLI then ends every
 rank through ``h.quit``, which finalises MPI). Any other cluster engine plugs in as a callable
 that takes a list of job chunks and the journal folder and yields results of `run_chunk`.
@@ -44,10 +44,8 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -55,16 +53,15 @@ from .._version import __version__
 from ..data.dataset import DatasetBusyError, DatasetError, create_dataset, open_h5
 from .writer_lock import exclusive_writer
 from ..detailed.spec import CellSpec, file_sha256, model_provenance
-from ..stimuli.protocols import Protocol, RheobaseRelativeSteps, n_samples, protocol_from_dict
+from ..stimuli.protocols import Protocol, n_samples
+from ..stimuli.presets import RheobaseRelativeSteps
+from .engines import Engine, bulletin_board, journal_read, make_engine, run_chunk
 from .simulate import SIM_DT_MS, DOWNSAMPLE
 from ..validation import is_int
 
 __all__ = ["generate", "run_chunk", "make_jobs", "run_signature", "per_model_protocols"]
 
 log = logging.getLogger(__name__)
-
-Engine = Callable[[list[list[dict]]], Iterator[list[dict]]]
-
 
 def per_model_protocols(specs: Sequence[CellSpec], protocols) -> list[list[Protocol]] | None:
     """The per-model protocol lists when `protocols` gives one list per model, None when it is one shared list."""
@@ -128,134 +125,6 @@ def make_jobs(specs: Sequence[CellSpec], protocols, sim_dt_ms: float, downsample
                          "sim_dt_ms": sim_dt_ms, "downsample": downsample,
                          "v_init_mV": None if v_init_mV is None else v_init_mV[i], "steady_state": steady_state})
     return jobs
-
-
-# ---------------------------------------------------------------- worker side
-_worker_cell: tuple[str, object] | None = None
-
-
-def _worker_cell_for(spec: CellSpec):
-    from ..detailed.instantiate import instantiate_cell
-
-    global _worker_cell
-    if _worker_cell is None or _worker_cell[0] != spec.model_id:
-        _worker_cell = None  # drop the previous cell first: only one cell may exist
-        _worker_cell = (spec.model_id, instantiate_cell(spec))
-    return _worker_cell[1]
-
-
-def _calibrate_one(job: dict) -> dict:
-    """A calibration job: the model's rest (if asked) and rheobase (if asked)."""
-    from neuron import h
-
-    from .calibration import resting_potential, rheobase
-    from ..detailed.instantiate import apply_globals
-
-    spec = CellSpec.from_dict(job["spec"])
-    cell = _worker_cell_for(spec)
-    apply_globals(h, spec.parameters, spec.model_id)  # another model may have changed them since
-    v_init = job["v_init"]
-    v0 = resting_potential(spec, cell) if v_init == "auto" else (None if v_init == "template" else float(v_init))
-    timing = job.get("rheobase_timing")
-    i_thr = None if timing is None else rheobase(spec, cell, v0, steady_state=v_init == "auto",
-                                                 sim_dt_ms=job["sim_dt_ms"], **timing)
-    return {"model": job["model"], "v_init_mV": v0, "rheobase_nA": i_thr}
-
-
-def run_chunk(jobs: list[dict], journal_dir: str | None = None) -> list[dict]:
-    """Run jobs (usually consecutive rows of one model) in this process; journal each result."""
-    from .simulate import simulate
-
-    results = []
-    for job in jobs:
-        if "calibrate" in job:
-            results.append(_calibrate_one(job))
-            continue
-        spec = CellSpec.from_dict(job["spec"])
-        res = simulate(spec, protocol_from_dict(job["protocol"]), job["sim_dt_ms"], job["downsample"],
-                       cell=_worker_cell_for(spec), v_init_mV=job.get("v_init_mV"),
-                       steady_state=job.get("steady_state", False))
-        out = {"row": job["row"], "v_mV": res.v_mV, "i_nA": res.i_nA, "wall_s": res.wall_s}
-        if journal_dir:
-            _journal_write(Path(journal_dir), out)
-        results.append(out)
-    return results
-
-
-def _journal_write(journal: Path, result: dict) -> None:
-    final = journal / f"row_{result['row']:07d}.npy"
-    tmp = journal / f".row_{result['row']:07d}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.stack([result["v_mV"], result["i_nA"]]).astype(np.float32))
-        np.save(fh, np.float32(result["wall_s"]))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-
-
-def _journal_read(journal: Path) -> Iterator[dict]:
-    for f in sorted(journal.glob("row_*.npy")):
-        try:
-            with open(f, "rb") as fh:
-                vi = np.load(fh)
-                wall = float(np.load(fh))
-        except (OSError, ValueError, EOFError):
-            log.warning("ignoring unreadable journal entry %s (it will be simulated again)", f)
-            continue
-        yield {"row": int(f.stem.split("_")[1]), "v_mV": vi[0], "i_nA": vi[1], "wall_s": wall}
-
-
-# ---------------------------------------------------------------- engines
-def _serial_engine(chunks, journal_dir):
-    for chunk in chunks:
-        yield run_chunk(chunk, journal_dir)
-
-
-def _pool_engine(n_workers: int):
-    def engine(chunks, journal_dir):
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_chunk, chunk, journal_dir) for chunk in chunks]
-            for fut in as_completed(futures):
-                yield fut.result()
-    return engine
-
-
-_MPI_LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
-
-
-def _bulletin_board():
-    """Start NEURON's bulletin board: ranks 1…N−1 under mpiexec serve jobs here until rank 0 calls
-    ``pc.done()`` (they never return); rank 0, or the only process, gets the ParallelContext."""
-    from neuron import h
-
-    if any(v in os.environ for v in _MPI_LAUNCHER_VARS):
-        h.nrnmpi_init()  # only under a launcher: a singleton MPI init would break later mpiexec calls of this process
-    pc = h.ParallelContext()
-    pc.runworker()
-    return pc
-
-
-def _nrn_bulletin_board_engine(chunks, journal_dir):
-    """NEURON ParallelContext bulletin board (started by `_bulletin_board`): serially, or across MPI ranks."""
-    from neuron import h
-
-    pc = h.ParallelContext()
-    for chunk in chunks:
-        pc.submit(run_chunk, chunk, journal_dir or "")  # a None argument does not survive the bulletin board
-    while pc.working():
-        yield pc.pyret()
-
-
-def _make_engine(engine: str | Engine, n_workers: int):
-    if callable(engine):
-        return engine
-    if engine == "serial" or (engine == "pool" and n_workers <= 1):
-        return _serial_engine
-    if engine == "pool":
-        return _pool_engine(n_workers)
-    if engine == "nrn-bb":
-        return _nrn_bulletin_board_engine
-    raise ValueError(f"unknown engine {engine!r}; use 'pool', 'serial', 'nrn-bb' or a callable")
 
 
 # ---------------------------------------------------------------- driver
@@ -368,7 +237,7 @@ def generate(
     (use overwrite=True or another path) or is corrupt without a journal to rebuild it from,
     if the disk fills up (rerun to resume), and WriterLockError if another process writes `out`.
     """
-    pc = _bulletin_board() if engine == "nrn-bb" else None  # MPI worker ranks serve jobs in here
+    pc = bulletin_board() if engine == "nrn-bb" else None  # MPI worker ranks serve jobs in here
     try:
         return _generate(specs, protocols, Path(out), splits, n_workers, engine, sim_dt_ms, downsample, chunk_size,
                          progress, overwrite, seed_per_model, v_init)
@@ -455,7 +324,7 @@ class GenerateRun:
     progress: bool
 
     def _engine(self):
-        return _make_engine(self.engine, self.n_workers or os.cpu_count() or 1)
+        return make_engine(self.engine, self.n_workers or os.cpu_count() or 1)
 
     def _open_existing(self) -> None:
         out = self.out
@@ -569,7 +438,7 @@ class GenerateRun:
                 f["done"][np.sort(lost)] = 0
                 f.flush()
             done = f["done"][:].astype(bool)
-            recovered = [r for r in _journal_read(journal) if not done[r["row"]]]
+            recovered = [r for r in journal_read(journal) if not done[r["row"]]]
             if recovered:
                 log.info("recovered %d finished simulations from the journal", len(recovered))
                 _write_rows(f, recovered)

@@ -26,9 +26,10 @@ import torch
 
 from .._version import __version__
 from .config import SurrogateConfig, positive_float, positive_int
+from .domain import FeatureDomain
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
 from .spectral import fast_fft_length
-from ..features.ephys import FeatureScaler
+from ..features.scaler import FeatureScaler
 from ..errors import DomainWarning, AccuracyWarning  # noqa: F401 (raised here, defined in errors)
 from ..validation import is_real
 
@@ -100,7 +101,7 @@ def _as_float_tensor(x: Any, name: str, dtype: torch.dtype = torch.float32) -> t
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-class Surrogate:
+class Surrogate(FeatureDomain):
     """An FNO surrogate plus the metadata that defines its valid domain.
 
     Parameters (units in names): ``dt_ms`` sampling step of the training traces;
@@ -268,55 +269,6 @@ class Surrogate:
         """Weights only, as a plain dict of CPU tensors (neuraloperator's pickled ``_metadata`` dropped)."""
         return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if isinstance(v, torch.Tensor)}
 
-
-    # ------------------------------------------------------------------ domain
-    def in_hull(self, features: np.ndarray) -> np.ndarray:
-        """(B,) bool: raw features (B, F) inside the convex hull of the training features.
-
-        Tested in scaled space with a Delaunay triangulation of the hull vertices. If
-        the training features do not span F dimensions (too few or collinear models),
-        falls back to their bounding box.
-        """
-        x = self.feature_scaler.transform(np.asarray(features, dtype=float))
-        tol = 1e-6 * (self.config.scaled_high - self.config.scaled_low)  # absorbs float32 rounding of inputs
-        if self._delaunay is None:
-            self._delaunay = False
-            if self.hull_points.shape[0] > self.hull_points.shape[1]:
-                from scipy.spatial import Delaunay, QhullError
-
-                try:
-                    self._delaunay = Delaunay(self.hull_points)
-                except QhullError:
-                    log.info("training features are degenerate (not full-dimensional); hull test uses their bounding box")
-        if self._delaunay is False:
-            lo, hi = self.hull_points.min(axis=0) - tol, self.hull_points.max(axis=0) + tol
-            return np.all((x >= lo) & (x <= hi), axis=-1)
-        return self._delaunay.find_simplex(x, tol=tol) >= 0
-
-    def features_of(self, model_id: str) -> np.ndarray:
-        """Raw features (F,) of a model of the training dataset, in ``config.feature_names`` order."""
-        if model_id not in self.model_features:
-            known = sorted(self.model_features)
-            hint = (f"known ids: {known[:3]} … {known[-3:]}" if known else
-                    "this checkpoint stores no per-model features; pass the features explicitly")
-            raise KeyError(f"model {model_id!r} is not in this surrogate's training dataset; {hint}")
-        entry = self.model_features[model_id]
-        return np.array([entry[n] for n in self.config.feature_names], dtype=float)
-
-    def sample_features(self, n: int, seed: int = 0) -> np.ndarray:
-        """(n, F) raw feature vectors drawn uniformly inside the convex hull of the training features.
-
-        Rejection sampling in scaled space (NOBLE's "latent sampling" of new neurons);
-        the same seed gives the same points.
-        """
-        n = positive_int("n", n)
-        rng = np.random.default_rng(seed)
-        lo, hi = self.hull_points.min(axis=0), self.hull_points.max(axis=0)
-        out: list[np.ndarray] = []
-        while sum(len(o) for o in out) < n:
-            raw = self.feature_scaler.inverse_transform(rng.uniform(lo, hi, size=(4 * n, lo.size)))
-            out.append(raw[self.in_hull(raw)])
-        return np.concatenate(out)[:n]
 
     def closed_loop_caveat(self) -> str | None:
         """Why this network (streaming) checkpoint's closed-loop accuracy is not validated, or None if it is.

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import open_dataset
-from ..features.ephys import FeatureScaler
+from ..features.scaler import FeatureScaler
 from ..surrogate.config import SurrogateConfig
 from ..surrogate.decoder import refractory_samples
 from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, characteristic_amplitude, scale_amplitude

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from noble_neuron.features.scaler import FeatureScaler
 from noble_neuron.features.ephys import (
     EFEL_FEATURES,
-    FeatureScaler,
     FICurve,
     count_spikes,
     efel_features,
     fi_curve,
+    rate_at,
     input_resistance_MOhm,
     model_features,
     spike_times,
@@ -236,12 +237,25 @@ def test_model_features_end_to_end():
     json.dumps(out, allow_nan=False)  # strictly JSON-safe
     assert out["I_thr_nA"] == pytest.approx(0.1)
     assert out["s_thr_Hz_per_nA"] == pytest.approx(500.0, abs=1e-6)
+    fi = fi_curve(amps, traces, DT)
+    assert out["rate_at_2x_I_thr_Hz"] == pytest.approx(float(fi.rates_Hz[amps == 0.2][0]))
+    assert out["rate_at_3x_I_thr_Hz"] is None  # 0.3 nA lies above the tested range: undefined, not extrapolated
     assert out["input_resistance_MOhm"] == pytest.approx(100.0, rel=1e-4)
     assert out["efel_ref_amp_nA"] == pytest.approx(0.15)
     assert out["efel_hyperpol_amp_nA"] == pytest.approx(-0.2)
     assert out["efel.spike_count"] == int(round(known_rate(0.15) * 0.4))
     assert out["efel.ohmic_input_resistance_vb_ssse"] == pytest.approx(100.0, rel=1e-3)
     assert out["fi_amps_nA"] == pytest.approx(list(amps))
+
+
+def test_rate_at_interpolates_inside_the_tested_range_only():
+    fi = FICurve(np.array([0.1, 0.2, 0.4]), np.array([10.0, 30.0, 50.0]))
+    assert rate_at(fi, 0.15) == pytest.approx(20.0)
+    assert rate_at(fi, 0.3) == pytest.approx(40.0)
+    assert rate_at(fi, 0.4) == pytest.approx(50.0)
+    assert rate_at(fi, 0.41) is None and rate_at(fi, 0.05) is None
+    with pytest.raises(TypeError, match="FICurve"):
+        rate_at([0.1], 0.1)
 
 
 # ----------------------------------------------------------------------------- properties
@@ -315,10 +329,24 @@ def test_copy_features_from_another_dataset_or_checkpoint(tiny_dataset, tiny_tra
     np.testing.assert_array_equal(got["values"], src["values"])
     from noble_neuron.cli import main
 
-    assert main(["features", "--data", str(dest), "--copy-from", str(tiny_trained[0])]) == 0  # a checkpoint's own
+    # from a checkpoint, a dataset with Long Squares is measured and the checkpoint's features pinned over it
+    from noble_neuron.features.table import pin_features
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+
+    with h5py.File(dest, "r+") as f:
+        f["features/values"][:, src["names"].index("I_thr_nA")] = 9.0  # stale: must be replaced by the checkpoint's
+    assert main(["features", "--data", str(dest), "--copy-from", str(tiny_trained[0])]) == 0
     got = open_dataset(dest).features()
-    assert got["names"] == ["I_thr_nA", "s_thr_Hz_per_nA"]
-    np.testing.assert_allclose(got["values"][:, 0], src["values"][:, src["names"].index("I_thr_nA")])
+    assert got["names"] == src["names"] and "rate_at_2x_I_thr_Hz" in got["names"]
+    ckpt = load_surrogate(tiny_trained[0], device="cpu").model_features
+    ids = open_dataset(dest).model_ids
+    np.testing.assert_allclose(got["values"][:, got["names"].index("I_thr_nA")], [ckpt[m]["I_thr_nA"] for m in ids])
+    np.testing.assert_array_equal(got["values"][:, got["names"].index("input_resistance_MOhm")],
+                                  src["values"][:, src["names"].index("input_resistance_MOhm")])
+    with pytest.raises(ValueError, match="no measured feature 'tau_mystery'"):
+        pin_features(dest, ["tau_mystery"], {m: [1.0] for m in ids})
+    with pytest.raises(ValueError, match="no features for model"):
+        pin_features(dest, ["I_thr_nA"], {ids[0]: [0.1]})
     with h5py.File(dest, "r+") as f:
         del f["features"]
     with pytest.raises(ValueError, match="no /features table"):

@@ -12,7 +12,8 @@ import pytest
 from conftest import DATA
 from noble_neuron.simulation import datagen
 from noble_neuron.data.dataset import DatasetBusyError, DatasetError, open_dataset
-from noble_neuron.stimuli.protocols import LongSquare, long_square_draws
+from noble_neuron.stimuli.protocols import LongSquare
+from noble_neuron.stimuli.presets import long_square_draws
 from noble_neuron.detailed.spec import CellSpec
 
 SPEC_CODE = f"""

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from noble_neuron.stimuli.presets import PRESETS, load_protocols
 from noble_neuron.stimuli.protocols import (
-    LongSquare, OUNoise, PRESETS, Ramp, SynapticBarrage, load_protocols, n_samples, protocol_from_dict,
+    LongSquare, OUNoise, Ramp, SynapticBarrage, n_samples, protocol_from_dict,
 )
 
 

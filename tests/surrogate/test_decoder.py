@@ -212,6 +212,12 @@ def test_feature_set_problems_are_named(tiny_phase, tiny_dataset, tmp_path, h):
     for bad in ((0.05,), (0.05, float("nan")), (0.05, 400.0, -70.0)):
         with pytest.raises(ValueError, match=r"features must be 2 finite numbers \['I_thr_nA', 's_thr_Hz_per_nA'\]"):
             SurrogateCell(features=bad, checkpoint=s)
+    with pytest.raises(ValueError, match=r"unknown feature name\(s\) \['rest_mV'\]; missing value\(s\) for \['s_thr_Hz_per_nA'\]"):
+        SurrogateCell(features={"I_thr_nA": 0.05, "rest_mV": -70.0}, checkpoint=s)  # another checkpoint's set
+    with pytest.raises(ValueError, match=r"feature set is \['I_thr_nA', 's_thr_Hz_per_nA'\]; missing value"):
+        SurrogateCell(features={"I_thr_nA": 0.05}, checkpoint=s)
+    by_name = {"s_thr_Hz_per_nA": 300.0, "I_thr_nA": 0.06}  # order-free
+    np.testing.assert_array_equal(s.feature_vector(by_name), [0.06, 300.0])
     stim = np.zeros((2, s.n_samples), np.float32)
     with pytest.raises(ValueError, match=r"features must be \(2, 2\) or \(2,\) in the order"):
         s.predict(stim, np.zeros((2, 3)), s.dt_ms)

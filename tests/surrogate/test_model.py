@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from noble_neuron.surrogate.checkpoint import CheckpointError, load_checkpoint, load_surrogate, save_surrogate
-from noble_neuron.features.ephys import FeatureScaler
+from noble_neuron.features.scaler import FeatureScaler
 from noble_neuron.surrogate.model import (DomainWarning, Surrogate, SurrogateConfig, build_fno, count_parameters)
 
 L = 200

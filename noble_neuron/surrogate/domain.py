@@ -1,0 +1,112 @@
+"""The feature domain of a surrogate: which neurons it knows and where it may be trusted.
+
+Each neuron is a point of raw per-model features (``config.feature_names``, e.g. I_thr nA,
+s_thr Hz/nA, input resistance MΩ, …). The checkpoint stores the training models' points, the
+scaler and the vertices of their convex hull (scaled space); `FeatureDomain` is the part of
+`Surrogate` that looks neurons up, validates a user's feature values, tests hull membership
+and draws new neurons uniformly inside the hull (NOBLE's latent sampling).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import positive_int
+
+__all__ = ["FeatureDomain"]
+
+log = logging.getLogger(__name__)
+
+
+class FeatureDomain:
+    """Mixin of `Surrogate`: needs ``config`` (feature_names, scaled range), ``feature_scaler``,
+    ``hull_points`` (H, F scaled), ``model_features`` ({id: {name: value}}) and ``_delaunay``."""
+
+    def _triangulation(self):
+        """Delaunay triangulation of the hull vertices (scaled), or False where they are degenerate."""
+        if self._delaunay is None:
+            self._delaunay = False
+            if self.hull_points.shape[0] > self.hull_points.shape[1]:
+                from scipy.spatial import Delaunay, QhullError
+
+                try:
+                    self._delaunay = Delaunay(self.hull_points)
+                except QhullError:
+                    log.info("training features are degenerate (not full-dimensional); hull test uses their bounding box")
+        return self._delaunay
+
+    def in_hull(self, features: np.ndarray) -> np.ndarray:
+        """(B,) bool: raw features (B, F) inside the convex hull of the training features.
+
+        Tested in scaled space with a Delaunay triangulation of the hull vertices. If
+        the training features do not span F dimensions (too few or collinear models),
+        falls back to their bounding box.
+        """
+        x = self.feature_scaler.transform(np.asarray(features, dtype=float))
+        tol = 1e-6 * (self.config.scaled_high - self.config.scaled_low)  # absorbs float32 rounding of inputs
+        tri = self._triangulation()
+        if tri is False:
+            lo, hi = self.hull_points.min(axis=0) - tol, self.hull_points.max(axis=0) + tol
+            return np.all((x >= lo) & (x <= hi), axis=-1)
+        return tri.find_simplex(x, tol=tol) >= 0
+
+    def features_of(self, model_id: str) -> np.ndarray:
+        """Raw features (F,) of a model of the training dataset, in ``config.feature_names`` order."""
+        if model_id not in self.model_features:
+            known = sorted(self.model_features)
+            hint = (f"known ids: {known[:3]} … {known[-3:]}" if known else
+                    "this checkpoint stores no per-model features; pass the features explicitly")
+            raise KeyError(f"model {model_id!r} is not in this surrogate's training dataset; {hint}")
+        entry = self.model_features[model_id]
+        return np.array([entry[n] for n in self.config.feature_names], dtype=float)
+
+    def feature_vector(self, features: Sequence[float] | Mapping[str, float]) -> np.ndarray:
+        """Raw features (F,) from a user's values: a sequence in ``config.feature_names`` order, or a
+        mapping {name: value} (order-free). Unknown names, missing names, a wrong count or non-finite
+        values raise ValueError naming the checkpoint's feature set."""
+        names = list(self.config.feature_names)
+        if isinstance(features, Mapping):
+            unknown = sorted(set(features) - set(names))
+            missing = [n for n in names if n not in features]
+            if unknown or missing:
+                raise ValueError(
+                    f"this checkpoint's feature set is {names}; "
+                    + (f"unknown feature name(s) {unknown}" if unknown else "")
+                    + ("; " if unknown and missing else "")
+                    + (f"missing value(s) for {missing}" if missing else "")
+                    + " (measure them with `noble-neuron features` on a few Long Square steps of your model)")
+            values: Any = [features[n] for n in names]
+        else:
+            values = features
+        try:
+            f = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            f = np.full(0, np.nan)
+        if f.shape != (len(names),) or not np.isfinite(f).all():
+            raise ValueError(f"features must be {len(names)} finite numbers {names} (or a dict by name), "
+                             f"got {features!r}")
+        return f
+
+    def sample_features(self, n: int, seed: int = 0) -> np.ndarray:
+        """(n, F) raw feature vectors drawn uniformly inside the convex hull of the training features.
+
+        Exact in any dimension: a simplex of the hull's Delaunay triangulation is chosen with
+        probability ∝ its volume, then a point uniformly inside it (flat Dirichlet weights of its
+        vertices), in scaled space. Degenerate hulls fall back to their bounding box. The same
+        seed gives the same points.
+        """
+        n = positive_int("n", n)
+        rng = np.random.default_rng(seed)
+        tri = self._triangulation()
+        if tri is False:
+            lo, hi = self.hull_points.min(axis=0), self.hull_points.max(axis=0)
+            return self.feature_scaler.inverse_transform(rng.uniform(lo, hi, size=(n, lo.size)))
+        corners = tri.points[tri.simplices]  # (S, F+1, F)
+        edges = corners[:, 1:, :] - corners[:, :1, :]
+        volume = np.abs(np.linalg.det(edges))
+        pick = rng.choice(len(volume), size=n, p=volume / volume.sum())
+        weights = rng.dirichlet(np.ones(corners.shape[1]), size=n)
+        return self.feature_scaler.inverse_transform(np.einsum("nk,nkf->nf", weights, corners[pick]))
