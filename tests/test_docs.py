@@ -76,3 +76,17 @@ def test_a_wrong_cited_figure_is_caught():
     before, file, key, fmt = cited_figures("rate **9.9 Hz**<!-- fig network.json rate_Hz_detailed_mean .1f -->")[0]
     assert render_figure(file, key, fmt) == "8.5" and not quotes(before, "8.5") and quotes("rate **8.5 Hz", "8.5")
     assert not quotes("rate 18.5", "8.5")
+
+
+def test_readme_package_table_names_every_module_of_every_subpackage():
+    text = (ROOT / "README.md").read_text()
+    missing = []
+    for sub in sorted(p for p in (ROOT / "noble_neuron").iterdir() if (p / "__init__.py").is_file()):
+        row = next((line for line in text.splitlines() if line.startswith(f"| `noble_neuron.{sub.name}`")), None)
+        if row is None:
+            missing.append(sub.name)
+            continue
+        for module in sorted(sub.glob("*.py")) + sorted(d for d in sub.iterdir() if (d / "__init__.py").is_file()):
+            if module.stem != "__init__" and f"`{module.stem}`" not in row:
+                missing.append(f"{sub.name}.{module.stem}")
+    assert missing == [], "README's package layout lacks these (sub)modules"
