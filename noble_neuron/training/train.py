@@ -63,6 +63,9 @@ class TrainConfig:
     ReduceLROnPlateau watches, ``"val"`` (held-out amplitudes) or ``"train"``; while an FNO
     starts to place spikes, validation rel-L4 rises (a spike a little off in time costs
     twice) and "val" then decays the learning rate before spikes are learned.
+    ``schedule``: "plateau" (ReduceLROnPlateau, NOBLE's) or "cosine" (lr annealed to ``min_lr``
+    over ``epochs``: set epochs to what the time budget allows; noisy validation losses cannot
+    decay it early).
     ``init_from``: a checkpoint whose weights start the network (same architecture), to
     continue training with a fresh optimiser and schedule.
     ``spike_loss_weight``: event models add this weight times the squared error of the spike
@@ -85,6 +88,7 @@ class TrainConfig:
     kinds: tuple[str, ...] | None = None
     probe_rows: int = 64
     plateau_on: str = "val"
+    schedule: str = "plateau"
     init_from: str | None = None
     spike_loss_weight: float = 1.0
     spike_pos_weight: float = 10.0
@@ -121,6 +125,8 @@ class TrainConfig:
             raise ValueError("val_every_kth_amplitude=1 would hold out every amplitude; use 0 (none) or >= 2")
         if self.loss not in _LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; use one of {sorted(_LOSSES)}")
+        if self.schedule not in ("plateau", "cosine"):
+            raise ValueError(f"schedule must be 'plateau' or 'cosine', got {self.schedule!r}")
         if self.plateau_on not in ("val", "train"):
             raise ValueError(f"plateau_on must be 'val' or 'train', got {self.plateau_on!r}")
         if self.init_from is not None:
@@ -256,8 +262,11 @@ def train(
         torch.manual_seed(tc.seed)
         model = build_fno(sc).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=tc.plateau_factor,
-                                                           patience=tc.plateau_patience, min_lr=tc.min_lr)
+        if tc.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(tc.epochs, 1), eta_min=tc.min_lr)
+        else:
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=tc.plateau_factor,
+                                                               patience=tc.plateau_patience, min_lr=tc.min_lr)
         probe = np.random.default_rng([tc.seed, 2**31]).permutation(data.train_idx)[:tc.probe_rows]
         start_epoch, history, state = 0, [], {}
         if resume and rpath.is_file():
@@ -290,13 +299,15 @@ def train(
             rng = np.random.default_rng([tc.seed, epoch])
             order = rng.permutation(data.train_idx)
             model.train()
-            sums, n = np.zeros(2), 0
+            sums, n = np.zeros(3), 0
             for i in range(0, order.size, tc.batch_size):
                 idx = order[i:i + tc.batch_size]
                 pred, y, spikes = _forward(model, sc, data, idx, n_ref, device)
                 loss = relative_lp(pred, y, p).mean()
                 if spikes is not None:
-                    loss = loss + tc.spike_loss_weight * _phase_loss(spikes).mean()
+                    phase_loss = _phase_loss(spikes)
+                    loss = loss + tc.spike_loss_weight * phase_loss.mean()
+                    sums[2] += float(phase_loss.detach().sum())
                 if not bool(torch.isfinite(loss)):
                     raise FloatingPointError(
                         f"training loss became {float(loss)} in epoch {epoch + 1}; the weights of the last finished "
@@ -306,15 +317,19 @@ def train(
                 loss.backward()
                 opt.step()
                 with torch.no_grad():
-                    sums += [float(relative_lp(pred, y, 4.0).sum()), float(relative_lp(pred, y, 2.0).sum())]
+                    sums[:2] += [float(relative_lp(pred, y, 4.0).sum()), float(relative_lp(pred, y, 2.0).sum())]
                 n += idx.size
             val = _evaluate(model, sc, data, data.val_idx, n_ref, device, tc.batch_size)
             rec = {"epoch": epoch + 1, "train_rel_l4": float(sums[0] / n), "train_rel_l2": float(sums[1] / n),
+                   **({"train_event_loss": float(sums[2] / n)} if sc.is_event_model else {}),
                    "lr": opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in val.items()}}
             watched = rec[f"train_rel_l{int(p)}"] if tc.plateau_on == "train" else val.get(f"rel_l{int(p)}")
             if watched is not None and "event_loss" in val and tc.plateau_on == "val":
                 watched += tc.spike_loss_weight * val["event_loss"]
-            sched.step(rec[f"train_rel_l{int(p)}"] if watched is None else watched)
+            if tc.schedule == "cosine":
+                sched.step()
+            else:
+                sched.step(rec[f"train_rel_l{int(p)}"] if watched is None else watched)
             history.append(rec)
             bar.set_postfix(loss=f"{rec['train_rel_l4']:.4f}", val=f"{val.get('rel_l4', float('nan')):.4f}")
             log.debug("epoch %d: %s", epoch + 1, rec)

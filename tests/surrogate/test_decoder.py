@@ -71,9 +71,14 @@ def test_phase_target_counts_spikes_and_decodes_back_to_their_times():
     # sub-sample: off only where a knot (a spike) falls between two 0.24 ms samples and the slope changes
     assert np.max(np.abs(spikes_from_phase(theta, t) - spikes)) < 0.1
     assert spikes_from_phase(np.zeros(t.size), t).size == 0
-    # a noisy, non-monotone estimate still yields each spike once (running maximum)
+    # a noisy, non-monotone estimate still yields each spike once, near its time
     noisy = theta + 0.2 * np.sin(t)
     assert spikes_from_phase(noisy, t).size == 5
+    # wiggles around the tail (N + 1/2) or around 0 add no spike: a running maximum would keep them
+    wiggly = theta + 0.6 * np.where(t > 80.0, np.sin(3.0 * t), 0.0)
+    assert np.maximum.accumulate(wiggly).max() >= 6.0  # the old decoder's 6th spike
+    assert spikes_from_phase(wiggly, t).size == 5
+    assert spikes_from_phase(np.where(t > 15.0, 1.05 * np.sin(t) ** 8, 0.0), t).size == 0
 
 
 def test_template_blend_gives_a_training_model_its_own_and_interpolates_between():
