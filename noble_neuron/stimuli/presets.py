@@ -169,6 +169,9 @@ def streaming_draws(model_index: int, seed: int = 1) -> list[Protocol]:
 #: "streaming" the network-mode (streaming surrogate) set, 14 inputs of 2 s per model.
 PER_MODEL_PRESETS: dict[str, callable] = {
     "train_draws": lambda model_index: long_square_draws(model_index),
+    # twice the draws (12 pA bins): the event model fits 24 amplitudes per model 100x better than it
+    # predicts the held-out ones, so more amplitudes per model is what it needs
+    "train_draws_48": lambda model_index: long_square_draws(model_index, n_hyper=6, n_depol=42),
     "streaming": lambda model_index: streaming_draws(model_index),
 }
 

@@ -116,7 +116,10 @@ class CausalSpectralLayer(nn.Module):
              poles: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: u (B, C), state (B, C, N) complex → (y (B, C), new state)."""
         lam, cg = self.step_poles() if poles is None else poles
-        state = lam * state + u[..., None]
+        if torch.is_grad_enabled():
+            state = lam * state + u[..., None]
+        else:  # a run: update the caller's state in place (no temporaries; the runner owns it)
+            state = state.mul_(lam).add_(u[..., None])
         return (cg * state).sum(-1).real + self.d * u, state
 
 

@@ -66,6 +66,9 @@ class TrainConfig:
     ``schedule``: "plateau" (ReduceLROnPlateau, NOBLE's) or "cosine" (lr annealed to ``min_lr``
     over ``epochs``: set epochs to what the time budget allows; noisy validation losses cannot
     decay it early).
+    ``feature_noise``: standard deviation (scaled-feature units, the range is [0.5, 3.5]) of Gaussian noise
+    added to each training item's features, so the network cannot key on a training model's exact
+    feature point (whole-trace models; validation and runs see the exact features).
     ``init_from``: a checkpoint whose weights start the network (same architecture), to
     continue training with a fresh optimiser and schedule.
     ``spike_loss_weight``: event models add this weight times the squared error of the spike
@@ -89,6 +92,7 @@ class TrainConfig:
     probe_rows: int = 64
     plateau_on: str = "val"
     schedule: str = "plateau"
+    feature_noise: float = 0.0
     init_from: str | None = None
     spike_loss_weight: float = 1.0
     spike_pos_weight: float = 10.0
@@ -112,7 +116,8 @@ class TrainConfig:
             _int("closed_loop_from_epoch", 1)
         if self.crop_steps is not None:
             _int("crop_steps", 2)
-        for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "spike_loss_weight", "spike_pos_weight"):
+        for name in ("lr", "weight_decay", "plateau_factor", "min_lr", "spike_loss_weight", "spike_pos_weight",
+                     "feature_noise"):
             v = getattr(self, name)
             if not is_real(v) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -173,11 +178,14 @@ def _deterministic() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------- loop
-def _forward(model, sc: SurrogateConfig, data: TrainingData, idx: np.ndarray, n_ref: int, device):
+def _forward(model, sc: SurrogateConfig, data: TrainingData, idx: np.ndarray, n_ref: int, device,
+             feature_noise: np.ndarray | None = None):
     """(prediction, target, spike phase prediction and target or None) for the full traces of rows `idx`
-    (event models: the interspike voltage and the phase, on their coarse grid of `n_ref` samples)."""
+    (event models: the interspike voltage and the phase, on their coarse grid of `n_ref` samples).
+    ``feature_noise`` (len(idx), F) is added to the scaled features (training only)."""
+    feat = data.feat_scaled[idx] if feature_noise is None else data.feat_scaled[idx] + feature_noise.astype(np.float32)
     inp = build_input(torch.from_numpy(data.stim[idx]).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
-                      torch.from_numpy(data.feat_scaled[idx]).to(device), n_ref=n_ref, k_amp=sc.k_amp,
+                      torch.from_numpy(feat).to(device), n_ref=n_ref, k_amp=sc.k_amp,
                       k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
     target = torch.from_numpy(data.volt[idx]).to(device)
     if sc.is_event_model:
@@ -302,7 +310,9 @@ def train(
             sums, n = np.zeros(3), 0
             for i in range(0, order.size, tc.batch_size):
                 idx = order[i:i + tc.batch_size]
-                pred, y, spikes = _forward(model, sc, data, idx, n_ref, device)
+                noise = (rng.normal(0.0, tc.feature_noise, (idx.size, data.feat_scaled.shape[1]))
+                         if tc.feature_noise > 0 else None)
+                pred, y, spikes = _forward(model, sc, data, idx, n_ref, device, noise)
                 loss = relative_lp(pred, y, p).mean()
                 if spikes is not None:
                     phase_loss = _phase_loss(spikes)

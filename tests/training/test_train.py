@@ -1,4 +1,5 @@
 """Training on a tiny REAL dataset (ball-and-stick HH cells): overfitting, resume, settings."""
+import dataclasses
 import h5py
 import numpy as np
 import pytest
@@ -134,3 +135,18 @@ def test_every_shipped_training_config_parses():
     assert stage2.closed_loop_from_epoch == 1 and stage2.init_from == "pv_fno_streaming_stage1.pt"
     network = SurrogateConfig.from_yaml(paths[[p.stem for p in paths].index("streaming_cpu")])
     assert network.streaming and network.time_coarsening == 5
+
+
+def test_cosine_schedule_anneals_to_min_lr_and_feature_noise_is_seeded(dataset, tmp_path):
+    config = SurrogateConfig(n_layers=1, hidden_channels=4, n_modes=8)
+    for bad in (dict(schedule="step"), dict(feature_noise=-0.1), dict(feature_noise=float("nan"))):
+        with pytest.raises(ValueError, match="schedule|feature_noise"):
+            TrainConfig(**bad)
+    tc = TrainConfig(epochs=3, batch_size=8, lr=0.01, min_lr=1e-4, schedule="cosine", val_every_kth_amplitude=0)
+    m = train(dataset, config, tc, tmp_path / "cos.pt", progress=False, device="cpu")
+    lrs = [e["lr"] for e in m["history"]]
+    assert lrs[0] == pytest.approx(0.01) and lrs[0] > lrs[1] > lrs[2] > 1e-4  # lr used in each epoch, falling
+    noisy = [train(dataset, config, dataclasses.replace(tc, feature_noise=0.3), tmp_path / f"n{i}.pt",
+                   progress=False, device="cpu")["history"][-1]["train_rel_l4"] for i in range(2)]
+    assert noisy[0] == noisy[1]  # seeded: the same noise every run
+    assert noisy[0] != m["history"][-1]["train_rel_l4"]  # and it does reach the network
