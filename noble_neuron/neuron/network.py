@@ -210,11 +210,23 @@ class NetworkGroup:
         self.syn_e = np.array(e)
         self.syn_tau1, self.syn_tau2, self.syn_factor = np.array(tau1), np.array(tau2), np.array(factor)
 
+    def _synapse_of(self, nc) -> int | None:
+        """Index of the surrogate synapse NetCon `nc` targets, or None; cached for this run by the NetCon's
+        address (not the object: a cache must not keep a NetCon the user deletes alive), so an epoch's queued
+        events are sorted without looking up each one's target again."""
+        ptr = nc.hocobjptr()
+        k = self._nc_syn.get(ptr, -1)
+        if k == -1:
+            target = nc.syn()
+            k = None if target is None else self._syn_index.get(target.hname())
+            self._nc_syn[ptr] = k
+        return k
+
     def _min_delay(self) -> float | None:
+        self._nc_syn: dict[int, int | None] = {}
         if not self.syns:
             return None
-        delays = [float(nc.delay) for nc in self.h.List("NetCon")
-                  if nc.syn() is not None and nc.syn().hname() in self._syn_index]
+        delays = [float(nc.delay) for nc in self.h.List("NetCon") if self._synapse_of(nc) is not None]
         return min(delays) if delays else None
 
     def _collect_clamps(self, cells: list[EngineCell]) -> None:
@@ -352,8 +364,7 @@ class NetworkGroup:
         for t_e, nc in zip(tvec, ncs):
             if t_e > t_end + 1e-9:
                 continue
-            target = nc.syn()
-            k = None if target is None else self._syn_index.get(target.hname())
+            k = self._synapse_of(nc)
             if k is not None:
                 idx.append(k), times.append(t_e), weights.append(nc.weight[0])
         if idx:

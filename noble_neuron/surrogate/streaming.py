@@ -47,11 +47,14 @@ from .spectral import fast_fft_length
 from ..features.spikes import upward_crossings
 
 __all__ = ["CausalSpectralLayer", "CausalSpectralNet", "StreamingRunner", "cell_key", "coarse_inputs",
-           "coarse_targets", "hashed_uniform", "streaming_in_channels"]
+           "coarse_targets", "hashed_uniform", "step_threads", "streaming_in_channels"]
 
 #: spike hazards (per 0.3 ms step) below this are 0: at rest the model's hazard is small but not nil
 #: (without the floor: 12 spikes in 60 cell-seconds at rest, where the detailed cells fire none; with it: 0)
 HAZARD_FLOOR = 0.002
+#: below this many cells a streaming step runs on one torch thread: its ops are small (cells × 32 channels ×
+#: 16 modes) and handing each to a second thread costs more than it saves (see `step_threads`)
+ONE_THREAD_BELOW_CELLS = 64
 #: the shortest and longest memory (in model steps) of the initial recurrent modes
 TAU_RANGE_STEPS = (1.0, 3000.0)
 #: the highest initial oscillation frequency of a mode (radians per step: 0.8 rad per 0.3 ms ≈ 420 Hz)
@@ -202,6 +205,12 @@ def hashed_uniform(keys: np.ndarray, step: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
+def step_threads(n_cells: int) -> int:
+    """torch threads for a batched streaming step of `n_cells` cells (the process's setting from
+    `ONE_THREAD_BELOW_CELLS` cells on)."""
+    return 1 if n_cells < ONE_THREAD_BELOW_CELLS else torch.get_num_threads()
+
+
 def cell_key(name: str) -> int:
     """A cell's random-stream key from its name (NetPyNE gids, or a SurrogateCell's own name)."""
     import zlib
@@ -243,9 +252,20 @@ class StreamingRunner:
         self.spike_steps: list[list[int]] = [[] for _ in range(self.n)]
         self.k = 0  # model steps done
 
-    @torch.no_grad()
     def advance(self, current_nA: np.ndarray) -> np.ndarray:
-        """(B, n) current (nA) on the data grid → (B, n) voltage (mV); n must be a multiple of the model step."""
+        """(B, n) current (nA) on the data grid → (B, n) voltage (mV); n must be a multiple of the model step.
+        Runs on `step_threads` torch threads (the process's setting is restored after)."""
+        before, threads = torch.get_num_threads(), step_threads(self.n)
+        if threads != before:
+            torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                return self._advance(current_nA)
+        finally:
+            if threads != before:
+                torch.set_num_threads(before)
+
+    def _advance(self, current_nA: np.ndarray) -> np.ndarray:
         i = np.asarray(current_nA, dtype=np.float64)
         f = self.factor
         if i.ndim != 2 or i.shape[0] != self.n or i.shape[1] % f:

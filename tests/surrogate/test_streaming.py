@@ -191,3 +191,20 @@ def test_a_certain_spike_fires_and_an_impossible_one_does_not(streaming_ckpt):
     finally:
         streaming.HAZARD_FLOOR = floor
     assert always[0].size == int(np.ceil(120 / refr))  # 120 steps of 0.3 ms, one spike per refractory period
+
+
+def test_small_batches_step_on_one_thread_and_the_setting_is_restored(streaming_ckpt, monkeypatch):
+    """The same voltages on one thread as on two, and the process's torch thread count is left as it was."""
+    import noble_neuron.surrogate.streaming as streaming
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.surrogate.streaming import StreamingRunner, step_threads
+
+    assert step_threads(1) == 1 and step_threads(streaming.ONE_THREAD_BELOW_CELLS) == torch.get_num_threads()
+    s = load_surrogate(streaming_ckpt[0], device="cpu")
+    feats = np.stack([s.features_of("bs0")] * 3)
+    current = np.tile(np.linspace(0.0, 0.3, 300), (3, 1))
+    before = torch.get_num_threads()
+    one = StreamingRunner(s, feats, -65.0).advance(current)
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(streaming, "ONE_THREAD_BELOW_CELLS", 0)  # every batch on the process's threads
+    np.testing.assert_allclose(StreamingRunner(s, feats, -65.0).advance(current), one, atol=1e-3)
