@@ -46,8 +46,6 @@ def test_training_model_at_amplitudes_between_its_training_draws(h):
     detailed = np.concatenate([_counts(h, lambda: get_model("hof_017").instantiate(), [a]) for a in amps])
     surrogate = _counts(h, lambda: SurrogateCell("hof_017"), amps)
     assert detailed.min() > 0
-    rel = np.abs(surrogate - detailed) / detailed
-    assert rel.max() <= REL_TOL, (detailed, surrogate)
-
-
-REL_TOL = 0.15  # measured: 10 vs 9, 30 vs 31, 38 vs 39 spikes (README)
+    # the bar: counts within 1 at 0.3 nA, every rate within 5 Hz (2 spikes in the 400 ms step)
+    assert abs(int(surrogate[-1]) - int(detailed[-1])) <= 1, (detailed, surrogate)
+    assert np.abs(surrogate - detailed).max() <= 2, (detailed, surrogate)

@@ -228,3 +228,18 @@ def test_feature_set_problems_are_named(tiny_phase, tiny_dataset, tmp_path, h):
         s.predict(stim, np.zeros((2, 3)), s.dt_ms)
     with pytest.raises(KeyError, match="not in this surrogate's training dataset"):
         SurrogateCell("hof_017", checkpoint=s)
+
+
+def test_a_phase_jump_at_the_windows_edge_is_not_a_spike():
+    from types import SimpleNamespace
+
+    from noble_neuron.surrogate.event_model import EDGE_HOLD_MS, spike_times_from_events
+
+    fake = SimpleNamespace(dt_ms=DT, config=SimpleNamespace(time_coarsening=4))
+    t = coarse_times_ms(2146, DT, 4)
+    theta = phase_target(np.array([40.0, 60.0]), t, onset_ms=15.0)  # 2 spikes, tail at 2.5
+    edge = theta + np.where(t > t[-1] - 0.5 * EDGE_HOLD_MS, 1.0, 0.0)  # a jump in the window's last ms
+    middle = theta + np.where(t > 300.0, 1.0, 0.0)  # the same jump where the network is reliable
+    got = spike_times_from_events(fake, np.stack([edge, middle]), np.array([15.0, 15.0]))
+    assert got[0].size == 2 and got[1].size == 3
+    np.testing.assert_allclose(got[0], [40.0, 60.0], atol=0.1)
