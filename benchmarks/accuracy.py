@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -30,6 +31,10 @@ def main() -> None:
 
     result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
                           efel_limit=args.efel_limit, record=args.record)
+    # the figures carry the command that produced them (the dataset by its file name: datasets are not committed)
+    args_text = " ".join(Path(a).name if Path(a).suffix == ".h5" else a for a in sys.argv[1:])
+    result["command"] = f"python benchmarks/accuracy.py {args_text}"
+    (Path(args.out_dir) / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
 
 

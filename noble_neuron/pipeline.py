@@ -24,7 +24,8 @@ __all__ = ["build_surrogate", "load_train_configs", "DEFAULT_CONFIG"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = "wt_phase_smooth_amp"  # the recipe of the shipped whole-trace checkpoint
+#: 2 features, defined for any model that fires (`--config wt_features_rich`: the 7 of the shipped checkpoint)
+DEFAULT_CONFIG = "wt_phase_smooth_amp"
 HEADLINE = ("spike_count_rel_error_firing_in_distribution", "spike_count_rel_error_firing_unseen_models",
             "fi_mean_abs_error_Hz_in_distribution", "fi_mean_abs_error_Hz_unseen_models",
             "rel_l2_in_distribution", "rel_l2_unseen_models")
