@@ -215,7 +215,8 @@ def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
     s.add_argument("--v-init", default=default_v_init, help="initial voltage: 'template' (hoc's v_init), 'auto' (each "
                    f"model's resting potential, found by a pre-run and stored), or mV (default {default_v_init})")
     s.add_argument("--protocol", default=default_protocol, help="preset name (demo, train, heldout_amps, fi_fine, "
-                   "waveforms, network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA, train_draws_48: 48 of them; "
+                   "waveforms, network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA, "
+                   "train_draws_48: 48 of them; "
                    "adaptive: 24 amplitudes per model over -0.5 .. 3 x its own rheobase, found by a search first) or "
                    f"YAML/JSON file (default {default_protocol})")
     s.add_argument("--max-models", type=int, default=None)

@@ -190,6 +190,7 @@ class NetworkGroup:
     def _collect_synapses(self, cells: list[EngineCell]) -> None:
         self.syns, cell_of, kinds, e, tau1, tau2, factor = [], [], [], [], [], [], []
         self._syn_index: dict[str, int] = {}
+        self._nc_syn: dict[int, int | None] = {}  # NetCon address → synapse index (see _synapse_of)
         for i, cell in enumerate(cells):
             for pp in cell.point_processes():
                 kind = pp.hname().split("[")[0]
@@ -223,7 +224,6 @@ class NetworkGroup:
         return k
 
     def _min_delay(self) -> float | None:
-        self._nc_syn: dict[int, int | None] = {}
         if not self.syns:
             return None
         delays = [float(nc.delay) for nc in self.h.List("NetCon") if self._synapse_of(nc) is not None]
