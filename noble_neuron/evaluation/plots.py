@@ -29,8 +29,11 @@ def plot_fi_curves(amps_nA: np.ndarray | Sequence[np.ndarray], rates_Hz: np.ndar
     shared = isinstance(amps_nA, np.ndarray) and amps_nA.ndim == 1
     for m, split in enumerate(splits):
         a = np.asarray(amps_nA if shared else amps_nA[m], dtype=float)
+        r = np.asarray(rates_Hz[m], dtype=float)
+        # a model's untested amplitudes are NaN in a shared grid (per-model draws): join the ones it was tested at
+        ok = np.isfinite(a) & np.isfinite(r)
         alpha = 0.35 if split == "sampled" else 0.7
-        ax.plot(a * 1e3, np.asarray(rates_Hz[m], dtype=float), color=_COLORS.get(split, "gray"), alpha=alpha, lw=1)
+        ax.plot(a[ok] * 1e3, r[ok], color=_COLORS.get(split, "gray"), alpha=alpha, lw=1)
     for split, color in _COLORS.items():
         if split in splits:
             ax.plot([], [], color=color, label=f"{split} ({list(splits).count(split)})")
