@@ -22,6 +22,7 @@ setup(
         "noble_neuron.mod": ["*.mod"],
         "noble_neuron.detailed.pv_family": ["templates/*.hoc", "*.json", "hof/*.json"],
         "noble_neuron": ["configs/*.yaml", "checkpoints/*.pt"],
+        "noble_neuron.baselines": ["*.json"],
     },
     install_requires=[
         "neuron>=9.0",

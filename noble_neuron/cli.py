@@ -135,6 +135,29 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _cmd_fit_adex(args) -> int:
+    import numpy as np
+
+    from .baselines.adex import save_fits
+    from .baselines.fit_family import fit_dataset
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise SystemExit(f"noble-neuron fit-adex: --out {out} is a folder; give a .json file name")
+    results = fit_dataset(args.data, args.models, workers=args.workers, progress=not args.no_progress)
+    held = [r["held_out"] for r in results.values()]
+    summary = {k: float(np.nanmedian(np.concatenate([h[k] for h in held])))
+               for k in ("gamma_2ms", "matched_fraction", "subthreshold_rmse_mV")}
+    provenance = {"data": Path(args.data).name, "command": "noble-neuron fit-adex --data " + Path(args.data).name,
+                  "held_out_median": summary,
+                  "held_out": {m: {k: [round(float(x), 4) for x in v] if k != "kinds" else v
+                                   for k, v in r["held_out"].items()} for m, r in results.items()},
+                  "stage1": {m: r["stage1"] for m, r in results.items()}}
+    save_fits({m: r["params"] for m, r in results.items()}, out, provenance)
+    print(f"held-out traces, median: {summary}\nwrote {out}")
+    return 0
+
+
 def _cmd_train(args) -> int:
     import dataclasses
 
@@ -274,6 +297,14 @@ def _parser() -> argparse.ArgumentParser:
                    "checkpoint, a dataset with Long Squares is measured and the checkpoint's features pinned over it")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_features)
+
+    s = sub.add_parser("fit-adex", help="fit the AdEx baseline to every model of a streaming-preset dataset → JSON")
+    s.add_argument("--data", required=True, help="a dataset made with --protocol streaming")
+    s.add_argument("--out", required=True, help="the .json file of fitted parameters")
+    s.add_argument("--models", nargs="+", default=None, help="model ids (default: every model of the dataset)")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=_cmd_fit_adex)
 
     s = sub.add_parser("train", help="train the FNO surrogate on a dataset (resumable)")
     s.add_argument("--data", required=True, help="HDF5 dataset with a /features table")

@@ -1,0 +1,1 @@
+"""Reduced models fitted to a detailed model: the baselines a learned surrogate must beat."""
