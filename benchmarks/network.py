@@ -36,6 +36,7 @@ from noble_neuron.features.spikes import spike_times_at
 
 RESULTS = Path(__file__).parent / "results"
 W_EXC_US, W_INH_US, DELAY_MS = 0.0008, 0.002, 1.5  # synaptic weights (peak conductance) and NetCon delay
+STEP_AMPS_NA = (0.15, 0.25, 0.35)  # --drive steps: above every family model's rheobase, up to ~150 Hz
 
 
 def spike_times(t: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -84,13 +85,18 @@ def main() -> None:
                     "metrics['closed_loop'] (what SurrogateCell reads to warn about unvalidated checkpoints)")
     ap.add_argument("--rate-exc", type=float, default=1200.0, help="Hz, total excitatory input per cell")
     ap.add_argument("--rate-inh", type=float, default=400.0, help="Hz, total inhibitory input per cell")
-    ap.add_argument("--drive", choices=("standard", "varied"), default="standard",
+    ap.add_argument("--step-ms", type=float, default=400.0, help="--drive steps: step duration (ms; from 15 ms, "
+                    "tstop = duration + 115 ms as NOBLE's Long Square)")
+    ap.add_argument("--drive", choices=("standard", "varied", "steps"), default="standard",
                     help="varied: noble_neuron.stimuli.synaptic_drive.VARIED_DRIVE (3 exc sources of other kinetics, "
-                         "inhibition 1/10 ms at -85 mV, delay 3 ms) instead of the exc/inh pair")
+                         "inhibition 1/10 ms at -85 mV, delay 3 ms) instead of the exc/inh pair; steps: Long Square "
+                         "current steps (STEP_AMPS_NA, cycled over the cells) and no synapses")
     ap.add_argument("--no-adex", action="store_true", help="leave out the AdEx baseline (fitted per model: "
                     "noble_neuron/baselines/pv_family_adex.json) that otherwise runs as a third population")
     args = ap.parse_args()
     n, tstop = (2, 60.0) if args.quick else (args.cells, args.tstop)
+    if args.drive == "steps" and not args.quick:
+        tstop = args.step_ms + 115.0
 
     from neuron import h
 
@@ -110,7 +116,12 @@ def main() -> None:
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, surrogate)):
         twins = [d, s] + ([adex[i]] if adex else [])
-        if args.drive == "varied":
+        if args.drive == "steps":
+            for cell in twins:
+                stim = h.IClamp(cell.soma(0.5))
+                stim.delay, stim.dur, stim.amp = 15.0, tstop - 115.0, STEP_AMPS_NA[i % len(STEP_AMPS_NA)]
+                keep.append(stim)
+        elif args.drive == "varied":
             keep += poisson_sources_drive(h, twins, i, VARIED_DRIVE, VARIED_DELAY_MS)
         else:
             keep += poisson_synaptic_drive(h, twins, seed=i, rate_exc_Hz=args.rate_exc, rate_inh_Hz=args.rate_inh,
@@ -132,6 +143,8 @@ def main() -> None:
         "machine": machine_info(), "n_cells": n, "tstop_ms": tstop, "neuron_dt_ms": 0.025,
         "input": ({"drive": "varied", "sources": [list(x) for x in VARIED_DRIVE], "delay_ms": VARIED_DELAY_MS}
                   if args.drive == "varied" else
+                  {"drive": "steps", "amps_nA": list(STEP_AMPS_NA), "delay_ms": 15.0, "dur_ms": tstop - 115.0}
+                  if args.drive == "steps" else
                   {"exc_Hz": args.rate_exc, "exc_weight_uS": W_EXC_US, "inh_Hz": args.rate_inh,
                    "inh_weight_uS": W_INH_US, "delay_ms": DELAY_MS}),
         "checkpoint": str(Path(args.checkpoint).resolve().relative_to(Path.cwd().resolve()))
@@ -163,7 +176,8 @@ def main() -> None:
         s.metrics[key] = {k: result[k] for k in (
             "n_cells", "tstop_ms", "rate_Hz_detailed_mean", "rate_Hz_surrogate_mean", "population_rate_rel_diff",
             "per_cell_rate_corr", "gamma_2ms_median", "psth_ev_10ms_median", "subthreshold_rmse_mV_median", "firing_mismatches")}
-        s.metrics[key]["measured_by"] = "benchmarks/network.py" + ("" if args.drive == "standard" else " --drive varied")
+        s.metrics[key]["measured_by"] = "benchmarks/network.py" + ("" if args.drive == "standard"
+                                                                   else f" --drive {args.drive}")
         if "adex_baseline" in result:
             s.metrics[key]["adex_baseline"] = {k: result["adex_baseline"][k] for k in (
                 "rate_Hz_adex_mean", "per_cell_rate_corr", "gamma_2ms_median", "psth_ev_10ms_median",

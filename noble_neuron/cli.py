@@ -136,25 +136,29 @@ def _cmd_features(args) -> int:
 
 
 def _cmd_fit_adex(args) -> int:
-    import numpy as np
+    import json
 
     from .baselines.adex import save_fits
-    from .baselines.fit_family import fit_dataset
+    from .baselines.fit_family import fit_dataset, held_out_summary
+    from .evaluation.machine import machine_info
 
     out = Path(args.out)
     if out.is_dir():
         raise SystemExit(f"noble-neuron fit-adex: --out {out} is a folder; give a .json file name")
     results = fit_dataset(args.data, args.models, workers=args.workers, progress=not args.no_progress)
-    held = [r["held_out"] for r in results.values()]
-    summary = {k: float(np.nanmedian(np.concatenate([h[k] for h in held])))
-               for k in ("gamma_2ms", "matched_fraction", "subthreshold_rmse_mV")}
-    provenance = {"data": Path(args.data).name, "command": "noble-neuron fit-adex --data " + Path(args.data).name,
+    summary = held_out_summary({m: r["held_out"] for m, r in results.items()})
+    provenance = {"data": Path(args.data).name, "command": " ".join(["noble-neuron fit-adex --data", Path(args.data).name,
+                  "--out", out.name] + (["--report", Path(args.report).name] if args.report else [])),
                   "held_out_median": summary,
                   "held_out": {m: {k: [round(float(x), 4) for x in v] if k != "kinds" else v
                                    for k, v in r["held_out"].items()} for m, r in results.items()},
                   "stage1": {m: r["stage1"] for m, r in results.items()}}
     save_fits({m: r["params"] for m, r in results.items()}, out, provenance)
-    print(f"held-out traces, median: {summary}\nwrote {out}")
+    print(f"held-out traces, median: {summary['all']}\nwrote {out}")
+    if args.report:
+        Path(args.report).write_text(json.dumps({"machine": machine_info(), "command": provenance["command"],
+                                                 "fits": out.name, "held_out": summary}, indent=1))
+        print(f"wrote {args.report}")
     return 0
 
 
@@ -303,6 +307,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the .json file of fitted parameters")
     s.add_argument("--models", nargs="+", default=None, help="model ids (default: every model of the dataset)")
     s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--report", default=None, help="also write the held-out figures (medians, per stimulus kind) "
+                   "with machine info to this JSON (e.g. benchmarks/results/adex_fits.json)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_fit_adex)
 

@@ -20,7 +20,7 @@ from ..features.spike_metrics import coincidence_gamma, subthreshold_rmse_mV
 from ..features.spikes import spike_times_at
 from .adex import AdExParams, fit_spiking, fit_subthreshold, matched_fraction, simulate_adex
 
-__all__ = ["FIT_OU_TRACES", "fit_dataset", "fit_one_model", "score_adex"]
+__all__ = ["FIT_OU_TRACES", "fit_dataset", "fit_one_model", "held_out_summary", "score_adex"]
 
 #: how many of a model's OU-current traces the fit uses (the rest are held out)
 FIT_OU_TRACES = 3
@@ -93,3 +93,22 @@ def fit_dataset(path: str | Path, model_ids: Sequence[str] | None = None, worker
             if progress:
                 print(f"[{k + 1}/{len(ids)}] {m}: loss {results[m]['loss']:.3f}", flush=True)
     return results
+
+
+def held_out_summary(held_out: dict[str, dict]) -> dict:
+    """Medians over models' held-out traces, all together and per stimulus kind, of `score_adex`'s figures.
+
+    `held_out`: {model id: fit_one_model(...)["held_out"]} (or the same as stored in a fit file's provenance).
+    """
+    names = ("gamma_2ms", "matched_fraction", "subthreshold_rmse_mV")
+    kinds = np.concatenate([np.asarray(h["kinds"]) for h in held_out.values()])
+    values = {k: np.concatenate([np.asarray(h[k], dtype=float) for h in held_out.values()]) for k in names}
+    rate_d = np.concatenate([np.asarray(h["rate_Hz_detailed"], dtype=float) for h in held_out.values()])
+    rate_a = np.concatenate([np.asarray(h["rate_Hz_adex"], dtype=float) for h in held_out.values()])
+
+    def block(sel: np.ndarray) -> dict:
+        return {"n_traces": int(sel.sum()), **{k: float(np.nanmedian(v[sel])) for k, v in values.items()},
+                "rate_Hz_detailed_mean": float(rate_d[sel].mean()), "rate_Hz_adex_mean": float(rate_a[sel].mean())}
+
+    return {"all": block(np.ones(kinds.size, dtype=bool)),
+            "per_kind": {str(k): block(kinds == k) for k in sorted(set(kinds.tolist()))}}

@@ -283,11 +283,14 @@ class Surrogate(FeatureDomain):
             return "its closed-loop accuracy in a network has not been measured"
         if cl.get("population_rate_rel_diff", 1.0) <= 0.1 and cl.get("gamma_2ms_median", 0.0) >= 0.9:
             return None
+        base = cl.get("adex_baseline")
         return (f"measured closed loop against the detailed twins ({cl.get('n_cells')} cells, synaptic drive): "
                 f"firing rate {cl.get('rate_Hz_surrogate_mean', float('nan')):.1f} Hz vs "
                 f"{cl.get('rate_Hz_detailed_mean', float('nan')):.1f} Hz detailed, spike coincidence Gamma "
                 f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
-                f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV")
+                f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV"
+                + (f" (a fitted AdEx in the same run: {base['rate_Hz_adex_mean']:.1f} Hz, Gamma "
+                   f"{base['gamma_2ms_median']:.2f}, RMSE {base['subthreshold_rmse_mV_median']:.1f} mV)" if base else ""))
 
     def whole_trace_caveat(self) -> str | None:
         """Why this whole-trace checkpoint's spikes should not be trusted, from its own recorded evaluation

@@ -115,3 +115,13 @@ def test_adex_cell_names_the_fix_for_an_unknown_model():
 
     with pytest.raises(KeyError, match="fit-adex"):
         AdExCell("no_such_model")
+
+
+def test_network_checkpoint_warning_carries_its_recorded_figures_and_the_baseline():
+    from noble_neuron.surrogate.checkpoint import SHIPPED_NETWORK_CHECKPOINT, load_surrogate
+
+    s = load_surrogate(SHIPPED_NETWORK_CHECKPOINT, device="cpu")
+    cl = s.metrics["closed_loop"]
+    caveat = s.closed_loop_caveat()
+    assert f"{cl['rate_Hz_surrogate_mean']:.1f} Hz vs {cl['rate_Hz_detailed_mean']:.1f} Hz" in caveat
+    assert f"fitted AdEx in the same run: {cl['adex_baseline']['rate_Hz_adex_mean']:.1f} Hz" in caveat
