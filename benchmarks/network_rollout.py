@@ -24,6 +24,8 @@ from noble_neuron.evaluation.machine import machine_info
 from noble_neuron.features.spike_metrics import coincidence_gamma
 
 RESULTS = Path(__file__).parent / "results"
+#: detailed-rate bands (Hz) of the OU-current and barrage traces: sparse fluctuation-driven firing, moderate, fast
+RATE_BANDS_HZ = ((0.0, 20.0), (20.0, 60.0), (60.0, 1000.0))
 
 
 def _shown(path: Path) -> str:
@@ -88,6 +90,29 @@ def main() -> None:
             "firing_mismatches": int(np.sum((n_d > 0) != (n_s > 0))),
             "clipped_voltage_rmse_mV_median": float(np.median(rmse)),
         }
+    # by how fast the detailed cell fires (OU currents and barrages): the sparse, fluctuation-driven regime apart;
+    # the fitted AdEx baseline on the same traces (noble_neuron/baselines/pv_family_adex.json)
+    from noble_neuron.baselines.adex import load_fits, simulate_adex
+
+    fits = load_fits()
+    ids = [ds.model_ids[m] for m in ds.model_index[rows]]
+    noisy = np.flatnonzero(np.isin(kinds, ["ou_noise", "synaptic_barrage"]))
+    _, adex = simulate_adex([fits[ids[i]] for i in noisy], x[noisy], ds.dt_ms, v0_mV=y[noisy, 0], substeps=3)
+    rate_d = np.array([np.sum(rd == i) for i in noisy]) / dur_s
+    per_rate_band = {}
+    for lo, hi in RATE_BANDS_HZ:
+        sel = np.flatnonzero((rate_d > lo) & (rate_d <= hi))
+        if sel.size == 0:
+            continue
+        det = [t[cd[rd == noisy[j]]] for j in sel]
+        sur = [t[cs[rs == noisy[j]]] for j in sel]
+        per_rate_band[f"{lo:g}-{hi:g}_Hz"] = {
+            "n_traces": int(sel.size), "rate_Hz_detailed_mean": float(rate_d[sel].mean()),
+            "rate_Hz_surrogate_mean": float(np.mean([a.size for a in sur]) / dur_s),
+            "gamma_2ms_median": float(np.median([coincidence_gamma(d, a, 2.0, t[-1]) for d, a in zip(det, sur)])),
+            "rate_Hz_adex_mean": float(np.mean([adex[j].size for j in sel]) / dur_s),
+            "gamma_2ms_median_adex": float(np.median([coincidence_gamma(d, adex[j], 2.0, t[-1])
+                                                      for d, j in zip(det, sel)]))}
     if args.plot:  # one trace of each kind, the first 600 ms, as a user would look at them
         from noble_neuron.evaluation.plots import plot_trace_comparison
 
@@ -104,7 +129,7 @@ def main() -> None:
               "split": args.split,
               "n_models": int(np.unique(ds.model_index[rows]).size),
               "epoch_ms": chunk_steps * s.config.time_coarsening * s.dt_ms, "spike_logit_shift": s.spike_logit_shift,
-              "wall_s_rollout": wall, "per_kind": per_kind}
+              "wall_s_rollout": wall, "per_kind": per_kind, "per_rate_band": per_rate_band}
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

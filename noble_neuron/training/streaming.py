@@ -47,6 +47,10 @@ OWN_SPIKE_PROBABILITY = 0.5
 CROPS_FROM_START = 0.3
 
 
+#: traces firing below this rate (Hz) are the sparse, fluctuation-driven regime ``sparse_oversample`` repeats
+SPARSE_RATE_HZ = 20.0
+
+
 def _model_inputs(stim_c: np.ndarray, fb: np.ndarray, feat_scaled: np.ndarray, current_scale: float) -> np.ndarray:
     """(N, n, 2 + F) float32: current / scale, previous step's spike, features."""
     n, steps = stim_c.shape
@@ -164,15 +168,18 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     stopped_early = False
     bar = tqdm(range(start_epoch, tc.epochs), disable=not progress, desc="training (streaming)", unit="epoch",
                initial=start_epoch, total=tc.epochs)
+    rates = np.array([sp.size for sp in spikes]) / (data.volt.shape[1] * dt / 1000.0)
+    sparse = data.train_idx[(rates[data.train_idx] > 0) & (rates[data.train_idx] < SPARSE_RATE_HZ)]
+    pool = np.concatenate([data.train_idx] + [sparse] * (tc.sparse_oversample - 1))
     for epoch in bar:
         rng = np.random.default_rng([tc.seed, epoch])
-        order = rng.permutation(data.train_idx)
+        order = rng.permutation(pool)
         model.train()
         sums, n = np.zeros(2), 0
         n_steps = x_all.shape[1]
         crop = n_steps if tc.crop_steps is None else min(tc.crop_steps, n_steps)
         for i in range(0, order.size, tc.batch_size):
-            idx = np.sort(order[i:i + tc.batch_size])
+            idx = np.sort(order[i:i + tc.batch_size])  # (a repeated trace may appear twice in a batch)
             # a crop from t = 0 (the state a run starts in), or from later with its first steps unscored
             # while the zero state forgets that it missed the history before the crop
             later = crop < n_steps and crop > tc.crop_warmup_steps and rng.random() >= CROPS_FROM_START
@@ -225,7 +232,8 @@ def train_streaming(data_path: Path, sc: SurrogateConfig, tc, out_path: Path, *,
     bar.close()
     metrics = {"epochs_done": len(history), "epochs_requested": tc.epochs, "stopped_early": stopped_early,
                **{k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
-               "n_train_traces": int(data.train_idx.size), "n_val_traces": int(data.val_idx.size),
+               "n_train_traces": int(data.train_idx.size), "train_items_per_epoch": int(pool.size),
+               "n_val_traces": int(data.val_idx.size),
                "n_parameters": count_parameters(model), "train_config": tc.to_dict(), "dataset": meta["dataset"],
                "wall_s": time.perf_counter() - t0, "history": history}
     final = surrogate(metrics)

@@ -74,8 +74,9 @@ class TrainConfig:
     ``spike_loss_weight``: event models add this weight times the squared error of the spike
     phase to the voltage loss; streaming models this weight times the binary cross-entropy of
     their spike logits, positives weighted ``spike_pos_weight`` (spikes are rare steps).
-    ``closed_loop_from_epoch``, ``closed_loop_every``, ``crop_steps``, ``crop_warmup_steps``:
-    streaming models only (`noble_neuron.training.streaming`).
+    ``closed_loop_from_epoch``, ``closed_loop_every``, ``crop_steps``, ``crop_warmup_steps``,
+    ``sparse_oversample`` (traces whose detailed cell fires below ``SPARSE_RATE_HZ`` appear this many
+    times per epoch): streaming models only (`noble_neuron.training.streaming`).
     """
 
     epochs: int = 50
@@ -100,6 +101,7 @@ class TrainConfig:
     closed_loop_every: int = 5
     crop_steps: int | None = None
     crop_warmup_steps: int = 1000
+    sparse_oversample: int = 1
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -110,7 +112,7 @@ class TrainConfig:
 
         for name, minimum in (("epochs", 0), ("batch_size", 1), ("plateau_patience", 0), ("seed", 0),
                               ("val_every_kth_amplitude", 0), ("probe_rows", 0), ("closed_loop_every", 1),
-                              ("crop_warmup_steps", 0)):
+                              ("crop_warmup_steps", 0), ("sparse_oversample", 1)):
             _int(name, minimum)
         if self.closed_loop_from_epoch is not None:
             _int("closed_loop_from_epoch", 1)

@@ -188,13 +188,17 @@ def _as_written_with_sliding_models(meta, sliding_window=False, spike_head=False
 def test_checkpoints_of_the_sliding_window_era_load_and_sliding_window_ones_are_refused(surrogate, tmp_path):
     from noble_neuron.surrogate.checkpoint import LEGACY_METADATA_KEYS, SHIPPED_NETWORK_CHECKPOINT
 
-    # the shipped network checkpoint was written with them: a streaming model that "implied" sliding_window/spike_head
-    raw = json.loads(torch.load(SHIPPED_NETWORK_CHECKPOINT, weights_only=True)["metadata_json"])
+    # network checkpoints of that era (the one shipped until 0.3) were written with them: a streaming model that
+    # "implied" sliding_window/spike_head
+    legacy_network = _edited_copy(SHIPPED_NETWORK_CHECKPOINT, tmp_path / "legacy_network.pt",
+                                  lambda m: _as_written_with_sliding_models(m, sliding_window=True, spike_head=True,
+                                                                            horizon=50))
+    raw = json.loads(torch.load(legacy_network, weights_only=True)["metadata_json"])
     assert raw["config"]["streaming"] and raw["config"]["sliding_window"] and raw["config"]["spike_head"]
-    assert raw["sliding_horizon_samples"] == 50 and raw["spike_template_mV"]
-    network = load_surrogate(SHIPPED_NETWORK_CHECKPOINT, device="cpu")
+    network = load_surrogate(legacy_network, device="cpu")
     assert network.is_streaming and not set(network.metadata()) & set(LEGACY_METADATA_KEYS)
     assert "sliding_window" not in network.metadata()["config"]
+    assert network.metadata() == load_surrogate(SHIPPED_NETWORK_CHECKPOINT, device="cpu").metadata()
     # a whole-trace checkpoint of that time: same model, same outputs
     good = save_surrogate(surrogate, tmp_path / "good.pt")
     old = load_surrogate(_edited_copy(good, tmp_path / "old.pt", _as_written_with_sliding_models), device="cpu")
@@ -213,8 +217,8 @@ def test_checkpoints_of_the_sliding_window_era_load_and_sliding_window_ones_are_
             load_checkpoint(path)  # the raw reader refuses it too (training's init_from, resume)
     # legacy keys that contradict the model they sit in are not silently dropped
     contradicting = [(good, lambda m: (_as_written_with_sliding_models(m), m.update(spike_template_mV=[1.0]))),
-                     (SHIPPED_NETWORK_CHECKPOINT, lambda m: m["config"].update(voltage_history=True)),
-                     (SHIPPED_NETWORK_CHECKPOINT, lambda m: m["config"].update(spike_head=False))]
+                     (legacy_network, lambda m: m["config"].update(voltage_history=True)),
+                     (legacy_network, lambda m: m["config"].update(spike_head=False))]
     for i, (src, edit) in enumerate(contradicting):
         with pytest.raises(CheckpointError, match="legacy sliding-window settings .* contradict"):
             load_surrogate(_edited_copy(src, tmp_path / f"contradicting{i}.pt", edit))

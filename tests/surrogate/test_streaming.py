@@ -208,3 +208,29 @@ def test_small_batches_step_on_one_thread_and_the_setting_is_restored(streaming_
     assert torch.get_num_threads() == before
     monkeypatch.setattr(streaming, "ONE_THREAD_BELOW_CELLS", 0)  # every batch on the process's threads
     np.testing.assert_allclose(StreamingRunner(s, feats, -65.0).advance(current), one, atol=1e-3)
+
+
+def test_sparse_traces_are_repeated_in_every_epoch(tiny_dataset, tmp_path):
+    """`sparse_oversample`: traces whose detailed cell fires below SPARSE_RATE_HZ appear k times per epoch."""
+    import numpy as np
+
+    from noble_neuron.data.dataset import open_dataset
+    from noble_neuron.features.spikes import spike_times
+    from noble_neuron.training.streaming import SPARSE_RATE_HZ
+    from noble_neuron.training.train import TrainConfig, train
+
+    with pytest.raises(ValueError, match="sparse_oversample must be an integer >= 1"):
+        TrainConfig(sparse_oversample=0)
+    ds = open_dataset(tiny_dataset)
+    v = ds.read(ds.rows())
+    rates = np.array([spike_times(x, ds.dt_ms).size for x in v]) / (v.shape[1] * ds.dt_ms / 1000.0)
+    assert ((rates > 0) & (rates < SPARSE_RATE_HZ)).any()  # the tiny dataset has sparse traces
+    sc = SurrogateConfig(streaming=True, n_layers=1, hidden_channels=8, state_modes=2, time_coarsening=5,
+                         ap_pre_ms=0.12, current_scale_nA=0.1, v_scale_mV=10.0)
+    items = []
+    for k in (1, 3):
+        m = train(tiny_dataset, sc, TrainConfig(epochs=1, batch_size=8, val_every_kth_amplitude=4, sparse_oversample=k),
+                  tmp_path / f"s{k}.pt", progress=False, device="cpu")
+        items.append(m["train_items_per_epoch"])
+        assert m["n_train_traces"] == items[0]
+    assert items[1] > items[0]
