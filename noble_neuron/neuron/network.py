@@ -246,6 +246,7 @@ class NetworkGroup:
             raise NetworkError("a SurrogateCell was deleted during finitialize")
         keys = [cell_key(c.soma.name()) for c in self.cells]
         self.runner = StreamingRunner(self.s, self.features, v0, keys)
+        self._bind_synapse_states()
         self.v_hist = np.repeat(v0[:, None], clamp_buffer_samples(self.s) + 1, axis=1).astype(np.float32)
         self.i_mean, self.weight = np.zeros(self.n_cells), 0.0
         self.t_k = 0.0
@@ -326,14 +327,36 @@ class NetworkGroup:
                 out[i] += np.interp(tau, t, v, left=0.0, right=0.0)
         return out
 
+    def _bind_synapse_states(self) -> None:
+        """Pointers to every synapse's state (ExpSyn g, Exp2Syn B; Exp2Syn A), bound at each run's start and read
+        each epoch in one call each (`PtrVector.gather`) instead of hoc attribute reads per synapse."""
+        two = np.flatnonzero(self.syn_two)
+        self._ptr_b, self._ptr_a = self.h.PtrVector(max(len(self.syns), 1)), self.h.PtrVector(max(two.size, 1))
+        for k, (syn, is_two) in enumerate(zip(self.syns, self.syn_two)):
+            self._ptr_b.pset(k, syn._ref_B if is_two else syn._ref_g)
+        for j, k in enumerate(two):
+            self._ptr_a.pset(j, self.syns[k]._ref_A)
+        self._vec_b, self._vec_a = self.h.Vector(max(len(self.syns), 1)), self.h.Vector(max(two.size, 1))
+        self._two_idx = two
+
+    def _synapse_states(self) -> tuple[np.ndarray, np.ndarray]:
+        """(A, B) of every synapse now (A = 0 and B = g for ExpSyn)."""
+        n = len(self.syns)
+        self._ptr_b.gather(self._vec_b)
+        b = self._vec_b.as_numpy()[:n].copy()
+        a = np.zeros(n)
+        if self._two_idx.size:
+            self._ptr_a.gather(self._vec_a)
+            a[self._two_idx] = self._vec_a.as_numpy()[:self._two_idx.size]
+        return a, b
+
     def _conductances(self, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per cell, total synaptic conductance g (uS) and sum of g·e over the epoch samples."""
         n = self.n_cells
         if not self.syns:
             return np.zeros((n, tau.size)), np.zeros((n, tau.size))
         # state at t_k: ExpSyn g, Exp2Syn (A, B); g = B - A
-        a = np.array([float(s.A) if two else 0.0 for s, two in zip(self.syns, self.syn_two)])
-        b = np.array([float(s.B) if two else float(s.g) for s, two in zip(self.syns, self.syn_two)])
+        a, b = self._synapse_states()
         dt = tau[None, :] - self.h.t  # the state was read now (at or one step before t_k)
         b_t = b[:, None] * np.exp(-dt / self.syn_tau2[:, None])
         a_t = a[:, None] * np.exp(-dt / self.syn_tau1[:, None])
@@ -360,13 +383,13 @@ class NetworkGroup:
         their effect on the new samples is the same exponential kernel."""
         tvec, ncs = self.h.Vector(), self.h.List()
         self.h.cvode.event_queue_info(2, tvec, ncs)
+        due = tvec.as_numpy()
         idx, times, weights = [], [], []
-        for t_e, nc in zip(tvec, ncs):
-            if t_e > t_end + 1e-9:
-                continue
+        for j in np.flatnonzero(due <= t_end + 1e-9):  # only the events due in this epoch leave hoc
+            nc = ncs.o(int(j))
             k = self._synapse_of(nc)
             if k is not None:
-                idx.append(k), times.append(t_e), weights.append(nc.weight[0])
+                idx.append(k), times.append(due[j]), weights.append(nc.weight[0])
         if idx:
             yield np.array(idx, dtype=np.int64), np.array(times), np.array(weights)
 
