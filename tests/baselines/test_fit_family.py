@@ -56,3 +56,17 @@ def test_fit_adex_cli_writes_fits_and_report(noise_dataset, tmp_path, monkeypatc
     rep = json.loads(report.read_text())
     assert rep["held_out"]["all"]["n_traces"] == 1 and "cpu" in rep["machine"]
     assert "--report" in rep["command"]
+
+
+def test_fit_adex_cli_refuses_a_folder_as_out(noise_dataset, tmp_path):
+    from noble_neuron.cli import main
+
+    with pytest.raises(SystemExit, match="is a folder"):
+        main(["fit-adex", "--data", str(noise_dataset), "--out", str(tmp_path), "--no-progress"])
+
+
+def test_fit_dataset_refuses_unknown_models(noise_dataset):
+    from noble_neuron.baselines.fit_family import fit_dataset
+
+    with pytest.raises(KeyError, match="not in"):
+        fit_dataset(noise_dataset, ["nope"], progress=False)
