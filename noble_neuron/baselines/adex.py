@@ -110,8 +110,9 @@ def simulate_adex(params: AdExParams | Sequence[AdExParams], current_nA: np.ndar
     """Integrate AdEx neurons driven by `current_nA` ((n, T) or (T,), sample k over (k·dt, (k+1)·dt]).
 
     One parameter set for all rows, or one per row. Forward Euler with `substeps` steps per sample
-    (the adaptation current exactly exponential). Returns the voltage at every sample end ((n, T) mV,
-    spikes drawn as a sample at v_peak; None unless `record_v`) and each row's spike times (ms).
+    (the adaptation current exactly exponential), the refractory clamp as in nn_AdEx.mod. Returns the voltage
+    at every sample end ((n, T) mV, a sample holding a spike shows SPIKE_TOP_MV; None unless `record_v`) and
+    each row's spike times (ms, where v reached the cut-off V_T + PEAK_DELTAS·Δ_T).
     """
     current = np.atleast_2d(np.asarray(current_nA, dtype=float))
     n, n_t = current.shape
