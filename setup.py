@@ -34,6 +34,7 @@ setup(
         "efel",
         "bluepyopt",
         "netpyne",
+        "neuron-reduce>=0.0.7",  # the neuron_reduce baseline (noble_neuron.baselines.neuron_reduce)
         "tqdm",
         "matplotlib",
         "pyyaml",

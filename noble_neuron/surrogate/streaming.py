@@ -38,6 +38,8 @@ are triggered by input fluctuations the hazard stays low and a threshold never f
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import numpy as np
 import torch
@@ -47,7 +49,7 @@ from .spectral import fast_fft_length
 from ..features.spikes import upward_crossings
 
 __all__ = ["CausalSpectralLayer", "CausalSpectralNet", "StreamingRunner", "cell_key", "coarse_inputs",
-           "coarse_targets", "hashed_uniform", "step_threads", "streaming_in_channels"]
+           "coarse_targets", "hashed_uniform", "step_threads", "streaming_in_channels", "threads_available"]
 
 #: spike hazards (per 0.3 ms step) below this are 0: at rest the model's hazard is small but not nil
 #: (without the floor: 12 spikes in 60 cell-seconds at rest, where the detailed cells fire none; with it: 0)
@@ -55,6 +57,15 @@ HAZARD_FLOOR = 0.002
 #: below this many cells a streaming step runs on one torch thread: its ops are small (cells × 32 channels ×
 #: 16 modes) and handing each to a second thread costs more than it saves (see `step_threads`)
 ONE_THREAD_BELOW_CELLS = 64
+#: environment variables through which a user sets torch's thread count (torch reads them at start-up)
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: MPI launchers' counts of the ranks on this node (Open MPI, MPICH/Hydra, PMI, MVAPICH, Slurm), first found wins
+LOCAL_RANKS_ENV_VARS = ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "PMI_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE",
+                        "SLURM_NTASKS_PER_NODE")
+#: a runner re-reads the machine's load at most this often (s of wall time): a job that starts mid-run is seen
+THREADS_RECHECK_S = 1.0
+#: torch's thread count when this module was imported: another count later means torch.set_num_threads was called
+_TORCH_THREADS_AT_IMPORT = torch.get_num_threads()
 #: the shortest and longest memory (in model steps) of the initial recurrent modes
 TAU_RANGE_STEPS = (1.0, 3000.0)
 #: the highest initial oscillation frequency of a mode (radians per step: 0.8 rad per 0.3 ms ≈ 420 Hz)
@@ -205,10 +216,63 @@ def hashed_uniform(keys: np.ndarray, step: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
+def _user_chose_threads() -> bool:
+    return (any(os.environ.get(k, "").strip() for k in THREAD_ENV_VARS)
+            or torch.get_num_threads() != _TORCH_THREADS_AT_IMPORT)
+
+
+def _local_ranks() -> int:
+    for k in LOCAL_RANKS_ENV_VARS:
+        digits = os.environ.get(k, "").strip().split("(")[0]  # Slurm may write "2(x3)"
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits)
+    return 1
+
+
+def _running_elsewhere() -> int:
+    """Threads of other processes running or waiting for a core right now (Linux: /proc/loadavg less this
+    process's own running threads; 0 where unknown)."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    own += f.read().rpartition(")")[2].split()[0] == "R"
+            except OSError:  # the thread ended meanwhile
+                pass
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - max(own, 1))
+
+
+def threads_available() -> int:
+    """Cores this process may use without oversubscribing: its CPU affinity (``os.sched_getaffinity``,
+    else ``os.cpu_count``) divided among the MPI ranks on this node (`LOCAL_RANKS_ENV_VARS`), and no
+    more than the machine's cores that other processes' threads leave idle right now; at least 1."""
+    total = os.cpu_count() or 1
+    try:
+        mine = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        mine = total
+    return max(1, min(mine // _local_ranks(), total - _running_elsewhere()))
+
+
 def step_threads(n_cells: int) -> int:
-    """torch threads for a batched streaming step of `n_cells` cells (the process's setting from
-    `ONE_THREAD_BELOW_CELLS` cells on)."""
-    return 1 if n_cells < ONE_THREAD_BELOW_CELLS else torch.get_num_threads()
+    """torch threads for a batched streaming step of `n_cells` cells.
+
+    Below `ONE_THREAD_BELOW_CELLS` cells one thread (faster: the ops are small). From there on the
+    user's own count where the user chose one (``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``, or
+    ``torch.set_num_threads`` after noble_neuron was imported), never more; otherwise torch's count
+    capped at `threads_available`. Why: torch's threads wait for each other by spinning, so one thread
+    too many for the idle cores turns a step into scheduler time slices (100 cells, 50 ms, 2 cores with
+    one busy process: 1.62 s on 2 threads vs 0.29 s on 1).
+    """
+    if n_cells < ONE_THREAD_BELOW_CELLS:
+        return 1
+    threads = torch.get_num_threads()
+    return threads if _user_chose_threads() else max(1, min(threads, threads_available()))
 
 
 def cell_key(name: str) -> int:
@@ -251,11 +315,17 @@ class StreamingRunner:
                                        self.factor)
         self.spike_steps: list[list[int]] = [[] for _ in range(self.n)]
         self.k = 0  # model steps done
+        self._threads: int | None = None  # `step_threads`, chosen at the first advance and every THREADS_RECHECK_S
+        self._threads_at = 0.0
 
     def advance(self, current_nA: np.ndarray) -> np.ndarray:
         """(B, n) current (nA) on the data grid → (B, n) voltage (mV); n must be a multiple of the model step.
-        Runs on `step_threads` torch threads (the process's setting is restored after)."""
-        before, threads = torch.get_num_threads(), step_threads(self.n)
+        Runs on `step_threads` torch threads, chosen again every `THREADS_RECHECK_S` (the process's
+        setting is restored after each call)."""
+        now = time.monotonic()
+        if self._threads is None or now - self._threads_at >= THREADS_RECHECK_S:
+            self._threads, self._threads_at = step_threads(self.n), now
+        before, threads = torch.get_num_threads(), self._threads
         if threads != before:
             torch.set_num_threads(threads)
         try:

@@ -199,7 +199,7 @@ def test_small_batches_step_on_one_thread_and_the_setting_is_restored(streaming_
     from noble_neuron.surrogate.checkpoint import load_surrogate
     from noble_neuron.surrogate.streaming import StreamingRunner, step_threads
 
-    assert step_threads(1) == 1 and step_threads(streaming.ONE_THREAD_BELOW_CELLS) == torch.get_num_threads()
+    assert step_threads(1) == 1 and 1 <= step_threads(streaming.ONE_THREAD_BELOW_CELLS) <= torch.get_num_threads()
     s = load_surrogate(streaming_ckpt[0], device="cpu")
     feats = np.stack([s.features_of("bs0")] * 3)
     current = np.tile(np.linspace(0.0, 0.3, 300), (3, 1))
