@@ -135,6 +135,21 @@ def _cmd_features(args) -> int:
     return 0
 
 
+def _cmd_fit_dendrite_loads(args) -> int:
+    from .detailed.pv_family import load_family
+    from .simulation.dendrite_load import SHIPPED_LOADS, fit_family_loads
+
+    models = args.models or [m.model_id for m in load_family()]
+    try:
+        loads = fit_family_loads(models, args.out or SHIPPED_LOADS, workers=args.workers)
+    except (ValueError, KeyError) as err:
+        raise SystemExit(f"noble-neuron fit-dendrite-loads: {err}")
+    worst = max(loads.values(), key=lambda x: x.fit_rms_pA)
+    print(f"fitted {len(loads)} dendritic loads (worst residual {worst.fit_rms_pA:.1f} pA, {worst.model_id}); "
+          f"wrote {args.out or SHIPPED_LOADS}")
+    return 0
+
+
 def _cmd_fit_adex(args) -> int:
     import json
 
@@ -311,6 +326,14 @@ def _parser() -> argparse.ArgumentParser:
                    "with machine info to this JSON (e.g. benchmarks/results/adex_fits.json)")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_fit_adex)
+
+    s = sub.add_parser("fit-dendrite-loads", help="fit the dendritic loads of HybridCell network cells "
+                       "(family models; the shipped fits by default) → JSON")
+    s.add_argument("--out", default=None, help="the .json file (default: the shipped "
+                   "noble_neuron/detailed/pv_family/dendrite_loads.json)")
+    s.add_argument("--models", nargs="+", default=None, help="family model ids (default: all 60)")
+    s.add_argument("--workers", type=int, default=1)
+    s.set_defaults(func=_cmd_fit_dendrite_loads)
 
     s = sub.add_parser("train", help="train the FNO surrogate on a dataset (resumable)")
     s.add_argument("--data", required=True, help="HDF5 dataset with a /features table")

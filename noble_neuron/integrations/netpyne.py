@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 from ..neuron.cell import SOMA_DIAM_UM, SOMA_L_UM
 from ..constants import SPIKE_THRESHOLD_MV
 
-__all__ = ["cell_rule", "check_connections", "swap_population"]
+__all__ = ["cell_rule", "check_connections", "hybrid_cell_rule", "swap_population"]
 
 DRIVE_MECH = "nn_VoltageDrive"
 
@@ -58,12 +58,80 @@ def cell_rule(checkpoint: str | Path | None = None, *, model_id: str | None = No
     }
 
 
-def swap_population(net_params: Any, pop: str, rule_name: str = "PV_surrogate", **rule_kwargs: Any) -> None:
-    """Swap population `pop` to the surrogate: add the cell rule and point the population at it."""
+def hybrid_cell_rule(model: Any) -> dict[str, Any]:
+    """A NetPyNE cell rule (dict) for a `HybridCell`: the model's soma and axon sections as they are (3-D points,
+    passive properties, every density mechanism and ion reversal per segment) + its ``nn_DendriteLoad``.
+
+    `model`: a family model id or a built `HybridCell`. The rule's ``globals`` carry ``celsius``: the channels'
+    kinetics and the fitted load hold at that temperature only (NetPyNE's default ``cfg.hParams`` is 6.3 °C).
+    """
+    from neuron import h
+
+    from ..neuron.hybrid_cell import HybridCell
+
+    cell = model if isinstance(model, HybridCell) else HybridCell(model)
+    names = {sec.name(): _rule_section_name(sec.name()) for sec in cell.sections}
+    secs: dict[str, Any] = {}
+    for sec in cell.sections:
+        info = sec.psection()
+        geom = {"L": sec.L, "nseg": sec.nseg, "Ra": sec.Ra, "cm": [seg.cm for seg in sec],
+                "pt3d": [(sec.x3d(i), sec.y3d(i), sec.z3d(i), sec.diam3d(i)) for i in range(sec.n3d())]}
+        if sec.nseg == 1:
+            geom["cm"] = geom["cm"][0]
+        mechs = {}
+        for mech, params in info["density_mechs"].items():
+            settable = _parameter_names(h, mech)
+            mechs[mech] = {name: (values[0] if len(values) == 1 else list(values)) for name, values in params.items()
+                           if name in settable}
+        ions = {ion: {"e": float(info["ions"][ion][f"e{ion}"][0])} for ion in ("na", "k") if ion in info["ions"]}
+        rule_sec: dict[str, Any] = {"geom": geom, "mechs": mechs, "ions": ions}
+        parent = sec.parentseg()
+        if parent is not None:
+            rule_sec["topol"] = {"parentSec": names[parent.sec.name()], "parentX": parent.x,
+                                 "childX": sec.orientation()}
+        secs[names[sec.name()]] = rule_sec
+    load = {"mod": "nn_DendriteLoad", "loc": 0.5}
+    for name in cell.load_parameter_names():
+        load[name] = float(getattr(cell.mechanism, name))
+    secs["soma"]["pointps"] = {"dendrite_load": load}
+    secs["soma"]["threshold"] = SPIKE_THRESHOLD_MV
+    return {"secs": secs, "globals": {"celsius": float(h.celsius)}}
+
+
+def _parameter_names(h: Any, mech: str) -> set[str]:
+    """The PARAMETER range variables of density mechanism `mech`, without the suffix ('gbar' of nn_NaT)."""
+    standard, name = h.MechanismStandard(mech, 1), h.ref("")
+    names = set()
+    for i in range(int(standard.count())):
+        standard.name(name, i)
+        names.add(name[0][: -len(mech) - 1] if name[0].endswith("_" + mech) else name[0])
+    return names
+
+
+def _rule_section_name(hoc_name: str) -> str:
+    """'PVBasket[3].axon[1]' → 'axon_1'; 'PVBasket[3].soma[0]' → 'soma' (NetPyNE connects synapses to 'soma')."""
+    short = hoc_name.rsplit(".", 1)[-1]
+    if short in ("soma[0]", "soma"):
+        return "soma"
+    return short.replace("[", "_").rstrip("]")
+
+
+def swap_population(net_params: Any, pop: str, rule_name: str | None = None, *, hybrid: bool = False,
+                    **rule_kwargs: Any) -> None:
+    """Swap population `pop` to surrogate cells: add the cell rule and point the population at it.
+
+    ``hybrid=True`` swaps in `HybridCell`s of ``model_id`` (`hybrid_cell_rule`) instead of streaming surrogates.
+    """
     if pop not in net_params.popParams:
         raise KeyError(f"netParams has no population {pop!r} (has {sorted(net_params.popParams)})")
-    net_params.cellParams[rule_name] = cell_rule(**rule_kwargs)
-    net_params.popParams[pop]["cellType"] = rule_name
+    if hybrid:
+        if set(rule_kwargs) != {"model_id"}:
+            raise ValueError(f"hybrid=True takes only model_id (the detailed model to keep the soma and axon of), "
+                             f"got {sorted(rule_kwargs)}")
+        net_params.cellParams[rule_name or "PV_hybrid"] = hybrid_cell_rule(rule_kwargs["model_id"])
+    else:
+        net_params.cellParams[rule_name or "PV_surrogate"] = cell_rule(**rule_kwargs)
+    net_params.popParams[pop]["cellType"] = rule_name or ("PV_hybrid" if hybrid else "PV_surrogate")
     check_connections(net_params, pop)
 
 

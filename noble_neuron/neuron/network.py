@@ -160,7 +160,9 @@ class NetworkGroup:
         if caveat is not None and id(self.s) not in _CAVEATS_SHOWN:
             _CAVEATS_SHOWN.add(id(self.s))
             warnings.warn(f"network-mode checkpoint: {caveat}. Its spikes and rates are not yet a substitute for "
-                          "the detailed model; see docs/network_mode.md.", AccuracyWarning, stacklevel=2)
+                          "the detailed model; where the detailed model is at hand, HybridCell(model_id) keeps its "
+                          "spike timing (noble_neuron.neuron.hybrid_cell; docs/network_mode.md).", AccuracyWarning,
+                          stacklevel=2)
         self._round_epoch(self.n_e)
 
     def _round_epoch(self, n_e: int) -> None:
