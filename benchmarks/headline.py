@@ -81,7 +81,7 @@ def _arms_rows() -> list[tuple[str, str, str, str]]:
 
 def _gamma_arm(r: dict) -> str:
     if "error" in r:
-        return "failed"
+        return "not measured" if r["error"].startswith("not measured") else "failed"
     speed = f", {r['speedup_vs_detailed']:.1f}×" if r.get("speedup_vs_detailed", 1.0) != 1.0 else ""
     return f"{r['peak_Hz']:.0f} Hz, {r['synchrony_index']:.2f}, {100 * r['short_isi_fraction']:.1f} %{speed}"
 

@@ -3,6 +3,7 @@
     python examples/network_swap.py            # 40 E + 10 PV cells, 300 ms, twice (~2 min on 2 cores)
     python examples/network_swap.py --quick    # 8 E + 2 PV, 60 ms
     mpiexec -n 2 python examples/network_swap.py --quick --surrogate-only --spikes-out s2.json   # 2 MPI ranks
+    python examples/network_swap.py --hybrid   # swap in HybridCells (the model's soma and axon + fitted dendrites)
 
 The same network runs twice with identical background input (seeded NetStims): first with
 the PV population made of detailed family models (237 compartments each, imported into
@@ -97,6 +98,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "network_swap.png"), help="PNG to write")
     ap.add_argument("--surrogate-only", action="store_true", help="run only the surrogate network (no PNG)")
     ap.add_argument("--spikes-out", default=None, help="JSON with the surrogate run's spikes and PV soma traces")
+    ap.add_argument("--hybrid", action="store_true", help="swap in HybridCells instead of streaming surrogates")
     args = ap.parse_args()
     n_e, n_pv, tstop = (8, 2, 60.0) if args.quick else (40, 10, 300.0)
 
@@ -109,7 +111,10 @@ def main() -> None:
     if not args.surrogate_only:
         detailed, wall_d = run(build(n_e, n_pv, [model]), tstop)
     net = build(n_e, n_pv, [model])
-    nn_netpyne.swap_population(net, "PV", checkpoint=args.checkpoint, model_id=model)  # the one-line swap
+    if args.hybrid:
+        nn_netpyne.swap_population(net, "PV", hybrid=True, model_id=model)  # the one-line swap
+    else:
+        nn_netpyne.swap_population(net, "PV", checkpoint=args.checkpoint, model_id=model)  # the one-line swap
     surrogate, wall_s = run(net, tstop)
     rank0 = h.ParallelContext().id() == 0
     if args.spikes_out and rank0:

@@ -28,10 +28,10 @@ def neuron_sees_two_ranks() -> bool:
     return "NHOST 2" in out
 
 
-def run_example(tmp_path: Path, ranks: int) -> dict:
-    out = tmp_path / f"spikes_{ranks}.json"
+def run_example(tmp_path: Path, ranks: int, *extra: str) -> dict:
+    out = tmp_path / f"spikes_{ranks}{'_'.join(extra)}.json"
     cmd = [sys.executable, str(ROOT / "examples" / "network_swap.py"), "--quick", "--surrogate-only",
-           "--spikes-out", str(out)]
+           "--spikes-out", str(out), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same torch thread count per process: bit-identical FNO sums
     if ranks > 1:
         cmd = [MPIEXEC, *MPI_FLAGS, "-x", "OMP_NUM_THREADS", "-n", str(ranks)] + cmd
@@ -50,6 +50,18 @@ def test_two_ranks_match_one_rank(tmp_path):
     assert sorted(one["pv_v"]) == sorted(two["pv_v"]) and len(one["pv_v"]) == 2
     for k in one["pv_v"]:  # the surrogate PV cells, driven across ranks, see the same input
         np.testing.assert_allclose(one["pv_v"][k], two["pv_v"][k], atol=1e-3)
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (apt-get install openmpi-bin; .ci/run does)")
+def test_hybrid_cells_on_two_ranks_match_one_rank(tmp_path):
+    """The NetPyNE swap to HybridCells, the same network on 1 and 2 ranks: the same spikes and PV voltages."""
+    if not neuron_sees_two_ranks():
+        pytest.skip("mpiexec runs, but NEURON finds no MPI library (nhost 1): apt-get install libopenmpi-dev")
+    one, two = run_example(tmp_path, 1, "--hybrid"), run_example(tmp_path, 2, "--hybrid")
+    assert one["ranks"] == 1 and two["ranks"] == 2
+    assert len(one["spikes"]) > 20 and one["spikes"] == two["spikes"]
+    for k in one["pv_v"]:
+        np.testing.assert_allclose(one["pv_v"][k], two["pv_v"][k], atol=1e-6)
 
 
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (apt-get install openmpi-bin; .ci/run does)")

@@ -66,8 +66,11 @@ def test_passive_tree_load_reproduces_the_detailed_step_response():
     from noble_neuron.neuron.hybrid_cell import HybridCell
 
     full = TinyPassiveCell()
-    h.v_init = -65.0
-    v, i_dend = record_dendritic_current(full, ou_training_current(0.025) * 0.2)
+    old_v_init, h.v_init = h.v_init, -65.0
+    try:
+        v, i_dend = record_dendritic_current(full, ou_training_current(0.025) * 0.2)
+    finally:
+        h.v_init = old_v_init
     load = fit_dendrite_load(v, i_dend, 0.025, model_id="tiny")
     assert load.fit_rms_pA < 0.5, load.fit_rms_pA  # a passive tree is exactly an RC admittance
     hybrid = HybridCell(TinySpec(), load=load)
@@ -171,6 +174,7 @@ def test_netpyne_swap_to_hybrid_cells_fires_as_the_cell_itself():
     stim = h.IClamp(reference.soma(0.5))
     stim.delay, stim.dur, stim.amp = 10.0, 150.0, 0.25
     v_ref = h.Vector().record(reference.soma(0.5)._ref_v)
+    old_globals = (h.celsius, h.v_init)
     sim.create(netParams=net, simConfig=cfg, output=False)
     try:
         sim.simulate()
@@ -178,6 +182,7 @@ def test_netpyne_swap_to_hybrid_cells_fires_as_the_cell_itself():
     finally:
         sim.clearAll()
         sim.fih.clear()
+        h.celsius, h.v_init = old_globals
     t = np.arange(v_net.size) * 0.025
     s_net, s_ref = spike_times_at(t, v_net), spike_times_at(t, np.array(v_ref)[: v_net.size])
     assert s_ref.size >= 5 and s_net.size == s_ref.size
@@ -202,3 +207,41 @@ def test_wrong_temperature_is_warned():
             h.finitialize(-70.0)
     finally:
         h.celsius = old
+
+
+def test_family_hybrid_fixed_step_and_cvode_agree():
+    """The load's modes are implicit at fixed step and plain ODEs under CVode; the spike trigger works in both.
+
+    Fixed step (0.025 ms) and CVode drift apart along a tonic train for the detailed cell too (1.8 ms over 20 spikes):
+    the hybrid's drift may not exceed the detailed cell's by much.
+    """
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.neuron.hybrid_cell import HybridCell
+
+    h.load_file("stdrun.hoc")
+    cell = HybridCell("hof_017")
+    drift = {}
+    for name, c in (("hybrid", cell), ("detailed", get_model("hof_017").instantiate())):
+        stim = h.IClamp(c.soma(0.5))
+        stim.delay, stim.dur, stim.amp = 10.0, 200.0, 0.3
+        spikes = []
+        for cvode in (0, 1):
+            out = h.Vector()
+            nc = h.NetCon(c.soma(0.5)._ref_v, None, sec=c.soma)
+            nc.threshold = -20.0
+            nc.record(out)
+            h.cvode_active(cvode)
+            h.dt = 0.025
+            h.finitialize(-70.0)
+            h.continuerun(220.0)
+            spikes.append(np.array(out))
+            del nc
+        h.cvode_active(0)
+        stim.amp = 0.0
+        assert spikes[0].size >= 10 and spikes[0].size == spikes[1].size, (name, spikes)
+        assert abs(spikes[0][0] - spikes[1][0]) < 0.1  # ms: the first spike agrees
+        drift[name] = np.abs(spikes[0] - spikes[1]).max()
+    assert drift["hybrid"] < 1.25 * drift["detailed"] + 0.1, drift
+    assert cell.n_segments == 7 and HybridCell("hof_017", max_nseg=1).n_segments == 3
+    with pytest.raises(ValueError, match="max_nseg"):
+        HybridCell("hof_017", max_nseg=0)
