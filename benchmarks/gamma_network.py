@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from network_arms import ARMS as _ALL_ARMS, build_cells
+from network_arms import ARMS as _ALL_ARMS, build_cells, run_arm_process
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = tuple(a for a in _ALL_ARMS if a != "reduce3")
@@ -301,11 +300,9 @@ def main() -> None:
             path = Path(tmp) / f"{arm}.npz"
             cmd = [sys.executable, __file__, "--run-arm", arm, "--spikes-out", str(path), "--ids", ",".join(ids),
                    "--tstop", str(args.tstop)]
-            print(f"running arm {arm} ...", flush=True)
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"arm {arm} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-                runs[arm] = {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+            error = run_arm_process(arm, cmd)
+            if error:
+                runs[arm] = {"error": error}
                 continue
             with np.load(path) as z:
                 runs[arm] = {"times": z["times"], "cell": z["cell"].astype(int), "wall_s": float(z["wall_s"]),

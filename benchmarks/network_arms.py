@@ -63,6 +63,18 @@ def build_cells(arm: str, ids: list[str]) -> list:
     raise ValueError(f"unknown arm {arm!r}; choose from {ARMS}")
 
 
+def run_arm_process(arm: str, cmd: list[str]) -> str | None:
+    """Run one arm's command in a fresh process; None when it succeeded, else the error line it died with."""
+    print(f"running arm {arm} ...", flush=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode == 0:
+        return None
+    print(f"arm {arm} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+    lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip() and "graphics" not in ln and "DISPLAY" not in ln]
+    errors = [ln for ln in lines if "Error" in ln or "error" in ln]
+    return (errors or lines or [f"exit status {done.returncode}"])[-1].strip()
+
+
 def run_arm(args) -> None:
     """Build one arm's network, run it, save its traces and wall time (called in a fresh process)."""
     from neuron import h
@@ -131,11 +143,9 @@ def main() -> None:
             path = Path(tmp) / f"{arm}.npz"
             cmd = [sys.executable, __file__, "--run-arm", arm, "--traces-out", str(path), "--cells", str(args.cells),
                    "--tstop", str(args.tstop), "--drive", args.drive]
-            print(f"running arm {arm} ...", flush=True)
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"arm {arm} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
-                runs[arm] = {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+            error = run_arm_process(arm, cmd)
+            if error:
+                runs[arm] = {"error": error}
                 continue
             with np.load(path) as z:
                 runs[arm] = {"v": z["v"], "wall_s": float(z["wall_s"]), "ids": [str(x) for x in z["ids"]],

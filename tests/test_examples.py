@@ -60,6 +60,21 @@ def test_network_benchmark_quick(tmp_path):
     assert "gamma_2ms_median" in out
 
 
+def test_network_arms_and_gamma_benchmarks_quick(tmp_path):
+    """Each arm in its own process; every arm scored against the detailed one; the gamma network's PNG."""
+    out_json = tmp_path / "arms.json"
+    run_script("benchmarks/network_arms.py", "--quick", "--arms", "hybrid,reduce", "--out", out_json)
+    res = json.loads(out_json.read_text())
+    assert res["n_cells"] == 2 and res["detailed"]["segments_per_cell"] == 237
+    assert res["arms"]["hybrid"]["segments_per_cell"] == 7 and res["arms"]["hybrid"]["wall_s"] > 0
+    assert res["arms"]["reduce"]["segments_per_cell"] < 60 and "gamma_2ms_median" in res["arms"]["reduce"]
+    gamma_json = tmp_path / "gamma.json"
+    run_script("benchmarks/gamma_network.py", "--quick", "--arms", "hybrid", "--out", gamma_json)
+    g = json.loads(gamma_json.read_text())
+    assert set(g["arms"]) == {"detailed", "hybrid"} and g["arms"]["hybrid"]["rate_Hz_mean"] > 0
+    assert gamma_json.with_suffix(".png").stat().st_size > 20_000
+
+
 def test_network_swap_example_quick(tmp_path):
     png = tmp_path / "swap.png"
     out = run_script("examples/network_swap.py", "--quick", "--out", png)
