@@ -68,6 +68,7 @@ def hybrid_cell_rule(model: Any) -> dict[str, Any]:
     from neuron import h
 
     from ..neuron.hybrid_cell import HybridCell
+    from ..simulation.dendrite_load import mechanism_parameters
 
     cell = model if isinstance(model, HybridCell) else HybridCell(model)
     names = {sec.name(): _rule_section_name(sec.name()) for sec in cell.sections}
@@ -90,10 +91,8 @@ def hybrid_cell_rule(model: Any) -> dict[str, Any]:
             rule_sec["topol"] = {"parentSec": names[parent.sec.name()], "parentX": parent.x,
                                  "childX": sec.orientation()}
         secs[names[sec.name()]] = rule_sec
-    load = {"mod": "nn_DendriteLoad", "loc": 0.5}
-    for name in cell.load_parameter_names():
-        load[name] = float(getattr(cell.mechanism, name))
-    secs["soma"]["pointps"] = {"dendrite_load": load}
+    secs["soma"]["pointps"] = {"dendrite_load": {"mod": "nn_DendriteLoad", "loc": 0.5,
+                                                  **mechanism_parameters(cell.load)}}
     secs["soma"]["threshold"] = SPIKE_THRESHOLD_MV
     return {"secs": secs, "globals": {"celsius": float(h.celsius)}}
 

@@ -2,7 +2,7 @@
 
     >>> cell = HybridCell("hof_017")               # the shipped fit of a family model
     >>> syn = h.ExpSyn(cell.soma(0.5))             # synapses, IClamp, NetCon on soma v: as with the detailed cell
-    >>> cell = HybridCell(my_spec_or_cell)         # any model with somatic/axonal SectionLists: fitted in seconds
+    >>> cell = HybridCell(my_spec)                 # any model with somatic/axonal SectionLists: fitted in ~25 s
 
 The soma and axon keep the detailed model's sections, channels and densities, so spikes, refractoriness and the
 slow K/Ca currents are the true kinetics; the dendritic sections are deleted and replaced by one
@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..constants import SPIKE_THRESHOLD_MV
-from ..simulation.dendrite_load import DendriteLoad, attach_load, load_shipped_loads, measure_dendrite_load
+from ..simulation.dendrite_load import (DendriteLoad, attach_load, instantiate_model, load_shipped_loads,
+                                         measure_dendrite_load)
 
 __all__ = ["HybridCell"]
 
@@ -42,6 +43,8 @@ class HybridCell:
     def __init__(self, model: Any, load: DendriteLoad | None = None, max_nseg: int | None = None) -> None:
         from ..detailed.mechanisms import load_mechanisms
 
+        if max_nseg is not None and (not isinstance(max_nseg, int) or max_nseg < 1):
+            raise ValueError(f"max_nseg must be a positive int (segments per kept section), got {max_nseg!r}")
         load_mechanisms()
         model_id = model if isinstance(model, str) else getattr(model, "model_id", None)
         if load is None and isinstance(model, str):
@@ -51,37 +54,18 @@ class HybridCell:
         if not isinstance(load, DendriteLoad):
             raise TypeError(f"load must be a DendriteLoad, got {type(load).__name__}")
         self.model_id, self.load = model_id, load
-        self.detailed = self._build(model)
+        self.detailed = instantiate_model(model)
         self.soma = self.detailed.soma
         self.mechanism = attach_load(self.detailed, load)
         if max_nseg is not None:
-            if not isinstance(max_nseg, int) or max_nseg < 1:
-                raise ValueError(f"max_nseg must be a positive int (segments per kept section), got {max_nseg!r}")
             for sec in self.sections:
                 sec.nseg = min(sec.nseg, max_nseg)
         self.n_segments = sum(sec.nseg for sec in self.sections)
-
-    @staticmethod
-    def _build(model: Any) -> Any:
-        if isinstance(model, str):
-            from ..detailed.pv_family import get_model
-
-            return get_model(model).instantiate()
-        if hasattr(model, "instantiate"):
-            return model.instantiate()
-        raise TypeError(f"HybridCell needs a family model id or a HofModel/CellSpec (something with .instantiate()), "
-                        f"not {type(model).__name__}: it builds its own copy of the detailed cell and deletes its dendrites")
 
     @property
     def sections(self) -> list:
         """The cell's remaining sections (soma first, then the axon)."""
         return list(getattr(self.detailed, "hoc", self.detailed).all)
-
-    def load_parameter_names(self) -> list[str]:
-        """The ``nn_DendriteLoad`` parameters this cell sets (for copies of it, e.g. NetPyNE rules)."""
-        n, m = len(self.load.d_uS), len(self.load.a_nA)
-        return (["vrest", "i0", "g0", "vspike", "celsius_fit"] + [f"d{k}" for k in range(1, n + 1)] + [f"tau{k}" for k in range(1, n + 1)]
-                + [f"a{k}" for k in range(1, m + 1)] + [f"taue{k}" for k in range(1, m + 1)])
 
     def spike_source(self, target: Any = None, threshold_mV: float = SPIKE_THRESHOLD_MV) -> Any:
         """A NetCon from this cell's soma voltage (threshold crossings) to `target` (None: for recording)."""

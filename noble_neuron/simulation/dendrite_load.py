@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DendriteLoad", "SHIPPED_LOADS", "TAUS_MS", "attach_load", "dendritic_sections", "fit_dendrite_load",
-           "fit_family_loads", "load_shipped_loads", "measure_dendrite_load", "ou_training_current",
-           "record_dendritic_current"]
-
 from ..errors import DomainWarning
+
+__all__ = ["DendriteLoad", "SHIPPED_LOADS", "TAUS_MS", "attach_load", "dendritic_sections", "fit_dendrite_load",
+           "fit_family_loads", "instantiate_model", "load_shipped_loads", "measure_dendrite_load",
+           "mechanism_parameters", "ou_training_current", "record_dendritic_current"]
 
 log = logging.getLogger(__name__)
 _INIT_HANDLER: Any = None
@@ -195,14 +195,14 @@ def fit_dendrite_load(v_mV: np.ndarray, i_dend_nA: np.ndarray, dt_ms: float, *, 
 
 def ou_training_current(dt_ms: float = DT_MS, seed: int = 0) -> np.ndarray:
     """The fit's stimulus (nA per `dt_ms` sample): `SETTLE_MS` of nothing, then the OU segments."""
+    from scipy.signal import lfilter
+
     rng = np.random.default_rng(seed)
     a = math.exp(-dt_ms / OU_TAU_MS)
     parts = [np.zeros(int(round(SETTLE_MS / dt_ms)))]
     for mu, sigma in OU_SEGMENTS_NA:
         n = int(round(SEGMENT_MS / dt_ms))
         noise = rng.standard_normal(n) * sigma * math.sqrt(1 - a * a)
-        from scipy.signal import lfilter
-
         parts.append(mu + lfilter([1.0], [1.0, -a], noise))
     return np.concatenate(parts)
 
@@ -243,6 +243,17 @@ def _install_init_handler() -> None:
         _INIT_HANDLER = h.FInitializeHandler(0, _couple_modes_to_step)
 
 
+def mechanism_parameters(load: DendriteLoad) -> dict[str, float]:
+    """The ``nn_DendriteLoad`` parameters (by name) that realise `load` (its capacitance goes into the soma's cm)."""
+    params = {"vrest": load.vrest_mV, "i0": load.i0_nA, "g0": load.g0_uS, "vspike": SPIKE_TRIGGER_MV,
+              "celsius_fit": load.celsius_degC if math.isfinite(load.celsius_degC) else -1.0}
+    for k, (d, tau) in enumerate(zip(load.d_uS, load.tau_ms), start=1):
+        params[f"d{k}"], params[f"tau{k}"] = d, tau
+    for k, (a, tau) in enumerate(zip(load.a_nA, load.taue_ms), start=1):
+        params[f"a{k}"], params[f"taue{k}"] = a, tau
+    return {name: float(value) for name, value in params.items()}
+
+
 def attach_load(cell: Any, load: DendriteLoad) -> Any:
     """Delete `cell`'s dendritic sections and put `load` in their place on its soma; return the point process
     (keep it: NEURON deletes a point process when its last Python reference goes)."""
@@ -251,14 +262,8 @@ def attach_load(cell: Any, load: DendriteLoad) -> Any:
     for sec in dendritic_sections(cell):
         h.delete_section(sec=sec)
     mech = h.nn_DendriteLoad(cell.soma(0.5))
-    mech.vrest, mech.i0, mech.g0, mech.vspike = load.vrest_mV, load.i0_nA, load.g0_uS, SPIKE_TRIGGER_MV
-    mech.celsius_fit = load.celsius_degC if math.isfinite(load.celsius_degC) else -1.0
-    for k, (d, tau) in enumerate(zip(load.d_uS, load.tau_ms), start=1):
-        setattr(mech, f"d{k}", d)
-        setattr(mech, f"tau{k}", tau)
-    for k, (a, tau) in enumerate(zip(load.a_nA, load.taue_ms), start=1):
-        setattr(mech, f"a{k}", a)
-        setattr(mech, f"taue{k}", tau)
+    for name, value in mechanism_parameters(load).items():
+        setattr(mech, name, value)
     area_um2 = sum(seg.area() for seg in cell.soma)
     for seg in cell.soma:
         seg.cm += load.C_nF / (area_um2 * _UF_PER_NF_UM2)
@@ -314,9 +319,7 @@ def measure_dendrite_load(model: Any, *, seed: int = 0) -> DendriteLoad:
     from ..features.spike_metrics import coincidence_gamma, subthreshold_rmse_mV
     from ..features.spikes import spike_times_at
 
-    if not (isinstance(model, str) or hasattr(model, "instantiate")):
-        raise TypeError(f"give a family model id or a HofModel/CellSpec (something with .instantiate()), not {model!r}")
-    cell = _instantiate(model)
+    cell = instantiate_model(model)
     model_id = getattr(cell, "model_id", None)
     v, i_dend = record_dendritic_current(cell, ou_training_current(DT_MS, seed), DT_MS)
     held_out = ou_training_current(DT_MS, seed + 1)
@@ -328,7 +331,7 @@ def measure_dendrite_load(model: Any, *, seed: int = 0) -> DendriteLoad:
     for key, spike_taus in SPIKE_MODE_CANDIDATES.items():
         load = fit_dendrite_load(v, i_dend, DT_MS, model_id=model_id, spike_taus_ms=spike_taus)
         load = replace(load, celsius_degC=float(h.celsius))
-        hybrid = _instantiate(model)
+        hybrid = instantiate_model(model)
         mech = attach_load(hybrid, load)  # NEURON deletes a point process nobody holds
         v_h, _ = record_dendritic_current(hybrid, held_out, DT_MS)
         del hybrid, mech
@@ -347,12 +350,17 @@ def measure_dendrite_load(model: Any, *, seed: int = 0) -> DendriteLoad:
     return load
 
 
-def _instantiate(model: Any) -> Any:
+def instantiate_model(model: Any) -> Any:
+    """A new instance of a detailed model: a family model id or anything with ``.instantiate()`` (HofModel, CellSpec)."""
     if isinstance(model, str):
         from ..detailed.pv_family import get_model
 
         return get_model(model).instantiate()
-    return model.instantiate()
+    if hasattr(model, "instantiate"):
+        return model.instantiate()
+    raise TypeError(f"give a family model id or a HofModel/CellSpec (something with .instantiate()), not "
+                    f"{type(model).__name__}: a hybrid cell is built from its own copy of the detailed cell, whose "
+                    "dendrites it deletes")
 
 
 def load_shipped_loads(path: str | Path = SHIPPED_LOADS) -> dict[str, DendriteLoad]:
