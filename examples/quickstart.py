@@ -27,6 +27,7 @@ STEP_NA = 0.30             # the trace comparison
 DELAY_MS, DUR_MS, TSTOP_MS = 15.0, 400.0, 515.0
 DT_MS = 0.02               # NEURON dt (the detailed training data used 0.02 ms)
 ZOOM_MS = (200.0, 230.0)   # the zoomed panel: action-potential shapes side by side
+SUBTHRESHOLD_NA = (-0.05, 0.04)  # the subthreshold panel: a hyperpolarising and a just-subthreshold step (nA)
 
 
 def make_detailed(model_id: str):
@@ -101,6 +102,19 @@ def main() -> None:
     n_surrogate = surrogate["spikes"].size()
     del surrogate
 
+    # --- below threshold: a hyperpolarising and a just-subthreshold step, both cells ---
+    sub_detailed = []
+    for a in SUBTHRESHOLD_NA:
+        rig = attach(make_detailed(args.model), a)
+        run()
+        sub_detailed.append(downsample_trace(rig["v"].as_numpy()[: int(round(TSTOP_MS / DT_MS))], 3, grid.size))
+        del rig
+    rigs = [attach(make_surrogate(args.model), a) for a in SUBTHRESHOLD_NA]
+    run()
+    sub_surrogate = [r["cell"].prediction_mV.copy() for r in rigs]
+    sub_rmse = [float(np.sqrt(np.mean((p - d) ** 2))) for p, d in zip(sub_surrogate, sub_detailed)]
+    del rigs
+
     # --- FI curves: N detailed solves vs one run of N surrogate cells ---
     start = time.perf_counter()
     fi_detailed = []
@@ -123,6 +137,8 @@ def main() -> None:
           f"fresh FNO pass ({wall_surrogate:.3f} s cached) -> {wall_detailed / wall_surrogate_predict:.0f}x")
     print(f"  FI curve ({fi_amps.size} amplitudes): detailed {wall_fi_detailed:.1f} s, surrogate "
           f"{wall_fi_surrogate:.2f} s (one batched run)")
+    print("  below threshold, RMSE surrogate vs detailed:",
+          ", ".join(f"{a * 1e3:g} pA {e:.2f} mV" for a, e in zip(SUBTHRESHOLD_NA, sub_rmse)))
     print("  rates (Hz) detailed :", np.round(fi_detailed, 1).tolist())
     print("  rates (Hz) surrogate:", np.round(fi_surrogate, 1).tolist())
 
@@ -136,15 +152,17 @@ def main() -> None:
             "spikes_surrogate": int(n_surrogate), "rel_l2": rel_l2, "wall_s_detailed": wall_detailed,
             "wall_s_surrogate_fresh": wall_surrogate_predict, "fi_amps_nA": fi_amps.tolist(),
             "fi_rates_Hz_detailed": [float(x) for x in fi_detailed],
-            "fi_rates_Hz_surrogate": [float(x) for x in fi_surrogate], "machine": machine_info()}, indent=1) + "\n")
+            "fi_rates_Hz_surrogate": [float(x) for x in fi_surrogate],
+            "subthreshold_steps_nA": list(SUBTHRESHOLD_NA), "subthreshold_rmse_mV": sub_rmse,
+            "machine": machine_info()}, indent=1) + "\n")
 
     from noble_neuron.evaluation.plots import pyplot
 
     plt = pyplot()
-    fig = plt.figure(figsize=(9, 7.5))
-    grid_spec = fig.add_gridspec(2, 2, height_ratios=[1.2, 1], width_ratios=[2.2, 1])
+    fig = plt.figure(figsize=(9, 10))
+    grid_spec = fig.add_gridspec(3, 2, height_ratios=[1.2, 1, 1], width_ratios=[2.2, 1])
     ax1, zoom = fig.add_subplot(grid_spec[0, :]), fig.add_subplot(grid_spec[1, 1])
-    ax2 = fig.add_subplot(grid_spec[1, 0])
+    ax2, sub = fig.add_subplot(grid_spec[1, 0]), fig.add_subplot(grid_spec[2, :])
     ax1.plot(grid, v_true, color="black", lw=0.8, label=f"detailed NEURON ({wall_detailed:.2f} s)")
     ax1.plot(grid, v_pred, color="tab:orange", lw=0.8, alpha=0.85,
              label=f"SurrogateCell ({wall_surrogate_predict * 1e3:.0f} ms)")
@@ -160,6 +178,12 @@ def main() -> None:
     ax2.plot(fi_amps * 1e3, fi_surrogate, "s--", color="tab:orange", label="surrogate")
     ax2.set(xlabel="step amplitude (pA)", ylabel="firing rate (Hz)", title="FI curve")
     ax2.legend(frameon=False)
+    for a, d, p, e in zip(SUBTHRESHOLD_NA, sub_detailed, sub_surrogate, sub_rmse):
+        sub.plot(grid, d, color="black", lw=0.9)
+        sub.plot(grid, p, color="tab:orange", lw=0.9, alpha=0.85)
+        sub.annotate(f"{a * 1e3:g} pA: RMSE {e:.2f} mV", (DELAY_MS + DUR_MS / 2, float(np.mean(d[grid > 300]))),
+                     textcoords="offset points", xytext=(0, 6), fontsize=8, ha="center")
+    sub.set(xlabel="time (ms)", ylabel="V (mV)", title="below threshold (black detailed, orange surrogate)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     plt.close(fig)

@@ -194,6 +194,14 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_fit_backbone(args) -> int:
+    from .training.backbones import add_backbones
+
+    path = add_backbones(args.checkpoint, args.data, args.out)
+    print(f"wrote {path} with the physics backbone of each training model")
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
@@ -346,6 +354,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--restart", action="store_true", help="ignore an existing resume file")
     s.add_argument("--no-progress", action="store_true")
     s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("fit-backbone", help="give a trained whole-trace checkpoint each training model's physics "
+                       "backbone (linear response, interspike trajectories), fitted on its training steps")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", required=True, help="the dataset the checkpoint was trained on")
+    s.add_argument("--out", default=None, help="checkpoint to write (default: in place)")
+    s.set_defaults(func=_cmd_fit_backbone)
 
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)

@@ -21,7 +21,7 @@ from ..features.ephys import EFEL_FEATURES, count_spikes, efel_features, fi_curv
 from ..features.spike_metrics import coincidence_gamma
 from ..surrogate.model import Surrogate
 
-__all__ = ["evaluate_surrogate", "trace_metrics", "write_report", "HEADLINE_KEYS"]
+__all__ = ["evaluate_surrogate", "trace_metrics", "voltage_metrics", "write_report", "HEADLINE_KEYS"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
         "gamma_2ms_median_below_100Hz": float(np.median(gamma_2ms)) if gamma_2ms else None,
         "n_traces_both_firing": int(both.sum()),
     }
+    out.update(voltage_metrics(pred, true, dt_ms, window_ms))
     # eFEL on a deterministic subset of traces where both fire (AP features) or all (passive)
     idx = np.linspace(0, len(rel) - 1, min(efel_limit, len(rel))).astype(int)
     errs: dict[str, list[float]] = {n: [] for n in EFEL_FEATURES}
@@ -85,6 +86,37 @@ def trace_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: t
                 errs[n].append(abs(fp[n] - ft[n]) / abs(ft[n]))
     out["efel_rel_error_median"] = {n: (float(np.median(v)) if v else None) for n, v in errs.items()}
     return out
+
+
+#: samples this close to a spike (ms before, after) are the action potential, not the interspike trajectory
+SPIKE_CUT_MS = (0.5, 2.0)
+#: the after-step window (ms) of the subthreshold figure
+AFTER_STEP_MS = 20.0
+
+
+def voltage_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms: tuple[float, float]) -> dict:
+    """Median RMSE (mV) of predicted vs NEURON traces (N, L): whole trace and the `AFTER_STEP_MS` after the step
+    on traces where NEURON does not fire; in the step with every action potential of either trace cut out
+    (`SPIKE_CUT_MS`) on traces where both fire."""
+    t = np.arange(true.shape[1]) * dt_ms
+    after = (t >= window_ms[1]) & (t < window_ms[1] + AFTER_STEP_MS)
+    in_step = (t >= window_ms[0]) & (t < window_ms[1])
+    sub, post, between = [], [], []
+    for p, v in zip(pred, true):
+        st_true, st_pred = spike_times(v, dt_ms), spike_times(p, dt_ms)
+        err = p.astype(np.float64) - v
+        if st_true.size == 0:
+            sub.append(np.sqrt(np.mean(err ** 2)))
+            post.append(np.sqrt(np.mean(err[after] ** 2)))
+        elif st_pred.size:
+            keep = in_step.copy()
+            for ts in np.concatenate([st_true, st_pred]):
+                keep &= ~((t > ts - SPIKE_CUT_MS[0]) & (t < ts + SPIKE_CUT_MS[1]))
+            if keep.any():
+                between.append(np.sqrt(np.mean(err[keep] ** 2)))
+    med = lambda x: float(np.median(x)) if x else None  # noqa: E731
+    return {"subthreshold_rmse_mV_median": med(sub), "after_step_rmse_mV_median": med(post),
+            "interspike_rmse_mV_median": med(between), "n_traces_subthreshold": len(sub)}
 
 
 def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool):
@@ -144,8 +176,41 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         g["rheobase_undefined_models"] = int(np.isnan(rheo_err).sum())
         if group == "unseen_models":
             report["fi_curves_unseen"] = curves
+    if s.backbones and "in_distribution" in predictions:
+        rows = groups["in_distribution"]
+        report["groups"]["in_distribution_interpolation"] = _interpolation_group(
+            s, ds, rows, ls[is_train & ~held], feats, window, efel_limit)
     report["_predictions"] = predictions  # for plotting; stripped before JSON
     return report
+
+
+def _fi_error_Hz(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> float:
+    """Mean over models of the mean absolute FI-curve error (Hz) of predicted vs NEURON traces."""
+    errs = []
+    for m in np.unique(ds.model_index[rows]):
+        sel = ds.model_index[rows] == m
+        amps = ds.amp_nA[rows][sel]
+        fi_p = fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0])
+        fi_t = fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0])
+        errs.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
+    return float(np.mean(errs))
+
+
+def _interpolation_group(s: Surrogate, ds, rows: np.ndarray, train_rows: np.ndarray, feats: np.ndarray, window,
+                         efel_limit: int) -> dict[str, Any]:
+    """`trace_metrics` (+ FI error) of the interpolation baseline on the held-out rows `rows`."""
+    from .interpolation import interpolation_baseline
+
+    per_model = {}
+    for m in np.unique(ds.model_index[rows]):
+        own = train_rows[ds.model_index[train_rows] == m]
+        per_model[m] = (ds.amp_nA[own], [spike_times(v, ds.dt_ms) for v in ds.read(own)])
+    true = ds.read(rows)
+    pred = interpolation_baseline(s, ds.read(rows, "stimulus_nA"), ds.amp_nA[rows], feats[ds.model_index[rows]],
+                                  [per_model[m] for m in ds.model_index[rows]])
+    out = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
+    out["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, rows, pred, true, window)
+    return out
 
 
 def _shown_path(path: str | Path) -> str:
@@ -220,17 +285,20 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         "median_spike_time_error_ms_unseen_models": g.get("unseen_models", {}).get("spike_time_error_median_ms"),
         "rheobase_abs_error_nA_median_unseen_models": g.get("unseen_models", {}).get("rheobase_abs_error_nA_median"),
         "fi_mean_abs_error_Hz_unseen_models": g.get("unseen_models", {}).get("fi_mean_abs_error_Hz"),
-        **{f"{key}_{group}": g.get(group, {}).get(key) for group in ("in_distribution", "unseen_models")
-           for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms", "gamma_1ms_median",
-                       "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz", "rheobase_abs_error_nA_median",
-                       "firing_mismatch_rate")},
+        **{f"{key}_{group}": g.get(group, {}).get(key) for group in GROUPS
+           for key in ("rel_l2_mean", "spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms",
+                       "gamma_1ms_median", "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz",
+                       "rheobase_abs_error_nA_median", "firing_mismatch_rate", "subthreshold_rmse_mV_median",
+                       "after_step_rmse_mV_median", "interspike_rmse_mV_median")},
         **{f"{feat}_rel_error_{group}": (g.get(group, {}).get("efel_rel_error_median") or {}).get(feat)
-           for group in ("in_distribution", "unseen_models") for feat in ("AP1_width", "mean_AP_amplitude", "AHP_depth")},
-        "targets": {"rel_l2_in_distribution": 0.05, "rel_l2_unseen_models": 0.08,
-                    "spike_count_rel_error_firing": {"in_distribution": 0.03, "unseen_models": 0.10},
+           for group in GROUPS for feat in ("AP1_width", "mean_AP_amplitude", "AHP_depth")},
+        "targets": {"rel_l2_in_distribution": 0.02, "rel_l2_unseen_models": 0.08,
+                    "spike_count_rel_error_firing": {"in_distribution": 0.02, "unseen_models": 0.08},
                     "spike_time_error_order_matched_median_ms": {"in_distribution": 1.0, "unseen_models": 3.0},
                     "gamma_1ms_median": {"in_distribution": 0.9, "unseen_models": 0.7},
-                    "fi_mean_abs_error_Hz": {"in_distribution": 3.0, "unseen_models": 8.0},
+                    "fi_mean_abs_error_Hz": {"in_distribution": 1.5, "unseen_models": 6.0},
+                    "subthreshold_rmse_mV": 0.3, "after_step_rmse_mV": 0.3, "interspike_rmse_mV": 1.0,
+                    "AHP_depth_rel_error": 0.10,
                     "rheobase_abs_error_nA": 0.010, "firing_mismatch_rate": 0.02, "ap_shape_rel_error": 0.10,
                     "noble_reported": {"rel_l2_in_distribution": [0.019, 0.022], "rel_l2_unseen_models": 0.117,
                                        "spike_count_error": 0.03, "AP1_width_error": [0.27, 0.33]}},
@@ -247,6 +315,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     return result
 
 
+GROUPS = ("in_distribution", "unseen_models", "in_distribution_interpolation")
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
                  "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
@@ -254,4 +323,5 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                    for key in ("spike_count_rel_error_firing", "spike_time_error_order_matched_median_ms",
                                "gamma_1ms_median", "gamma_2ms_median_below_100Hz", "fi_mean_abs_error_Hz",
                                "rheobase_abs_error_nA_median", "firing_mismatch_rate", "AP1_width_rel_error",
-                               "mean_AP_amplitude_rel_error", "AHP_depth_rel_error")))
+                               "mean_AP_amplitude_rel_error", "AHP_depth_rel_error", "subthreshold_rmse_mV_median",
+                               "after_step_rmse_mV_median", "interspike_rmse_mV_median")))

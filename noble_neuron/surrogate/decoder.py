@@ -34,7 +34,7 @@ import numpy as np
 from ..features.spikes import upward_crossings
 
 __all__ = ["EVENT_OUTPUTS", "StreamComposer", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
-           "phase_target", "refractory_samples", "spikes_from_phase", "blend_templates"]
+           "interpolated_spike_times", "paste_action_potentials", "phase_target", "refractory_samples", "spikes_from_phase", "blend_templates"]
 
 EVENT_OUTPUTS = ("none", "phase")
 #: never let θ reach the next integer after the last spike: it stops half a spike short
@@ -167,6 +167,23 @@ def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
     return t_ms[j - 1] + np.clip(frac, 0.0, 1.0) * (t_ms[j] - t_ms[j - 1])
 
 
+def interpolated_spike_times(amp_nA: float, amps_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:
+    """Spike times (ms) at `amp_nA` from those at the two nearest of `amps_nA` (one on each side where there is)."""
+    amps = np.asarray(amps_nA, dtype=float)
+    below, above = np.flatnonzero(amps <= amp_nA), np.flatnonzero(amps >= amp_nA)
+    if below.size == 0 or above.size == 0:
+        return np.asarray(spikes_ms[int(np.argmin(np.abs(amps - amp_nA)))], dtype=float)
+    i = below[np.argmax(amps[below])]
+    j = above[np.argmin(amps[above])]
+    w = 0.0 if amps[j] == amps[i] else (amp_nA - amps[i]) / (amps[j] - amps[i])
+    a, b = np.asarray(spikes_ms[i], dtype=float), np.asarray(spikes_ms[j], dtype=float)
+    n = int(round((1.0 - w) * a.size + w * b.size))
+    common = min(a.size, b.size)
+    mixed = (1.0 - w) * a[:common] + w * b[:common]
+    longer = a if a.size > b.size else b
+    return np.concatenate([mixed, longer[common:]])[:n]
+
+
 def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:
     """(B, n) action potentials for feature points (B, F) in scaled space: inverse-distance blend of
     the `k` nearest training models' templates (a training model's own point gives its own)."""
@@ -183,22 +200,32 @@ def compose_traces(v_between_coarse: np.ndarray, spikes_ms: list[np.ndarray], te
                    pre_ms: float, dt_ms: float, factor: int, n_samples: int,
                    recovery_ms: float = AHP_RECOVERY_MS) -> np.ndarray:
     """(B, n_samples) voltages (mV) on the data grid from the coarse interspike voltage (B, Lc), spike
-    times per item (ms) and one action-potential template per item (B, n), starting at −pre_ms.
+    times per item (ms) and one action-potential template per item (B, n), starting at −pre_ms
+    (`paste_action_potentials` on the interspike voltage interpolated to the data grid)."""
+    grid = np.arange(n_samples) * dt_ms
+    tc = coarse_times_ms(v_between_coarse.shape[1], dt_ms, factor)
+    fine = np.stack([np.interp(grid, tc, row) for row in v_between_coarse])
+    return paste_action_potentials(fine, spikes_ms, templates_mV, pre_ms, dt_ms, recovery_ms)
+
+
+def paste_action_potentials(v_between_mV: np.ndarray, spikes_ms: list[np.ndarray], templates_mV: np.ndarray,
+                            pre_ms: float, dt_ms: float, recovery_ms: float = AHP_RECOVERY_MS) -> np.ndarray:
+    """(B, L) voltages (mV): the interspike voltage (B, L) on the data grid with one action-potential template
+    per item (B, n, from −pre_ms) pasted at each spike time (ms).
 
     Each template is pasted whole from its crossing to its fast-AHP trough (so AP shape and AHP
     depth are the model's own); before the crossing it is offset to join the interspike voltage,
     and after the trough the voltage relaxes to the interspike voltage with time constant
     `recovery_ms`."""
-    b = v_between_coarse.shape[0]
+    b, n_samples = v_between_mV.shape
     grid = np.arange(n_samples) * dt_ms
-    tc = coarse_times_ms(v_between_coarse.shape[1], dt_ms, factor)
     out = np.empty((b, n_samples), dtype=np.float32)
     n_t = templates_mV.shape[1]
     offs = (np.arange(n_t) * dt_ms) - pre_ms
     post_ms = offs[-1]
     tail = int(np.ceil(8 * recovery_ms / dt_ms))
     for i in range(b):
-        v = np.interp(grid, tc, v_between_coarse[i])
+        v = np.array(v_between_mV[i], dtype=np.float64, copy=True)
         tmpl = templates_mV[i]
         spikes = np.sort(np.asarray(spikes_ms[i], dtype=np.float64))
         for k, t in enumerate(spikes):

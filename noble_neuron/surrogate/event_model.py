@@ -15,7 +15,7 @@ from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
 from .spectral import fast_fft_length
 
-__all__ = ["event_channels", "event_outputs", "predict_events", "spike_times_from_events"]
+__all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events"]
 
 
 def event_channels(model: torch.nn.Module, inp: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,5 +80,30 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
     onset = np.where(on.any(axis=1), on.argmax(axis=1) * surrogate.dt_ms, np.inf)
     spikes = spike_times_from_events(surrogate, event, onset)
-    return compose_traces(v_between, spikes, surrogate.templates_for(features_raw), surrogate.config.ap_pre_ms,
-                          surrogate.dt_ms, surrogate.config.time_coarsening, x.shape[1])
+    return compose_voltage(surrogate, x.cpu().numpy(), spikes, features_raw, v_between)
+
+
+def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], features_raw: np.ndarray,
+                    v_between_coarse: np.ndarray | None = None) -> np.ndarray:
+    """(B, L) voltages (mV) for currents (B, L) nA and spike times (ms) per item: each item's action potential
+    pasted on the backbone's voltage between spikes (the 3 training models nearest to its features, blended;
+    a training model's own features give its own backbone) or, for a checkpoint without backbones, on the
+    network's coarse interspike channel `v_between_coarse` (B, Lc)."""
+    c = surrogate.config
+    templates = surrogate.templates_for(features_raw)
+    if not surrogate.backbones:
+        if v_between_coarse is None:
+            raise ValueError("this checkpoint has no backbone: pass the network's interspike voltage")
+        return compose_traces(v_between_coarse, spikes, templates, c.ap_pre_ms, surrogate.dt_ms,
+                              c.time_coarsening, stim_nA.shape[1])
+    from .backbone import compose_between
+    from .decoder import paste_action_potentials
+
+    ids = sorted(surrogate.backbones)
+    near, weights = surrogate.nearest_models(features_raw, ids)
+    between = np.zeros(stim_nA.shape)
+    for j in np.unique(near):
+        rows, slot = np.nonzero(near == j)
+        between[rows] += weights[rows, slot, None] * compose_between(surrogate.backbones[ids[j]], stim_nA[rows],
+                                                                      [spikes[r] for r in rows])
+    return paste_action_potentials(between, spikes, templates, c.ap_pre_ms, surrogate.dt_ms)

@@ -117,7 +117,10 @@ class Surrogate(FeatureDomain):
     network mode: ``spike_logit_shift`` turns their weighted spike logits into a hazard and
     ``spike_refractory_samples`` is the training data's shortest interspike interval.
     Event and streaming surrogates carry ``ap_templates_mV`` {model id: action potential (mV)}
-    from ``ap_pre_ms`` before the crossing to ``ap_post_ms`` after it.
+    from ``ap_pre_ms`` before the crossing to ``ap_post_ms`` after it; event models may carry
+    ``backbones`` {model id: `noble_neuron.surrogate.backbone.ModelBackbone`}, each training model's
+    own voltage below threshold and between spikes (checkpoints without them decode the network's
+    interspike channel instead).
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class Surrogate(FeatureDomain):
         spike_refractory_samples: int | None = None,
         ap_templates_mV: dict | None = None,
         ap_post_ms: float | None = None,
+        backbones: dict | None = None,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -170,6 +174,8 @@ class Surrogate(FeatureDomain):
         self.ap_post_ms = None
         if config.is_event_model or config.streaming:
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
+        self.backbones = {}
+        self.set_backbones(backbones)
         if not math.isfinite(float(spike_logit_shift)):
             raise ValueError(f"spike_logit_shift must be finite, got {spike_logit_shift!r}")
         self.spike_logit_shift = float(spike_logit_shift)
@@ -196,6 +202,38 @@ class Surrogate(FeatureDomain):
                 raise ValueError(f"ap_templates_mV has model {mid!r}, which has no features in this checkpoint")
             clean[str(mid)] = tuple(float(x) for x in w)
         self.ap_templates_mV, self.ap_post_ms = clean, post
+
+    def set_backbones(self, backbones: dict | None) -> None:
+        """Set {model id: `ModelBackbone` or its arrays} (checked: event models only, known models, same dt);
+        None or {} removes them."""
+        from .backbone import ModelBackbone
+
+        if not backbones:
+            self.backbones = {}
+            return
+        if not self.config.is_event_model:
+            raise ValueError("only whole-trace event models (event_output='phase') have a physics backbone")
+        out = {}
+        for mid, bb in backbones.items():
+            if str(mid) not in self.model_features:
+                raise ValueError(f"backbones has model {mid!r}, which has no features in this checkpoint")
+            bb = bb if isinstance(bb, ModelBackbone) else (ModelBackbone.from_json(bb) if "shapes" in bb else
+                                                           ModelBackbone.from_arrays(bb))
+            if abs(bb.dt_ms - self.dt_ms) > 1e-9:
+                raise ValueError(f"the backbone of {mid!r} is at dt {bb.dt_ms} ms, the surrogate at {self.dt_ms} ms")
+            out[str(mid)] = bb
+        self.backbones = out
+
+    def nearest_models(self, features: np.ndarray, ids: Sequence[str], k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into `ids` (B, k), weights (B, k) summing to 1) of the k models nearest to raw features (B, F)
+        in scaled feature space, inverse-square-distance weighted (a model's own point: itself, weight 1)."""
+        pts = self.feature_scaler.transform(np.array([self.features_of(m) for m in ids]))
+        q = self.feature_scaler.transform(np.asarray(features, dtype=float))
+        d = np.linalg.norm(q[:, None, :] - pts[None, :, :], axis=-1)
+        k = min(k, len(ids))
+        near = np.argsort(d, axis=1)[:, :k]
+        w = 1.0 / np.maximum(np.take_along_axis(d, near, axis=1), 1e-9) ** 2
+        return near, w / w.sum(axis=1, keepdims=True)
 
     def templates_for(self, features: np.ndarray) -> np.ndarray:
         """(B, n) action potentials (mV) for raw features (B, F): a training model's own for its features,
@@ -241,6 +279,7 @@ class Surrogate(FeatureDomain):
             "spike_refractory_samples": self.spike_refractory_samples,
             "ap_templates_mV": {k: list(v) for k, v in self.ap_templates_mV.items()},
             "ap_post_ms": self.ap_post_ms,
+            "backbones": {k: v.to_json() for k, v in sorted(self.backbones.items())},
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -261,6 +300,7 @@ class Surrogate(FeatureDomain):
             spike_logit_shift=meta.get("spike_logit_shift", 0.0),
             spike_refractory_samples=meta.get("spike_refractory_samples"),
             ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),
+            backbones=meta.get("backbones"),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )

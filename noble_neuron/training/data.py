@@ -19,10 +19,11 @@ import torch
 from ..data.dataset import open_dataset
 from ..features.scaler import FeatureScaler
 from ..surrogate.config import SurrogateConfig
+from ..surrogate.backbone import fit_model_backbone
 from ..surrogate.decoder import refractory_samples
 from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, characteristic_amplitude, scale_amplitude
 
-__all__ = ["TrainingData", "heldout_mask", "load_training_data", "model_ap_templates"]
+__all__ = ["TrainingData", "fit_backbones", "heldout_mask", "load_training_data", "model_ap_templates"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,13 @@ class TrainingData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     events: np.ndarray | None = None  # event models: (N, Lc) spike phase on the coarse grid
+    # event models, for amplitude mixing: pairs of training rows (P, 2) of one model's neighbouring step
+    # amplitudes, each row's amplitude (nA), spike times (ms) and onset (ms), the coarse grid's times (ms)
+    mix_pairs: np.ndarray | None = None
+    amp_nA: np.ndarray | None = None
+    spikes: list | None = None
+    onset_ms: np.ndarray | None = None
+    t_coarse_ms: np.ndarray | None = None
 
 
 def _model_amp_range(model: int, rows_model: np.ndarray, train_idx: np.ndarray, amps: np.ndarray) -> dict:
@@ -142,9 +150,14 @@ def load_training_data(data_path: Path, sc: SurrogateConfig, kinds: Sequence[str
     events, event_meta = None, {}
     if sc.is_event_model:
         stim, volt, events, event_meta = _event_targets(stim, volt, train_idx, rows_model, ds.dt_ms, sc,
-                                                        list(ds.model_ids))
+                                                        list(ds.model_ids), row_kinds == "long_square")
     data = TrainingData(stim, volt, amp_scaled.astype(np.float32),
                  scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx, events)
+    if sc.is_event_model:
+        mix = event_meta.pop("mix")
+        data.mix_pairs = _neighbour_pairs(amps, rows_model, train_idx[(row_kinds == "long_square")[train_idx]],
+                                          mix["onset_ms"], mix["end_ms"])
+        data.amp_nA, data.spikes, data.onset_ms, data.t_coarse_ms = amps, mix["spikes"], mix["onset_ms"], mix["t_ms"]
     meta = {
         "dt_ms": ds.dt_ms, "n_samples": n_fine, **event_meta, "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
@@ -159,6 +172,39 @@ def load_training_data(data_path: Path, sc: SurrogateConfig, kinds: Sequence[str
     if sc.streaming:
         meta["spike_refractory_samples"] = refractory_samples(volt[train_idx])
     return data, meta
+
+
+def fit_backbones(stim: np.ndarray, volt: np.ndarray, dt_ms: float, spikes: list[np.ndarray], rows: np.ndarray,
+                  rows_model: np.ndarray, model_ids: list[str]) -> dict:
+    """{model id: `ModelBackbone`} fitted on the step rows `rows` of each model (currents/voltages (N, L), spike
+    times ms per row). A model whose steps cannot support a backbone is left out with a warning (its cells
+    then blend their nearest models' backbones)."""
+    out = {}
+    for m in np.unique(rows_model[rows]):
+        own = rows[rows_model[rows] == m]
+        try:
+            backbone = fit_model_backbone(stim[own], volt[own], dt_ms, [spikes[i] for i in own])
+        except ValueError as exc:
+            log.warning("no backbone for model %s: %s", model_ids[m], exc)
+            continue
+        if backbone.isi_ms.size == 0:
+            log.warning("no backbone for model %s: none of its training steps fires twice", model_ids[m])
+            continue
+        out[model_ids[m]] = backbone
+    return out
+
+
+def _neighbour_pairs(amps: np.ndarray, rows_model: np.ndarray, rows: np.ndarray, onset: np.ndarray,
+                     end: np.ndarray) -> np.ndarray:
+    """(P, 2) pairs of `rows` of one model at neighbouring step amplitudes with the same step timing."""
+    pairs = []
+    for m in np.unique(rows_model[rows]):
+        own = rows[rows_model[rows] == m]
+        own = own[np.argsort(amps[own])]
+        for a, b in zip(own[:-1], own[1:]):
+            if amps[b] > amps[a] and onset[a] == onset[b] and end[a] == end[b]:
+                pairs.append((a, b))
+    return np.array(pairs, dtype=int).reshape(-1, 2)
 
 
 def model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre_ms, model_ids) -> tuple[dict, float]:
@@ -176,20 +222,24 @@ def model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre_ms, model
     return templates, post
 
 
-def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig, model_ids):
+def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig, model_ids, is_step):
     """Coarse-grid inputs and targets of an event model (`noble_neuron.surrogate.decoder`): (current (N, Lc) nA,
     interspike voltage (N, Lc) mV, spike phase (N, Lc), metadata with each training model's
-    action potential and the window's end ``ap_post_ms``)."""
+    action potential, the window's end ``ap_post_ms`` and its backbone, fitted on its training steps)."""
     from ..features.ephys import spike_times
     from ..surrogate.decoder import bridged_voltage, coarse_times_ms, coarsen, phase_target
 
     f, pre = sc.time_coarsening, sc.ap_pre_ms
     spikes = [spike_times(v, dt_ms) for v in volt]
     templates, post = model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre, model_ids)
+    backbones = fit_backbones(stim, volt, dt_ms, spikes, train_idx[is_step[train_idx]], rows_model, model_ids)
     stim_c = coarsen(stim, f).astype(np.float32)
     t_c = coarse_times_ms(stim_c.shape[1], dt_ms, f)
     on = np.abs(stim) > AMPLITUDE_THRESHOLD_NA
     onset = np.where(on.any(axis=1), on.argmax(axis=1) * dt_ms, np.inf)
     events = np.stack([phase_target(st, t_c, o) for st, o in zip(spikes, onset)]).astype(np.float32)
     between = np.stack([coarsen(bridged_voltage(v, st, dt_ms, pre, post), f) for v, st in zip(volt, spikes)])
-    return stim_c, between.astype(np.float32), events, {"ap_templates_mV": templates, "ap_post_ms": post}
+    last = np.where(on.any(axis=1), (on.shape[1] - on[:, ::-1].argmax(axis=1)) * dt_ms, np.inf)
+    mix = {"spikes": spikes, "onset_ms": onset, "end_ms": last, "t_ms": t_c}
+    return stim_c, between.astype(np.float32), events, {"ap_templates_mV": templates, "ap_post_ms": post,
+                                                        "backbones": backbones, "mix": mix}
