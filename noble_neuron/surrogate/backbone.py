@@ -18,7 +18,8 @@ Per model (`ModelBackbone`, fitted by `fit_model_backbone` on its training steps
 - **first approach**: the deviation from the linear response between stimulus onset and the first
   spike, against phase, tabulated against the latency (ms);
 - **after the current ends**: the deviation from rest beyond the relaxation of where the step left
-  the cell (the spikes' slow AHP, the removed current), against time since the end, per firing step.
+  the cell (the spikes' slow AHP, the removed current), against time since the end, per firing step;
+  and whether the cell fires on after a step of that amplitude at all.
 
 `compose_between` turns a current and spike times into the voltage between action potentials on the
 data grid; the decoder pastes each model's own action potential at the spikes.
@@ -29,11 +30,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LINEAR_TAUS_MS", "REST_TAUS_MS", "ModelBackbone", "compose_between", "fit_model_backbone",
+__all__ = ["AFTER_STEP_SPIKE_MS", "LINEAR_TAUS_MS", "REST_TAUS_MS", "ModelBackbone", "compose_between",
+           "fit_model_backbone", "spikes_the_cell_fires",
            "interval_times", "step_windows", "warped_phase"]
 
 #: time constants (ms) of the low-pass filters whose weighted sum is the linear somatic response
-LINEAR_TAUS_MS = tuple(float(x) for x in np.geomspace(0.1, 2000.0, 16))
+LINEAR_TAUS_MS = tuple(float(x) for x in np.geomspace(0.1, 2000.0, 10))
 #: time constants (ms) of the relaxation of the unstimulated cell from its initial voltage
 REST_TAUS_MS = tuple(float(x) for x in np.geomspace(0.3, 1000.0, 10))
 PHASE_POINTS = 64
@@ -48,6 +50,10 @@ POST_AMP_POINTS = 12
 LAST_INTERVAL_STRETCH = 1.25
 #: a spike's own trajectory (through its fast AHP) runs at least this long (ms) before the after-step segment
 SPIKE_AHP_MS = 2.0
+#: spikes this long (ms) after a step's current ended are "after the step": kept only where the cell's own training
+#: steps of a nearby amplitude (± AFTER_STEP_FIRING_TOL_NA) fired there (`ModelBackbone.fires_after_step`)
+AFTER_STEP_SPIKE_MS = 15.0
+AFTER_STEP_FIRING_TOL_NA = 0.03
 AMPLITUDE_THRESHOLD_NA = 1e-6
 
 
@@ -130,9 +136,10 @@ class ModelBackbone:
     post_amps_nA: np.ndarray  # (M,) firing step amplitudes, ascending (may be empty)
     post_ms: np.ndarray  # (POST_POINTS,) time after the current ends
     post_mV: np.ndarray  # (M, POST_POINTS) after the current ends: deviation from rest beyond `relaxation`
+    after_step_firing_nA: np.ndarray  # (F,) amplitudes of steps after whose end the cell fired on (may be empty)
 
     ARRAYS = ("rest_coefs", "kernel_amps_nA", "kernel_coefs", "isi_ms", "isi_mV", "latency_ms", "first_mV",
-              "post_amps_nA", "post_ms", "post_mV")
+              "post_amps_nA", "post_ms", "post_mV", "after_step_firing_nA")
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"dt_ms": np.array([self.dt_ms])} | {k: np.asarray(getattr(self, k), dtype=np.float64)
@@ -142,10 +149,19 @@ class ModelBackbone:
     def from_arrays(cls, arrays: dict) -> "ModelBackbone":
         missing = [k for k in ("dt_ms",) + cls.ARRAYS if k not in arrays]
         if missing:
-            raise ValueError(f"backbone arrays lack {missing}; the checkpoint was written by another version")
+            raise ValueError(f"backbone arrays lack {missing}: they were written by another version; refit them with "
+                             "`noble-neuron fit-backbone --checkpoint <it> --data <its training dataset>`")
         vals = {k: np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS}
         if not all(np.isfinite(v).all() for v in vals.values()):
             raise ValueError("backbone arrays contain NaN/inf; the checkpoint is corrupt")
+        expected = {"rest_coefs": (1 + len(REST_TAUS_MS),), "kernel_coefs": (vals["kernel_amps_nA"].size,
+                                                                         len(LINEAR_TAUS_MS)),
+                    "isi_mV": (vals["isi_ms"].size, PHASE_POINTS), "first_mV": (vals["latency_ms"].size, PHASE_POINTS),
+                    "post_mV": (vals["post_amps_nA"].size, vals["post_ms"].size)}
+        wrong = [f"{k} {vals[k].shape} (expected {shape})" for k, shape in expected.items() if vals[k].shape != shape]
+        if wrong:
+            raise ValueError(f"backbone arrays have other shapes than this version writes: {', '.join(wrong)}; "
+                             "refit them with `noble-neuron fit-backbone`")
         return cls(dt_ms=float(np.asarray(arrays["dt_ms"]).ravel()[0]), **vals)
 
     def to_json(self) -> dict:
@@ -162,6 +178,11 @@ class ModelBackbone:
                                 for k, v in entry.items() if k != "shapes"})
 
     # ------------------------------------------------------------------ pieces
+    def fires_after_step(self, amp_nA: float) -> bool:
+        """Whether a training step within `AFTER_STEP_FIRING_TOL_NA` of this amplitude fired more than
+        `AFTER_STEP_SPIKE_MS` after its current ended (depolarisation block released, rebound)."""
+        return bool(np.any(np.abs(self.after_step_firing_nA - amp_nA) <= AFTER_STEP_FIRING_TOL_NA))
+
     def rest(self, n: int) -> np.ndarray:
         """V0 (mV) over n samples: the cell without input."""
         return _rest_basis(n, self.dt_ms) @ self.rest_coefs
@@ -176,12 +197,35 @@ class ModelBackbone:
         bank = _lowpass_bank(stim_nA, self.dt_ms) if bank is None else bank
         return self.rest(stim_nA.shape[1])[None, :] + np.einsum("bk,kbl->bl", self.kernel_at(amp_nA), bank)
 
-    def interval(self, s_ms: np.ndarray, isi_ms: float) -> np.ndarray:
-        """Voltage (mV) s_ms after a spike in an interval of isi_ms to the next."""
+    def interval(self, s_ms: np.ndarray, isi_ms: np.ndarray | float) -> np.ndarray:
+        """Voltage (mV) s_ms after a spike in an interval of isi_ms to the next (arrays of one shape, or a scalar
+        interval): bilinear in the table (log interval × `interval_times` position)."""
         if self.isi_ms.size == 0:
             raise ValueError("this backbone has no interspike trajectories (no training step fired twice): it "
                              "describes the cell below threshold only")
-        return np.interp(s_ms, interval_times(isi_ms), _row_at(self.isi_ms, self.isi_mV, isi_ms))
+        s = np.asarray(s_ms, dtype=float)
+        isi = np.broadcast_to(np.asarray(isi_ms, dtype=float), s.shape)
+        # column: the inverse of interval_times()
+        head = np.minimum(SPIKE_MS, isi / 3.0)
+        phase = np.clip((s - head) / np.maximum(isi - head, 1e-12), 0.0, 1.0)
+        n_tail = PHASE_POINTS - SPIKE_POINTS
+        col = np.where(s < head, SPIKE_POINTS * np.clip(s / head, 0.0, 1.0) ** (2.0 / 3.0),
+                       SPIKE_POINTS + np.arccos(1.0 - 2.0 * phase) / np.pi * (n_tail - 1))
+        c0 = np.clip(np.floor(col).astype(int), 0, PHASE_POINTS - 2)
+        wc = col - c0
+        # row: linear in log(interval), clipped to the table
+        if self.isi_ms.size == 1:
+            r0, wr = np.zeros(s.shape, dtype=int), np.zeros(s.shape)
+            table = np.vstack([self.isi_mV, self.isi_mV])
+        else:
+            logs = np.log(self.isi_ms)
+            x = np.log(np.clip(isi, self.isi_ms[0], self.isi_ms[-1]))
+            r0 = np.clip(np.searchsorted(logs, x) - 1, 0, logs.size - 2)
+            wr = (x - logs[r0]) / (logs[r0 + 1] - logs[r0])
+            table = self.isi_mV
+        top = (1.0 - wc) * table[r0, c0] + wc * table[r0, c0 + 1]
+        bottom = (1.0 - wc) * table[r0 + 1, c0] + wc * table[r0 + 1, c0 + 1]
+        return (1.0 - wr) * top + wr * bottom
 
     def first_approach(self, phase: np.ndarray, latency_ms: float) -> np.ndarray:
         """Deviation (mV) from the linear response at phases of the approach to the first spike."""
@@ -268,8 +312,10 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
     lin_f = None
     if firing.size:
         fake = ModelBackbone(dt_ms, rest_coefs, kernel_amps, kernel_coefs, *([np.zeros(0)] * 3),
-                             np.zeros((0, PHASE_POINTS)), np.zeros(0), post_ms, np.zeros((0, POST_POINTS)))
+                             np.zeros((0, PHASE_POINTS)), np.zeros(0), post_ms, np.zeros((0, POST_POINTS)), np.zeros(0))
         lin_f = fake.linear(stim[firing], amp[firing])
+    after_firing = [amp[i] for i in firing if np.isfinite(end[i])
+                    and (np.asarray(spikes_ms[i]) > end[i] + AFTER_STEP_SPIKE_MS).any()]
     for j, i in enumerate(firing):
         st = np.sort(np.asarray(spikes_ms[i], dtype=float))
         for k in range(st.size - 1):
@@ -297,7 +343,7 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         dt_ms=float(dt_ms), rest_coefs=rest_coefs, kernel_amps_nA=kernel_amps, kernel_coefs=kernel_coefs,
         isi_ms=isi_grid, isi_mV=_tabulate(isi_keys, isi_rows, isi_grid) if isi_keys.size else isi_rows,
         latency_ms=lat_grid, first_mV=first,
-        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post)
+        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=np.sort(np.array(after_firing)))
 
 
 def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:
@@ -325,10 +371,10 @@ def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: lis
             sel = (grid >= onset[b]) & (grid < st[0])
             lat = st[0] - onset[b]
             v[sel] += backbone.first_approach((grid[sel] - onset[b]) / lat, lat)
-        for k in range(st.size - 1):
-            sel = (grid >= st[k]) & (grid < st[k + 1])
-            isi = st[k + 1] - st[k]
-            v[sel] = backbone.interval(grid[sel] - st[k], isi)
+        if st.size > 1:  # every interval at once: each sample's time since its spike and its interval
+            lo, hi = np.searchsorted(grid, st[0]), np.searchsorted(grid, st[-1])
+            seg = np.searchsorted(st, grid[lo:hi], side="right") - 1
+            v[lo:hi] = backbone.interval(grid[lo:hi] - st[seg], st[seg + 1] - st[seg])
         stop = end[b] if np.isfinite(end[b]) else grid[-1] + dt
         last = st[-1]
         start = max(stop, last + SPIKE_AHP_MS)
@@ -342,4 +388,17 @@ def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: lis
             first = np.flatnonzero(sel)[0]
             before = v[first - 1] - rest[first - 1] if first > 0 else 0.0
             v[sel] = rest[sel] + backbone.after_step(s, amp[b]) + before * backbone.relaxation(s)
+    return out
+
+
+def spikes_the_cell_fires(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> list[np.ndarray]:
+    """Spike times (ms) per item without those more than `AFTER_STEP_SPIKE_MS` after its current ended, unless the
+    cell's own training steps of a nearby amplitude fired there (`ModelBackbone.fires_after_step`). A spike phase
+    creeps on after the step (the shipped network's: 500 such spikes over the 48-draw dataset against 199 in
+    NEURON, most in the window's last 100 ms); the cell does not."""
+    amp, _, end = step_windows(np.asarray(stim_nA, dtype=np.float64), backbone.dt_ms)
+    out = []
+    for a, e, st in zip(amp, end, spikes_ms):
+        st = np.asarray(st, dtype=float)
+        out.append(st if not np.isfinite(e) or backbone.fires_after_step(a) else st[st <= e + AFTER_STEP_SPIKE_MS])
     return out

@@ -168,7 +168,9 @@ def spikes_from_phase(theta: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
 
 
 def interpolated_spike_times(amp_nA: float, amps_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:
-    """Spike times (ms) at `amp_nA` from those at the two nearest of `amps_nA` (one on each side where there is)."""
+    """Spike times (ms) at `amp_nA` from those at the two nearest of `amps_nA` (one on each side where there is):
+    the k-th spike interpolated linearly in amplitude, the count rounded from theirs; spikes only the longer
+    train has keep its intervals after the last interpolated one."""
     amps = np.asarray(amps_nA, dtype=float)
     below, above = np.flatnonzero(amps <= amp_nA), np.flatnonzero(amps >= amp_nA)
     if below.size == 0 or above.size == 0:
@@ -181,7 +183,9 @@ def interpolated_spike_times(amp_nA: float, amps_nA: np.ndarray, spikes_ms: list
     common = min(a.size, b.size)
     mixed = (1.0 - w) * a[:common] + w * b[:common]
     longer = a if a.size > b.size else b
-    return np.concatenate([mixed, longer[common:]])[:n]
+    # spikes only the longer train has keep its intervals, continuing from the last interpolated spike
+    shift = mixed[-1] - longer[common - 1] if common else 0.0
+    return np.concatenate([mixed, longer[common:] + shift])[:n]
 
 
 def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:
@@ -216,33 +220,30 @@ def paste_action_potentials(v_between_mV: np.ndarray, spikes_ms: list[np.ndarray
     Each template is pasted whole from its crossing to its fast-AHP trough (so AP shape and AHP
     depth are the model's own); before the crossing it is offset to join the interspike voltage,
     and after the trough the voltage relaxes to the interspike voltage with time constant
-    `recovery_ms`."""
+    `recovery_ms` (for 8 time constants, or until the next spike's window begins)."""
     b, n_samples = v_between_mV.shape
     grid = np.arange(n_samples) * dt_ms
-    out = np.empty((b, n_samples), dtype=np.float32)
-    n_t = templates_mV.shape[1]
-    offs = (np.arange(n_t) * dt_ms) - pre_ms
+    out = np.array(v_between_mV, dtype=np.float32, copy=True)
+    offs = (np.arange(templates_mV.shape[1]) * dt_ms) - pre_ms
     post_ms = offs[-1]
-    tail = int(np.ceil(8 * recovery_ms / dt_ms))
+    tail_ms = 8 * recovery_ms
     for i in range(b):
-        v = np.array(v_between_mV[i], dtype=np.float64, copy=True)
-        tmpl = templates_mV[i]
         spikes = np.sort(np.asarray(spikes_ms[i], dtype=np.float64))
-        for k, t in enumerate(spikes):
-            lo = max(int(np.ceil((t - pre_ms) / dt_ms)), 0)
-            hi = min(int(np.floor((t + post_ms) / dt_ms)), n_samples - 1)
-            if hi < lo:
-                continue
-            s = grid[lo:hi + 1] - t
-            start_gap = np.interp(t - pre_ms, grid, v) - tmpl[0]
-            end_gap = tmpl[-1] - np.interp(t + post_ms, grid, v)
-            # before the crossing the offset fades to 0 at it, so the trace crosses −20 mV exactly at t
-            v[lo:hi + 1] = np.interp(s, offs, tmpl) + np.where(s < 0, (-s / pre_ms) * start_gap, 0.0)
-            nxt = int(np.ceil((spikes[k + 1] - pre_ms) / dt_ms)) if k + 1 < spikes.size else n_samples
-            stop = min(hi + 1 + tail, nxt, n_samples)
-            if stop > hi + 1:
-                v[hi + 1:stop] += end_gap * np.exp(-(grid[hi + 1:stop] - (t + post_ms)) / recovery_ms)
-        out[i] = v
+        if spikes.size == 0:
+            continue
+        v = np.asarray(v_between_mV[i], dtype=np.float64)
+        tmpl = templates_mV[i]
+        start_gap = np.interp(spikes - pre_ms, grid, v) - tmpl[0]
+        end_gap = tmpl[-1] - np.interp(spikes + post_ms, grid, v)
+        # each sample belongs to the last spike whose window has begun; a window or tail ends where the next begins
+        k = np.searchsorted(spikes - pre_ms, grid - 1e-9, side="right") - 1
+        mine = k >= 0
+        s = np.where(mine, grid - spikes[np.maximum(k, 0)], -np.inf)
+        window = mine & (s <= post_ms + 1e-9)
+        sw, kw = s[window], k[window]
+        out[i, window] = np.interp(sw, offs, tmpl) + np.where(sw < 0, (-sw / pre_ms) * start_gap[kw], 0.0)
+        tail = mine & (s > post_ms + 1e-9) & (s <= post_ms + tail_ms)
+        out[i, tail] = v[tail] + end_gap[k[tail]] * np.exp(-(s[tail] - post_ms) / recovery_ms)
     return out
 
 

@@ -2,8 +2,11 @@
 
 An event model (``SurrogateConfig.event_output``) outputs, on a grid ``time_coarsening`` times
 coarser than the data, the spike phase θ and the interspike voltage (`event_channels`);
-`predict_events` (what `Surrogate.predict` runs for these models) decodes them into voltages
-on the data grid with each model's own action potential (`noble_neuron.surrogate.decoder`).
+`predict_events` (what `Surrogate.predict` runs for these models) decodes θ into spike times and
+`compose_voltage` draws the trace: each model's own action potential (`noble_neuron.surrogate.decoder`)
+pasted on its physics backbone (`noble_neuron.surrogate.backbone`: the linear response below threshold,
+the interspike trajectory between spikes) or, for checkpoints without backbones, on the network's
+interspike channel.
 The ``surrogate`` arguments are event-model `noble_neuron.surrogate.model.Surrogate` objects.
 """
 from __future__ import annotations
@@ -80,7 +83,26 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
     onset = np.where(on.any(axis=1), on.argmax(axis=1) * surrogate.dt_ms, np.inf)
     spikes = spike_times_from_events(surrogate, event, onset)
-    return compose_voltage(surrogate, x.cpu().numpy(), spikes, features_raw, v_between)
+    stim = x.cpu().numpy()
+    if surrogate.backbones:
+        from .backbone import spikes_the_cell_fires
+
+        ids = sorted(surrogate.backbones)
+        nearest = surrogate.nearest_models(features_raw, ids)[0][:, 0]
+        for j in np.unique(nearest):
+            rows = np.flatnonzero(nearest == j)
+            kept = spikes_the_cell_fires(surrogate.backbones[ids[j]], stim[rows], [spikes[r] for r in rows])
+            for r, st in zip(rows, kept):
+                spikes[r] = st
+    return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
+
+
+#: on a backbone, an action potential is pasted up to this long after its crossing (ms: upstroke, peak, most of the
+#: downstroke) and joins the backbone's own fast AHP (that of its interval) within BACKBONE_AP_RECOVERY_MS. The whole
+#: template through its average trough instead: held-out amplitudes with NEURON's spike times, AHP depth error 25 →
+#: 13 %, between-spike RMSE 0.38 → 0.23 mV, rel L2 1.32 → 1.28 %
+BACKBONE_AP_MS = 0.8
+BACKBONE_AP_RECOVERY_MS = 0.2
 
 
 def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], features_raw: np.ndarray,
@@ -101,9 +123,14 @@ def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], fe
 
     ids = sorted(surrogate.backbones)
     near, weights = surrogate.nearest_models(features_raw, ids)
+    weights = np.where(weights < 1e-6, 0.0, weights)  # a training model's own features: its own backbone alone
+    weights /= weights.sum(axis=1, keepdims=True)
+    near = np.where(weights > 0, near, -1)
     between = np.zeros(stim_nA.shape)
-    for j in np.unique(near):
+    for j in np.unique(near[near >= 0]):
         rows, slot = np.nonzero(near == j)
         between[rows] += weights[rows, slot, None] * compose_between(surrogate.backbones[ids[j]], stim_nA[rows],
                                                                       [spikes[r] for r in rows])
-    return paste_action_potentials(between, spikes, templates, c.ap_pre_ms, surrogate.dt_ms)
+    n = int(round((c.ap_pre_ms + BACKBONE_AP_MS) / surrogate.dt_ms)) + 1
+    return paste_action_potentials(between, spikes, templates[:, :n], c.ap_pre_ms, surrogate.dt_ms,
+                                   recovery_ms=BACKBONE_AP_RECOVERY_MS)

@@ -22,10 +22,14 @@ def add_backbones(checkpoint: str | Path, data_path: str | Path, out_path: str |
     amplitudes held out as in its training) and write the checkpoint with them to `out_path` (default: in place)."""
     from ..data.dataset import open_dataset
     from ..features.spikes import spike_times
-    from ..surrogate.checkpoint import load_surrogate, save_surrogate
+    from ..surrogate.checkpoint import load_checkpoint, save_surrogate
+    from ..surrogate.model import Surrogate
     from .data import fit_backbones, heldout_mask
 
-    s = load_surrogate(checkpoint, device="cpu")
+    ckpt = load_checkpoint(checkpoint)
+    meta = dict(ckpt["metadata"])
+    meta.pop("backbones", None)  # refitted below (they may be of an older layout)
+    s = Surrogate.from_metadata(meta, ckpt["state_dict"], device="cpu")
     if not s.config.is_event_model:
         raise ValueError(f"{checkpoint} is not a whole-trace event model; only those have a physics backbone")
     k = val_every_kth_amplitude

@@ -39,13 +39,6 @@ class TrainingData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     events: np.ndarray | None = None  # event models: (N, Lc) spike phase on the coarse grid
-    # event models, for amplitude mixing: pairs of training rows (P, 2) of one model's neighbouring step
-    # amplitudes, each row's amplitude (nA), spike times (ms) and onset (ms), the coarse grid's times (ms)
-    mix_pairs: np.ndarray | None = None
-    amp_nA: np.ndarray | None = None
-    spikes: list | None = None
-    onset_ms: np.ndarray | None = None
-    t_coarse_ms: np.ndarray | None = None
 
 
 def _model_amp_range(model: int, rows_model: np.ndarray, train_idx: np.ndarray, amps: np.ndarray) -> dict:
@@ -153,11 +146,6 @@ def load_training_data(data_path: Path, sc: SurrogateConfig, kinds: Sequence[str
                                                         list(ds.model_ids), row_kinds == "long_square")
     data = TrainingData(stim, volt, amp_scaled.astype(np.float32),
                  scaler.transform(fvals[rows_model]).astype(np.float32), train_idx, val_idx, events)
-    if sc.is_event_model:
-        mix = event_meta.pop("mix")
-        data.mix_pairs = _neighbour_pairs(amps, rows_model, train_idx[(row_kinds == "long_square")[train_idx]],
-                                          mix["onset_ms"], mix["end_ms"])
-        data.amp_nA, data.spikes, data.onset_ms, data.t_coarse_ms = amps, mix["spikes"], mix["onset_ms"], mix["t_ms"]
     meta = {
         "dt_ms": ds.dt_ms, "n_samples": n_fine, **event_meta, "amp_range_nA": (lo, hi), "feature_scaler": scaler,
         "hull_points": hull, "train_model_ids": [ds.model_ids[m] for m in train_models],
@@ -194,19 +182,6 @@ def fit_backbones(stim: np.ndarray, volt: np.ndarray, dt_ms: float, spikes: list
     return out
 
 
-def _neighbour_pairs(amps: np.ndarray, rows_model: np.ndarray, rows: np.ndarray, onset: np.ndarray,
-                     end: np.ndarray) -> np.ndarray:
-    """(P, 2) pairs of `rows` of one model at neighbouring step amplitudes with the same step timing."""
-    pairs = []
-    for m in np.unique(rows_model[rows]):
-        own = rows[rows_model[rows] == m]
-        own = own[np.argsort(amps[own])]
-        for a, b in zip(own[:-1], own[1:]):
-            if amps[b] > amps[a] and onset[a] == onset[b] and end[a] == end[b]:
-                pairs.append((a, b))
-    return np.array(pairs, dtype=int).reshape(-1, 2)
-
-
 def model_ap_templates(volt, spikes, train_idx, rows_model, dt_ms, pre_ms, model_ids) -> tuple[dict, float]:
     """({model id: its average action potential (mV) from −pre_ms to the fast-AHP trough}, trough time ms)
     from the training rows' traces (N, L) and spike times (ms)."""
@@ -239,7 +214,5 @@ def _event_targets(stim, volt, train_idx, rows_model, dt_ms, sc: SurrogateConfig
     onset = np.where(on.any(axis=1), on.argmax(axis=1) * dt_ms, np.inf)
     events = np.stack([phase_target(st, t_c, o) for st, o in zip(spikes, onset)]).astype(np.float32)
     between = np.stack([coarsen(bridged_voltage(v, st, dt_ms, pre, post), f) for v, st in zip(volt, spikes)])
-    last = np.where(on.any(axis=1), (on.shape[1] - on[:, ::-1].argmax(axis=1)) * dt_ms, np.inf)
-    mix = {"spikes": spikes, "onset_ms": onset, "end_ms": last, "t_ms": t_c}
     return stim_c, between.astype(np.float32), events, {"ap_templates_mV": templates, "ap_post_ms": post,
-                                                        "backbones": backbones, "mix": mix}
+                                                        "backbones": backbones}

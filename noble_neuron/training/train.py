@@ -102,7 +102,6 @@ class TrainConfig:
     crop_steps: int | None = None
     crop_warmup_steps: int = 1000
     sparse_oversample: int = 1
-    amplitude_mix: float = 0.0
 
     def __post_init__(self) -> None:
         def _int(name: str, minimum: int) -> None:
@@ -125,9 +124,6 @@ class TrainConfig:
             if not is_real(v) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
             object.__setattr__(self, name, float(v))
-        if not is_real(self.amplitude_mix) or not 0.0 <= self.amplitude_mix <= 1.0:
-            raise ValueError(f"amplitude_mix must be a fraction in [0, 1], got {self.amplitude_mix!r}")
-        object.__setattr__(self, "amplitude_mix", float(self.amplitude_mix))
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 < self.plateau_factor < 1:
@@ -185,50 +181,19 @@ def _deterministic() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------- loop
 def _forward(model, sc: SurrogateConfig, data: TrainingData, idx: np.ndarray, n_ref: int, device,
-             feature_noise: np.ndarray | None = None, mixed: dict | None = None):
+             feature_noise: np.ndarray | None = None):
     """(prediction, target, spike phase prediction and target or None) for the full traces of rows `idx`
     (event models: the interspike voltage and the phase, on their coarse grid of `n_ref` samples).
-    ``feature_noise`` (len(idx), F) is added to the scaled features (training only); ``mixed`` (`_amplitude_mix`)
-    replaces some of the rows by steps between two training amplitudes."""
-    batch = {"stim": data.stim[idx], "amp": data.amp_scaled[idx], "feat": data.feat_scaled[idx],
-             "volt": data.volt[idx], "events": None if data.events is None else data.events[idx]}
-    if mixed is not None:
-        for key, rows in mixed.items():
-            if key != "slots":
-                batch[key] = batch[key].copy()
-                batch[key][mixed["slots"]] = rows
-    feat = batch["feat"] if feature_noise is None else batch["feat"] + feature_noise.astype(np.float32)
-    inp = build_input(torch.from_numpy(batch["stim"]).to(device), torch.from_numpy(batch["amp"]).to(device),
+    ``feature_noise`` (len(idx), F) is added to the scaled features (training only)."""
+    feat = data.feat_scaled[idx] if feature_noise is None else data.feat_scaled[idx] + feature_noise.astype(np.float32)
+    inp = build_input(torch.from_numpy(data.stim[idx]).to(device), torch.from_numpy(data.amp_scaled[idx]).to(device),
                       torch.from_numpy(feat).to(device), n_ref=n_ref, k_amp=sc.k_amp,
                       k_feat=sc.k_feat, current_scale_nA=sc.current_scale_nA)
-    target = torch.from_numpy(batch["volt"]).to(device)
+    target = torch.from_numpy(data.volt[idx]).to(device)
     if sc.is_event_model:
         event, v_between = event_channels(model, inp, sc)
-        return v_between, target, (event, torch.from_numpy(batch["events"]).to(device))
+        return v_between, target, (event, torch.from_numpy(data.events[idx]).to(device))
     return decode_voltage(model, inp, sc), target, None
-
-
-def _amplitude_mix(data: TrainingData, n_rows: int, fraction: float, rng: np.random.Generator) -> dict | None:
-    """Steps between two neighbouring training amplitudes of one model for a `fraction` of a batch of `n_rows`:
-    current, amplitude and interspike voltage blended, spike times interpolated in amplitude
-    (`interpolated_spike_times`), the phase target rebuilt from them. None if there is nothing to mix."""
-    from ..surrogate.decoder import interpolated_spike_times, phase_target
-
-    k = int(rng.binomial(n_rows, fraction)) if fraction > 0 and data.mix_pairs is not None else 0
-    if k == 0 or data.mix_pairs.size == 0:
-        return None
-    pairs = data.mix_pairs[rng.integers(0, data.mix_pairs.shape[0], k)]
-    w = rng.uniform(0.0, 1.0, k).astype(np.float32)
-    i, j = pairs[:, 0], pairs[:, 1]
-    blend = lambda x: ((1 - w)[:, None] * x[i] + w[:, None] * x[j]).astype(np.float32)  # noqa: E731
-    amp_nA = (1 - w) * data.amp_nA[i] + w * data.amp_nA[j]
-    events = np.stack([phase_target(interpolated_spike_times(a, data.amp_nA[[a_, b_]], [data.spikes[a_],
-                                                                                     data.spikes[b_]]),
-                                    data.t_coarse_ms, data.onset_ms[a_])
-                       for a, a_, b_ in zip(amp_nA, i, j)]).astype(np.float32)
-    return {"slots": rng.choice(n_rows, k, replace=False), "stim": blend(data.stim), "volt": blend(data.volt),
-            "amp": ((1 - w) * data.amp_scaled[i] + w * data.amp_scaled[j]).astype(np.float32),
-            "feat": data.feat_scaled[i], "events": events}
 
 
 def _phase_loss(spikes) -> torch.Tensor:
@@ -349,8 +314,7 @@ def train(
                 idx = order[i:i + tc.batch_size]
                 noise = (rng.normal(0.0, tc.feature_noise, (idx.size, data.feat_scaled.shape[1]))
                          if tc.feature_noise > 0 else None)
-                mixed = _amplitude_mix(data, idx.size, tc.amplitude_mix, rng) if sc.is_event_model else None
-                pred, y, spikes = _forward(model, sc, data, idx, n_ref, device, noise, mixed)
+                pred, y, spikes = _forward(model, sc, data, idx, n_ref, device, noise)
                 loss = relative_lp(pred, y, p).mean()
                 if spikes is not None:
                     phase_loss = _phase_loss(spikes)

@@ -243,3 +243,16 @@ def test_a_phase_jump_at_the_windows_edge_is_not_a_spike():
     got = spike_times_from_events(fake, np.stack([edge, middle]), np.array([15.0, 15.0]))
     assert got[0].size == 2 and got[1].size == 3
     np.testing.assert_allclose(got[0], [40.0, 60.0], atol=0.1)
+
+
+def test_spike_times_interpolate_in_amplitude_between_the_two_nearest_steps():
+    from noble_neuron.surrogate.decoder import interpolated_spike_times
+
+    amps = np.array([0.3, 0.1, 0.2])
+    spikes = [np.array([15.0, 30.0, 45.0, 60.0, 75.0]), np.array([20.0, 60.0, 100.0]),
+              np.array([18.0, 40.0, 62.0, 84.0])]
+    np.testing.assert_allclose(interpolated_spike_times(0.15, amps, spikes), [19.0, 50.0, 81.0, 103.0])
+    np.testing.assert_allclose(interpolated_spike_times(0.125, amps, spikes), [19.5, 55.0, 90.5])  # 3.25 → 3
+    np.testing.assert_allclose(interpolated_spike_times(0.2, amps, spikes), spikes[2])
+    np.testing.assert_allclose(interpolated_spike_times(0.05, amps, spikes), spikes[1])  # outside: the nearest
+
