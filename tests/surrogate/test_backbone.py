@@ -51,6 +51,15 @@ def test_interspike_backbone_reproduces_a_hodgkin_huxley_cells_trajectory_at_an_
     assert np.sqrt(np.mean(err[keep] ** 2)) < 1.0  # mV between spikes, given NEURON's spike times
     flat = np.full_like(volt[-1], np.median(volt[-1][keep]))  # the old decoder's straight line, at best
     assert np.sqrt(np.mean(err[keep] ** 2)) < 0.3 * np.sqrt(np.mean((flat - volt[-1])[keep] ** 2))
+    # a spike long after the step ended is the network's creep, unless the cell's own steps fired there
+    from noble_neuron.surrogate.backbone import spikes_the_cell_fires
+
+    late = [np.array([50.0, 165.0, 190.0])]  # the step ends at 160 ms
+    assert spikes_the_cell_fires(bb, stim[-1:], late)[0].tolist() == [50.0, 165.0]
+    assert not bb.fires_after_step(0.3)
+    bb.after_step_firing_nA = np.array([0.32])
+    assert spikes_the_cell_fires(bb, stim[-1:], late)[0].tolist() == [50.0, 165.0, 190.0]
+    bb.after_step_firing_nA = np.zeros(0)
     # round trip through the checkpoint's arrays
     again = ModelBackbone.from_arrays(bb.to_arrays())
     np.testing.assert_allclose(compose_between(again, stim[-1:], spikes[-1:])[0], pred, atol=1e-3)
