@@ -9,11 +9,16 @@ reset between models.
 """
 from __future__ import annotations
 
+import io
 import math
+import os
 import re
+import sys
+import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -33,13 +38,60 @@ _CONSTRUCTOR_ARG_RE = re.compile(r"\$[so]?(\d+)")
 _global_defaults: dict[str, float] = {}
 
 
+@contextmanager
+def _neuron_stderr() -> Iterator[list[str]]:
+    """What NEURON writes meanwhile as its hoc errors (through Python's sys.stderr, or straight to file descriptor 2),
+    into the yielded list; echoed to sys.stderr after."""
+    sys.stderr.flush()
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    box: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        sys.stderr = io.StringIO()
+        try:
+            yield box
+        finally:
+            said_py = sys.stderr.getvalue()
+            sys.stderr = saved_stream
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            tmp.seek(0)
+            text = said_py + tmp.read().decode(errors="replace")
+            if text:
+                sys.stderr.write(text)
+            box.append(text)
+
+
+def _hoc_error(text: str) -> str | None:
+    """NEURON's first error line in its stderr text, with the fix where it is known (a library template not loaded)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(("NEURON --", "Duke", "See "))]
+    first = next((ln for ln in lines if re.search(r"error|not a template|undefined|not found", ln, re.IGNORECASE)),
+                 lines[0] if lines else None)
+    if first is None:
+        return None
+    first = re.sub(r"^(NEURON|nrniv|python):\s*", "", first)
+    missing = re.search(r"(\w+) is not a template", text)
+    if missing and missing.group(1).startswith("Import3d"):
+        return f"NEURON: {first!r}; the template needs NEURON's Import3d: add --preload import3d.hoc"
+    if missing:
+        return (f"NEURON: {first!r}; {missing.group(1)} is defined nowhere yet: load the file defining it first with "
+                "--preload (NEURON's own library files: stdlib.hoc, import3d.hoc)")
+    return f"NEURON: {first!r}"
+
+
 def _load_hoc(h, name: str, likely_cause: str) -> str | None:
-    """`h.load_file(name)`; None when it loaded, else why not (NEURON's error, or `likely_cause`)."""
-    try:
-        ok = h.load_file(name)
-    except RuntimeError as exc:
-        return str(exc)
-    return None if ok else likely_cause
+    """`h.load_file(name)`; None when it loaded, else why not (NEURON's first error line and its fix, or
+    `likely_cause`)."""
+    with _neuron_stderr() as said:
+        try:
+            ok = h.load_file(name)
+        except RuntimeError as exc:
+            ok, raised = False, str(exc)
+        else:
+            raised = None
+    if ok:
+        return None
+    return _hoc_error(said[0] if said else "") or raised or likely_cause
 
 
 def _preload(h, spec: CellSpec) -> None:

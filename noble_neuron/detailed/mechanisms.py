@@ -22,6 +22,7 @@ from ..errors import MechanismError  # noqa: F401 (raised here, defined in error
 
 __all__ = [
     "MechanismError",
+    "find_nrnivmodl",
     "default_mod_dir",
     "cache_root",
     "mechanism_names",
@@ -99,6 +100,19 @@ def _library_present(build_dir: Path) -> bool:
     return any(build_dir.glob("*/.libs/libnrnmech.so")) or any(build_dir.glob("*/libnrnmech.so"))
 
 
+def find_nrnivmodl() -> str:
+    """NEURON's nrnivmodl: the one beside the running Python first (the `neuron` wheel puts it there; a venv's
+    interpreter run without activating the venv has it there but not on PATH), then PATH."""
+    beside = Path(sys.executable).parent / "nrnivmodl"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("nrnivmodl")
+    if found is None:
+        raise MechanismError(f"nrnivmodl is neither beside this Python ({beside.parent}) nor on PATH; install NEURON "
+                             "into this environment (pip install neuron) and gcc/make")
+    return found
+
+
 def build_mechanisms(mod_dir: str | Path | None = None, force: bool = False) -> Path:
     """Compile `mod_dir` with nrnivmodl into the cache (if not there yet); return the build folder."""
     mod_dir = Path(mod_dir) if mod_dir is not None else default_mod_dir()
@@ -111,9 +125,7 @@ def build_mechanisms(mod_dir: str | Path | None = None, force: bool = False) -> 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists() and not force and _library_present(target):
             return target
-        nrnivmodl = shutil.which("nrnivmodl")
-        if nrnivmodl is None:
-            raise MechanismError("nrnivmodl not found on PATH; install NEURON (pip install neuron) and gcc/make")
+        nrnivmodl = find_nrnivmodl()
         tmp = Path(tempfile.mkdtemp(prefix="build-", dir=root))
         try:
             src = tmp / "mod"
@@ -121,7 +133,9 @@ def build_mechanisms(mod_dir: str | Path | None = None, force: bool = False) -> 
             for f in files:
                 shutil.copy2(f, src / f.name)
             log.info("compiling %d mechanisms from %s (nrnivmodl)", len(files), mod_dir)
-            proc = subprocess.run([nrnivmodl, "mod"], cwd=tmp, capture_output=True, text=True)
+            # its own folder first on PATH: the wheel's nrnivmodl calls its sibling tools by name
+            env = {**os.environ, "PATH": os.pathsep.join([str(Path(nrnivmodl).parent), os.environ.get("PATH", "")])}
+            proc = subprocess.run([nrnivmodl, "mod"], cwd=tmp, capture_output=True, text=True, env=env)
             if proc.returncode != 0 or not _library_present(tmp):
                 raise MechanismError(
                     f"nrnivmodl failed for {mod_dir} (exit {proc.returncode}):\n"
