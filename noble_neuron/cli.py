@@ -47,6 +47,17 @@ def _template_args(values: list[str] | None):
     return out
 
 
+def _positive_count(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or a negative number would otherwise mean "no limit")."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {n}); leave the option out to use every model")
+    return n
+
+
 def _cmd_build_mechanisms(args) -> int:
     from .detailed.mechanisms import build_mechanisms
 
@@ -269,7 +280,7 @@ def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
                    "train_draws_48: 48 of them; "
                    "adaptive: 24 amplitudes per model over -0.5 .. 3 x its own rheobase, found by a search first) or "
                    f"YAML/JSON file (default {default_protocol})")
-    s.add_argument("--max-models", type=int, default=None)
+    s.add_argument("--max-models", type=_positive_count, default=None, help="only the first N models (N >= 1)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
                    help="pool: local processes; nrn-bb: NEURON ParallelContext (run under mpiexec -n N)")

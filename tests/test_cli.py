@@ -56,6 +56,10 @@ def test_generate_own_template_with_features(tmp_path, user_model):
     (["generate", "--models", "{models}", "--template", "{template}", "--template-name", "BallStick",
       "--protocol", "nonsense", "--out", "x.h5"], "neither a preset"),
     (["generate", "--models", "{models}", "--template", "{template}", "--template-name", "BallStick",
+      "--protocol", "nonsense", "--out", "x.h5"], "train_draws_48"),  # the per-model presets are named too
+    (["generate", "--models", "family", "--max-models", "0", "--out", "x.h5"], "must be >= 1"),
+    (["generate", "--models", "family", "--max-models", "-1", "--out", "x.h5"], "leave the option out"),
+    (["generate", "--models", "{models}", "--template", "{template}", "--template-name", "BallStick",
       "--protocol", "{protocol}", "--dt", "-0.02", "--out", "x.h5"], "dt_ms must be a positive"),
 ])
 def test_generate_errors_are_clear(tmp_path, user_model, args, message):

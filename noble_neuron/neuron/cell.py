@@ -46,6 +46,7 @@ from ..stimuli.protocols import step_current
 from .engine import SurrogateCellError, engine, is_single_step, register_drive_adopter
 from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
+from ..validation import is_real
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
 
@@ -182,7 +183,7 @@ class SurrogateCell:
         if (dt_ms is None) == (t_ms is None):
             raise ValueError("give exactly one of dt_ms or t_ms")
         if t_ms is None:
-            if not (isinstance(dt_ms, (int, float)) and dt_ms > 0):
+            if not (is_real(dt_ms) and math.isfinite(float(dt_ms)) and dt_ms > 0):
                 raise ValueError(f"dt_ms must be a number > 0, got {dt_ms!r}")
             t = np.arange(v.size) * float(dt_ms)
         else:

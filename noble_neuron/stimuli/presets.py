@@ -189,7 +189,8 @@ def load_protocols(spec: str | Path) -> list[Protocol]:
         raise ValueError(f"protocol preset {spec!r} draws its protocols per model: use load_model_protocols")
     path = Path(spec)
     if not path.is_file():
-        raise ValueError(f"protocol {spec!r} is neither a preset ({sorted(PRESETS)}) nor an existing file")
+        raise ValueError(f"protocol {spec!r} is neither a preset ({sorted(PRESETS)}; per model: "
+                         f"{sorted(PER_MODEL_PRESETS)}) nor an existing file")
     import yaml
 
     try:

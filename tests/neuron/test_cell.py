@@ -132,6 +132,10 @@ def test_inject_current_waveform(h, tiny):
         cell.inject_current([0, 1, 2], t_ms=[0, 2, 1])
     with pytest.raises(ValueError, match="NaN"):
         cell.inject_current([0, np.nan], dt_ms=0.1)
+    cell.inject_current([0.0, 0.1], dt_ms=np.float32(0.06))  # numpy scalars are numbers
+    with pytest.raises(ValueError, match="dt_ms must be a number > 0"):
+        cell.inject_current([0.0, 0.1], dt_ms=True)
+    cell.clear_injected()
     del stim, cell
 
 
