@@ -160,11 +160,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         predictions[group] = (rows, pred, true)
     for group, (rows, pred, true) in predictions.items():
         fi_err, rheo_err, curves = [], [], []
-        for m in np.unique(ds.model_index[rows]):
-            sel = ds.model_index[rows] == m
-            amps = ds.amp_nA[rows][sel]
-            fi_p = fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0])
-            fi_t = fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0])
+        for m, fi_p, fi_t in _fi_curves_per_model(ds, rows, pred, true, window):
             fi_err.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
             try:
                 rheo_err.append(abs(threshold_current(fi_p) - threshold_current(fi_t)))
@@ -194,16 +190,19 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
     return report
 
 
-def _fi_error_Hz(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> float:
-    """Mean over models of the mean absolute FI-curve error (Hz) of predicted vs NEURON traces."""
-    errs = []
+def _fi_curves_per_model(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window):
+    """(model index, predicted FI curve, NEURON's FI curve) for each model among `rows` (traces (N, L) mV)."""
     for m in np.unique(ds.model_index[rows]):
         sel = ds.model_index[rows] == m
         amps = ds.amp_nA[rows][sel]
-        fi_p = fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0])
-        fi_t = fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0])
-        errs.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
-    return float(np.mean(errs))
+        yield (m, fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0]),
+               fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0]))
+
+
+def _fi_error_Hz(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> float:
+    """Mean over models of the mean absolute FI-curve error (Hz) of predicted vs NEURON traces."""
+    return float(np.mean([np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))
+                          for _, fi_p, fi_t in _fi_curves_per_model(ds, rows, pred, true, window)]))
 
 
 def _interpolation_group(s: Surrogate, ds, rows: np.ndarray, train_rows: np.ndarray, feats: np.ndarray, window,

@@ -34,7 +34,7 @@ import numpy as np
 from ..features.spikes import upward_crossings
 
 __all__ = ["EVENT_OUTPUTS", "StreamComposer", "ap_waveform", "ahp_trough_ms", "bridged_voltage", "coarsen", "compose_traces",
-           "interpolated_spike_times", "paste_action_potentials", "phase_target", "refractory_samples", "spikes_from_phase", "blend_templates"]
+           "interpolated_spike_times", "paste_action_potentials", "phase_target", "refractory_samples", "spikes_from_phase", "blend_templates", "nearest_weights"]
 
 EVENT_OUTPUTS = ("none", "phase")
 #: never let θ reach the next integer after the last spike: it stops half a spike short
@@ -188,15 +188,20 @@ def interpolated_spike_times(amp_nA: float, amps_nA: np.ndarray, spikes_ms: list
     return np.concatenate([mixed, longer[common:] + shift])[:n]
 
 
-def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:
-    """(B, n) action potentials for feature points (B, F) in scaled space: inverse-distance blend of
-    the `k` nearest training models' templates (a training model's own point gives its own)."""
+def nearest_weights(points: np.ndarray, model_points: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (B, k) into model_points (M, F), weights (B, k) summing to 1): the `k` training models nearest to
+    each feature point (B, F) in scaled space, inverse-square-distance weighted (a model's own point: itself)."""
     d = np.linalg.norm(points[:, None, :] - model_points[None, :, :], axis=-1)
     k = min(k, model_points.shape[0])
     near = np.argsort(d, axis=1)[:, :k]
-    dn = np.take_along_axis(d, near, axis=1)
-    w = 1.0 / np.maximum(dn, 1e-9) ** 2
-    w /= w.sum(axis=1, keepdims=True)
+    w = 1.0 / np.maximum(np.take_along_axis(d, near, axis=1), 1e-9) ** 2
+    return near, w / w.sum(axis=1, keepdims=True)
+
+
+def blend_templates(points: np.ndarray, model_points: np.ndarray, templates: np.ndarray, k: int = 3) -> np.ndarray:
+    """(B, n) action potentials for feature points (B, F) in scaled space: inverse-distance blend of
+    the `k` nearest training models' templates (`nearest_weights`; a training model's own point gives its own)."""
+    near, w = nearest_weights(points, model_points, k)
     return np.einsum("bk,bkn->bn", w, templates[near])
 
 

@@ -227,13 +227,10 @@ class Surrogate(FeatureDomain):
     def nearest_models(self, features: np.ndarray, ids: Sequence[str], k: int = 3) -> tuple[np.ndarray, np.ndarray]:
         """(indices into `ids` (B, k), weights (B, k) summing to 1) of the k models nearest to raw features (B, F)
         in scaled feature space, inverse-square-distance weighted (a model's own point: itself, weight 1)."""
+        from .decoder import nearest_weights
+
         pts = self.feature_scaler.transform(np.array([self.features_of(m) for m in ids]))
-        q = self.feature_scaler.transform(np.asarray(features, dtype=float))
-        d = np.linalg.norm(q[:, None, :] - pts[None, :, :], axis=-1)
-        k = min(k, len(ids))
-        near = np.argsort(d, axis=1)[:, :k]
-        w = 1.0 / np.maximum(np.take_along_axis(d, near, axis=1), 1e-9) ** 2
-        return near, w / w.sum(axis=1, keepdims=True)
+        return nearest_weights(self.feature_scaler.transform(np.asarray(features, dtype=float)), pts, k)
 
     def templates_for(self, features: np.ndarray) -> np.ndarray:
         """(B, n) action potentials (mV) for raw features (B, F): a training model's own for its features,
