@@ -118,7 +118,7 @@ def render() -> str:
          f"{acc['interspike_rmse_mV_median_in_distribution']:.2f} mV; {_pct(acc['AHP_depth_rel_error_in_distribution'])}",
          "≤ 0.3 mV, ≤ 1 mV; ≤ 10 %", "accuracy.json"),
         ("whole-trace: spike timing, order-matched median, same groups",
-         f"{acc['spike_time_error_order_matched_median_ms_in_distribution']:.1f} ms / "
+         f"{acc['spike_time_error_order_matched_median_ms_in_distribution']:.2f} ms / "
          f"{acc['spike_time_error_order_matched_median_ms_unseen_models']:.1f} ms", "≤ 1 ms / ≤ 3 ms", "accuracy.json"),
         ("whole-trace: relative L2 of the voltage, same groups",
          f"{_pct(acc['rel_l2_in_distribution'])} / {_pct(acc['rel_l2_unseen_models'])}",

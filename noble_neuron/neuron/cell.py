@@ -69,15 +69,15 @@ def resolve_surrogate(checkpoint: str | Path | Surrogate | None, network: bool =
     return s
 
 
-_CAVEATS_SHOWN: set[int] = set()  # one AccuracyWarning per whole-trace checkpoint per process
+_CAVEATS_SHOWN: set[tuple[int, bool]] = set()  # one AccuracyWarning per checkpoint and cell kind per process
 
 
-def _warn_accuracy_once(s: Surrogate) -> None:
-    caveat = s.whole_trace_caveat()
-    if caveat is not None and id(s) not in _CAVEATS_SHOWN:
-        _CAVEATS_SHOWN.add(id(s))
+def _warn_accuracy_once(s: Surrogate, own_step_trains: bool) -> None:
+    caveat = s.whole_trace_caveat(own_step_trains)
+    if caveat is not None and (id(s), own_step_trains) not in _CAVEATS_SHOWN:
+        _CAVEATS_SHOWN.add((id(s), own_step_trains))
         warnings.warn(f"whole-trace checkpoint: {caveat}; its spikes are not a substitute for the detailed model "
-                      "(docs/surrogate.md, accuracy table)", AccuracyWarning, stacklevel=3)
+                      "(docs/surrogate.md, accuracy table)", AccuracyWarning, stacklevel=4)
 
 
 def default_model_id(surrogate: Surrogate) -> str:
@@ -114,7 +114,6 @@ class SurrogateCell:
         self.surrogate = resolve_surrogate(checkpoint, network)
         self.strict = bool(strict)
         s = self.surrogate
-        _warn_accuracy_once(s)
         if model_id is not None and features is not None:
             raise ValueError("pass model_id or features, not both")
         if features is None:
@@ -123,6 +122,9 @@ class SurrogateCell:
         else:
             self.features = s.feature_vector(features)
         self.model_id = model_id
+        # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
+        own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
+        _warn_accuracy_once(s, own)
         self._warned: set[str] = set()
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
         self._amplitude: float | None = None

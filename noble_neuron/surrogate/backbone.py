@@ -19,7 +19,9 @@ Per model (`ModelBackbone`, fitted by `fit_model_backbone` on its training steps
   spike, against phase, tabulated against the latency (ms);
 - **after the current ends**: the deviation from rest beyond the relaxation of where the step left
   the cell (the spikes' slow AHP, the removed current), against time since the end, per firing step;
-  and whether the cell fires on after a step of that amplitude at all.
+  and whether the cell fires on after a step of that amplitude at all;
+- **its own spike trains** under its training steps (`noble_neuron.surrogate.step_trains`), which answer a
+  single step of the model itself in place of the network's spike phase.
 
 `compose_between` turns a current and spike times into the voltage between action potentials on the
 data grid; the decoder pastes each model's own action potential at the spikes.
@@ -29,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .step_trains import StepTrains, fit_step_trains
 
 __all__ = ["AFTER_STEP_SPIKE_MS", "LINEAR_TAUS_MS", "REST_TAUS_MS", "ModelBackbone", "compose_between",
            "fit_model_backbone", "spikes_the_cell_fires",
@@ -137,6 +141,7 @@ class ModelBackbone:
     post_ms: np.ndarray  # (POST_POINTS,) time after the current ends
     post_mV: np.ndarray  # (M, POST_POINTS) after the current ends: deviation from rest beyond `relaxation`
     after_step_firing_nA: np.ndarray  # (F,) amplitudes of steps after whose end the cell fired on (may be empty)
+    trains: StepTrains | None = None  # its own spike trains under its training steps (None: no such steps)
 
     ARRAYS = ("rest_coefs", "kernel_amps_nA", "kernel_coefs", "isi_ms", "isi_mV", "latency_ms", "first_mV",
               "post_amps_nA", "post_ms", "post_mV", "after_step_firing_nA")
@@ -169,13 +174,17 @@ class ModelBackbone:
         (their exponential modes cancel)."""
         arrays = self.to_arrays()
         flat = {k: (np.round(v, 4) if k.endswith("_mV") else v).ravel().tolist() for k, v in arrays.items()}
-        return {**flat, "shapes": {k: list(np.shape(v)) for k, v in arrays.items()}}
+        trains = {} if self.trains is None else {"trains": self.trains.to_json()}
+        return {**flat, **trains, "shapes": {k: list(np.shape(v)) for k, v in arrays.items()}}
 
     @classmethod
     def from_json(cls, entry: dict) -> "ModelBackbone":
         shapes = entry.get("shapes", {})
-        return cls.from_arrays({k: np.asarray(v, dtype=float).reshape(shapes.get(k, (-1,)))
-                                for k, v in entry.items() if k != "shapes"})
+        backbone = cls.from_arrays({k: np.asarray(v, dtype=float).reshape(shapes.get(k, (-1,)))
+                                    for k, v in entry.items() if k not in ("shapes", "trains")})
+        if "trains" in entry:
+            backbone.trains = StepTrains.from_json(entry["trains"])
+        return backbone
 
     # ------------------------------------------------------------------ pieces
     def fires_after_step(self, amp_nA: float) -> bool:
@@ -343,7 +352,8 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         dt_ms=float(dt_ms), rest_coefs=rest_coefs, kernel_amps_nA=kernel_amps, kernel_coefs=kernel_coefs,
         isi_ms=isi_grid, isi_mV=_tabulate(isi_keys, isi_rows, isi_grid) if isi_keys.size else isi_rows,
         latency_ms=lat_grid, first_mV=first,
-        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=np.sort(np.array(after_firing)))
+        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=np.sort(np.array(after_firing)),
+        trains=fit_step_trains(stim, spikes_ms, dt_ms))
 
 
 def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:

@@ -120,7 +120,8 @@ class Surrogate(FeatureDomain):
     from ``ap_pre_ms`` before the crossing to ``ap_post_ms`` after it; event models may carry
     ``backbones`` {model id: `noble_neuron.surrogate.backbone.ModelBackbone`}, each training model's
     own voltage below threshold and between spikes (checkpoints without them decode the network's
-    interspike channel instead).
+    interspike channel instead), and its own spike trains under its training steps, which answer a single
+    step of a training model in place of the network's spike phase while ``use_own_step_trains`` is True.
     """
 
     def __init__(
@@ -176,6 +177,7 @@ class Surrogate(FeatureDomain):
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
         self.backbones = {}
         self.set_backbones(backbones)
+        self.use_own_step_trains = True
         if not math.isfinite(float(spike_logit_shift)):
             raise ValueError(f"spike_logit_shift must be finite, got {spike_logit_shift!r}")
         self.spike_logit_shift = float(spike_logit_shift)
@@ -329,24 +331,30 @@ class Surrogate(FeatureDomain):
                 + (f" (a fitted AdEx in the same run: {base['rate_Hz_adex_mean']:.1f} Hz, Gamma "
                    f"{base['gamma_2ms_median']:.2f}, RMSE {base['subthreshold_rmse_mV_median']:.1f} mV)" if base else ""))
 
-    def whole_trace_caveat(self) -> str | None:
+    def whole_trace_caveat(self, own_step_trains: bool = True) -> str | None:
         """Why this whole-trace checkpoint's spikes should not be trusted, from its own recorded evaluation
         (``metrics["evaluation"]``, written by ``noble-neuron evaluate --record``), or None (also when it was
         never evaluated). Flagged: spike-count error on firing traces above 10 %, firing mismatches above
-        5 % or relative L2 above 15 % on held-out amplitudes of its training models."""
+        5 % or relative L2 above 15 % on held-out amplitudes of its training models; with
+        ``own_step_trains=False`` (cells given by features, which blend neighbours) the figures of the network's
+        own spike phase, where recorded."""
         ev = self.metrics.get("evaluation")
         if self.is_streaming or not ev:
             return None
-        count = ev.get("spike_count_rel_error_firing_in_distribution")
-        mismatch = ev.get("firing_mismatch_rate_in_distribution")
-        rel = ev.get("rel_l2_in_distribution")
+        suffix = "_in_distribution"
+        if not own_step_trains and "rel_l2_mean_in_distribution_learned_spikes" in ev:
+            suffix = "_in_distribution_learned_spikes"
+        count = ev.get("spike_count_rel_error_firing" + suffix)
+        mismatch = ev.get("firing_mismatch_rate" + suffix)
+        rel = ev.get("rel_l2_mean" + suffix, ev.get("rel_l2" + suffix))
         bad = ((count is not None and count > 0.10) or (mismatch is not None and mismatch > 0.05)
                or (rel is not None and rel > 0.15))
         if not bad:
             return None
         parts = [f"{what} {100 * value:.0f} %" for what, value in (
             ("spike counts off by", count), ("firing mismatches", mismatch), ("relative L2", rel)) if value is not None]
-        return "measured on held-out step amplitudes of its training models: " + ", ".join(parts)
+        whose = "" if suffix == "_in_distribution" else " with the network's own spike times"
+        return f"measured on held-out step amplitudes of its training models{whose}: " + ", ".join(parts)
 
     @property
     def is_streaming(self) -> bool:

@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.slow,  # shipped-checkpoint agreement: minutes of NEUR
 DELAY_MS, DUR_MS, TSTOP_MS = 15.0, 400.0, 515.0
 
 
-def _counts(h, make, amps):
-    """Spike counts (NetCon at -20 mV) during the step for one cell per amplitude, one run."""
+def _trains(h, make, amps):
+    """Spike times (ms, NetCon at -20 mV) during the step for one cell per amplitude, one run."""
     rigs = []
     for a in amps:
         cell = make()
@@ -32,20 +32,29 @@ def _counts(h, make, amps):
     h.dt = 0.02
     h.finitialize(-70)
     h.continuerun(TSTOP_MS)
-    out = [int(np.sum((t.as_numpy() >= DELAY_MS) & (t.as_numpy() < DELAY_MS + DUR_MS))) for *_, t in rigs]
+    out = [t.as_numpy()[(t.as_numpy() >= DELAY_MS) & (t.as_numpy() < DELAY_MS + DUR_MS)].copy() for *_, t in rigs]
     del rigs
     gc.collect()
-    return np.array(out)
+    return out
 
 
 def test_training_model_at_amplitudes_between_its_training_draws(h):
     from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.features.spike_metrics import coincidence_gamma
     from noble_neuron.neuron.cell import SurrogateCell
 
     amps = [0.15, 0.25, 0.3]
-    detailed = np.concatenate([_counts(h, lambda: get_model("hof_017").instantiate(), [a]) for a in amps])
-    surrogate = _counts(h, lambda: SurrogateCell("hof_017"), amps)
-    assert detailed.min() > 0
+    detailed = [_trains(h, lambda: get_model("hof_017").instantiate(), [a])[0] for a in amps]
+    surrogate = _trains(h, lambda: SurrogateCell("hof_017"), amps)
+    counts_d, counts_s = np.array([t.size for t in detailed]), np.array([t.size for t in surrogate])
+    assert counts_d.min() > 0
     # the issue's bar: counts within 1 at 0.3 nA, every rate within 5 Hz (2 spikes in the 400 ms step)
-    assert abs(int(surrogate[-1]) - int(detailed[-1])) <= 1, (detailed, surrogate)
-    assert np.abs(surrogate - detailed).max() <= 2, (detailed, surrogate)
+    assert abs(int(counts_s[-1]) - int(counts_d[-1])) <= 1, (counts_d, counts_s)
+    assert np.abs(counts_s - counts_d).max() <= 2, (counts_d, counts_s)
+    # in phase to the end of the train (the model's own step trains): Γ(±1 ms) ≥ 0.9, issue 25's goal, where the
+    # training draws are dense (0.25, 0.3 nA: measured 1.0, 1.0)
+    gammas = [coincidence_gamma(d, s, 1.0, DUR_MS) for d, s in zip(detailed, surrogate)]
+    assert min(gammas[1:]) >= 0.9, (gammas, detailed, surrogate)
+    # 0.15 nA lies in a 27 pA gap between draws (0.145 → 0.172 nA, where its count doubles): the same count, the
+    # intervals ~1 % long (measured 3.2 ms at most)
+    assert np.abs(surrogate[0] - detailed[0]).max() < 4.0, (detailed[0], surrogate[0])

@@ -202,6 +202,23 @@ def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warn
     del cell
     gc.collect()
 
+    # a training model's steps come from its own trains, a cell given by features gets the network's spike phase:
+    # each is warned about by its own figures
+    s.metrics["evaluation"] = {"spike_count_rel_error_firing_in_distribution": 0.01,
+                               "firing_mismatch_rate_in_distribution": 0.0, "rel_l2_in_distribution": 0.05,
+                               "spike_count_rel_error_firing_in_distribution_learned_spikes": 0.3,
+                               "firing_mismatch_rate_in_distribution_learned_spikes": 0.0,
+                               "rel_l2_mean_in_distribution_learned_spikes": 0.2}
+    assert s.backbones["bs0"].trains is not None
+    mixed = load_surrogate(save_surrogate(s, tmp_path / "mixed.pt"), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AccuracyWarning)
+        cell = SurrogateCell("bs0", checkpoint=mixed)
+    with pytest.warns(AccuracyWarning, match="network's own spike times: spike counts off by 30 %"):
+        other = SurrogateCell(features=mixed.features_of("bs0"), checkpoint=mixed)
+    del cell, other
+    gc.collect()
+
 
 def test_feature_set_problems_are_named(tiny_phase, tiny_dataset, tmp_path, h):
     from noble_neuron.surrogate.checkpoint import load_surrogate
