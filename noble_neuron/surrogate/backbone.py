@@ -12,9 +12,10 @@ Per model (`ModelBackbone`, fitted by `fit_model_backbone` on its training steps
   filters of it (time constants `LINEAR_TAUS_MS`, coefficients in mV/nA), regressed on every
   non-firing step and interpolated in the step amplitude (quasi-active: sag, near-threshold gain);
 - **interspike trajectory**: the voltage from one spike to the next (its first ms against time since the
-  spike, the rest against phase in the interval), tabulated against the interval T (ms). A cell's trajectory between two spikes is set almost only by
-  T: on hof_017 the trajectories of the training amplitudes predict those of held-out amplitudes to
-  0.17 mV RMSE given the true spike times;
+  spike, the rest against phase in the interval), tabulated against the interval T (ms). A cell's trajectory
+  between two spikes is set almost only by T: on hof_017 the trajectories of the training amplitudes predict
+  those of held-out amplitudes to 0.17 mV RMSE given the true spike times. The first interval of a train
+  (from rest, before adaptation; its AHP ~1 mV deeper) has a table of its own;
 - **first approach**: the deviation from the linear response between stimulus onset and the first
   spike, against phase, tabulated against the latency (ms);
 - **after the current ends**: the deviation from rest beyond the relaxation of where the step left
@@ -28,7 +29,7 @@ data grid; the decoder pastes each model's own action potential at the spikes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +48,8 @@ PHASE_POINTS = 64
 SPIKE_POINTS = 16
 SPIKE_MS = 3.0
 ISI_GRID_POINTS = 48
+#: the first interval of a train (from rest, before any adaptation: its AHP is ~1 mV deeper) has its own table
+FIRST_ISI_GRID_POINTS = 16
 LATENCY_GRID_POINTS = 16
 POST_POINTS = 48
 POST_AMP_POINTS = 12
@@ -141,14 +144,17 @@ class ModelBackbone:
     post_ms: np.ndarray  # (POST_POINTS,) time after the current ends
     post_mV: np.ndarray  # (M, POST_POINTS) after the current ends: deviation from rest beyond `relaxation`
     after_step_firing_nA: np.ndarray  # (F,) amplitudes of steps after whose end the cell fired on (may be empty)
+    first_isi_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (G1,) first-interval grid (may be empty)
+    first_isi_mV: np.ndarray = field(default_factory=lambda: np.zeros((0, PHASE_POINTS)))  # (G1, PHASE_POINTS)
     trains: StepTrains | None = None  # its own spike trains under its training steps (None: no such steps)
 
     ARRAYS = ("rest_coefs", "kernel_amps_nA", "kernel_coefs", "isi_ms", "isi_mV", "latency_ms", "first_mV",
               "post_amps_nA", "post_ms", "post_mV", "after_step_firing_nA")
+    OPTIONAL = ("first_isi_ms", "first_isi_mV")  # absent from backbones fitted before them: the general table serves
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"dt_ms": np.array([self.dt_ms])} | {k: np.asarray(getattr(self, k), dtype=np.float64)
-                                                    for k in self.ARRAYS}
+                                                    for k in self.ARRAYS + self.OPTIONAL}
 
     @classmethod
     def from_arrays(cls, arrays: dict) -> "ModelBackbone":
@@ -156,13 +162,15 @@ class ModelBackbone:
         if missing:
             raise ValueError(f"backbone arrays lack {missing}: they were written by another version; refit them with "
                              "`noble-neuron fit-backbone --checkpoint <it> --data <its training dataset>`")
-        vals = {k: np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS}
+        vals = {k: np.asarray(arrays[k], dtype=np.float64) for k in cls.ARRAYS + cls.OPTIONAL if k in arrays}
         if not all(np.isfinite(v).all() for v in vals.values()):
             raise ValueError("backbone arrays contain NaN/inf; the checkpoint is corrupt")
         expected = {"rest_coefs": (1 + len(REST_TAUS_MS),), "kernel_coefs": (vals["kernel_amps_nA"].size,
                                                                          len(LINEAR_TAUS_MS)),
                     "isi_mV": (vals["isi_ms"].size, PHASE_POINTS), "first_mV": (vals["latency_ms"].size, PHASE_POINTS),
                     "post_mV": (vals["post_amps_nA"].size, vals["post_ms"].size)}
+        if "first_isi_mV" in vals:
+            expected["first_isi_mV"] = (vals.get("first_isi_ms", np.zeros(0)).size, PHASE_POINTS)
         wrong = [f"{k} {vals[k].shape} (expected {shape})" for k, shape in expected.items() if vals[k].shape != shape]
         if wrong:
             raise ValueError(f"backbone arrays have other shapes than this version writes: {', '.join(wrong)}; "
@@ -206,35 +214,20 @@ class ModelBackbone:
         bank = _lowpass_bank(stim_nA, self.dt_ms) if bank is None else bank
         return self.rest(stim_nA.shape[1])[None, :] + np.einsum("bk,kbl->bl", self.kernel_at(amp_nA), bank)
 
-    def interval(self, s_ms: np.ndarray, isi_ms: np.ndarray | float) -> np.ndarray:
+    def interval(self, s_ms: np.ndarray, isi_ms: np.ndarray | float, first: np.ndarray | bool = False) -> np.ndarray:
         """Voltage (mV) s_ms after a spike in an interval of isi_ms to the next (arrays of one shape, or a scalar
-        interval): bilinear in the table (log interval × `interval_times` position)."""
+        interval): bilinear in the table (log interval × `interval_times` position); where `first` (a mask of that
+        shape, or a bool) the train's first interval, from its own table where the backbone has one."""
         if self.isi_ms.size == 0:
             raise ValueError("this backbone has no interspike trajectories (no training step fired twice): it "
                              "describes the cell below threshold only")
         s = np.asarray(s_ms, dtype=float)
         isi = np.broadcast_to(np.asarray(isi_ms, dtype=float), s.shape)
-        # column: the inverse of interval_times()
-        head = np.minimum(SPIKE_MS, isi / 3.0)
-        phase = np.clip((s - head) / np.maximum(isi - head, 1e-12), 0.0, 1.0)
-        n_tail = PHASE_POINTS - SPIKE_POINTS
-        col = np.where(s < head, SPIKE_POINTS * np.clip(s / head, 0.0, 1.0) ** (2.0 / 3.0),
-                       SPIKE_POINTS + np.arccos(1.0 - 2.0 * phase) / np.pi * (n_tail - 1))
-        c0 = np.clip(np.floor(col).astype(int), 0, PHASE_POINTS - 2)
-        wc = col - c0
-        # row: linear in log(interval), clipped to the table
-        if self.isi_ms.size == 1:
-            r0, wr = np.zeros(s.shape, dtype=int), np.zeros(s.shape)
-            table = np.vstack([self.isi_mV, self.isi_mV])
-        else:
-            logs = np.log(self.isi_ms)
-            x = np.log(np.clip(isi, self.isi_ms[0], self.isi_ms[-1]))
-            r0 = np.clip(np.searchsorted(logs, x) - 1, 0, logs.size - 2)
-            wr = (x - logs[r0]) / (logs[r0 + 1] - logs[r0])
-            table = self.isi_mV
-        top = (1.0 - wc) * table[r0, c0] + wc * table[r0, c0 + 1]
-        bottom = (1.0 - wc) * table[r0 + 1, c0] + wc * table[r0 + 1, c0 + 1]
-        return (1.0 - wr) * top + wr * bottom
+        out = _read_interval_table(self.isi_ms, self.isi_mV, s, isi)
+        first = np.broadcast_to(np.asarray(first, dtype=bool), s.shape)
+        if self.first_isi_ms.size and first.any():
+            out[first] = _read_interval_table(self.first_isi_ms, self.first_isi_mV, s[first], isi[first])
+        return out
 
     def first_approach(self, phase: np.ndarray, latency_ms: float) -> np.ndarray:
         """Deviation (mV) from the linear response at phases of the approach to the first spike."""
@@ -264,6 +257,32 @@ class ModelBackbone:
         a = float(np.clip(amp_nA, self.post_amps_nA[0], self.post_amps_nA[-1]))
         row = np.array([np.interp(a, self.post_amps_nA, col) for col in self.post_mV.T])
         return np.interp(s_ms, self.post_ms, row)
+
+
+def _read_interval_table(grid_ms: np.ndarray, table_mV: np.ndarray, s: np.ndarray, isi: np.ndarray) -> np.ndarray:
+    """Voltage (mV) at times s (ms) after a spike in intervals isi (ms), both of one shape, from a table (G, P) over
+    the interval grid (G,): bilinear in log interval × `interval_times` position."""
+    # column: the inverse of interval_times()
+    head = np.minimum(SPIKE_MS, isi / 3.0)
+    phase = np.clip((s - head) / np.maximum(isi - head, 1e-12), 0.0, 1.0)
+    n_tail = PHASE_POINTS - SPIKE_POINTS
+    col = np.where(s < head, SPIKE_POINTS * np.clip(s / head, 0.0, 1.0) ** (2.0 / 3.0),
+                   SPIKE_POINTS + np.arccos(1.0 - 2.0 * phase) / np.pi * (n_tail - 1))
+    c0 = np.clip(np.floor(col).astype(int), 0, PHASE_POINTS - 2)
+    wc = col - c0
+    # row: linear in log(interval), clipped to the table
+    if grid_ms.size == 1:
+        r0, wr = np.zeros(s.shape, dtype=int), np.zeros(s.shape)
+        table = np.vstack([table_mV, table_mV])
+    else:
+        logs = np.log(grid_ms)
+        x = np.log(np.clip(isi, grid_ms[0], grid_ms[-1]))
+        r0 = np.clip(np.searchsorted(logs, x) - 1, 0, logs.size - 2)
+        wr = (x - logs[r0]) / (logs[r0 + 1] - logs[r0])
+        table = table_mV
+    top = (1.0 - wc) * table[r0, c0] + wc * table[r0, c0 + 1]
+    bottom = (1.0 - wc) * table[r0 + 1, c0] + wc * table[r0 + 1, c0 + 1]
+    return (1.0 - wr) * top + wr * bottom
 
 
 def _row_at(keys: np.ndarray, rows: np.ndarray, key: float) -> np.ndarray:
@@ -325,11 +344,15 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         lin_f = fake.linear(stim[firing], amp[firing])
     after_firing = [amp[i] for i in firing if np.isfinite(end[i])
                     and (np.asarray(spikes_ms[i]) > end[i] + AFTER_STEP_SPIKE_MS).any()]
+    first_keys, first_rows = [], []
     for j, i in enumerate(firing):
         st = np.sort(np.asarray(spikes_ms[i], dtype=float))
         for k in range(st.size - 1):
             isi_keys.append(st[k + 1] - st[k])
             isi_rows.append(np.interp(st[k] + interval_times(st[k + 1] - st[k]), grid, volt[i]))
+            if k == 0:
+                first_keys.append(isi_keys[-1])
+                first_rows.append(isi_rows[-1])
         dev = volt[i] - lin_f[j]
         if onset[i] < st[0]:
             lat_keys.append(st[0] - onset[i])
@@ -340,6 +363,9 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
             post_rows.append(x - x[0] * fake.relaxation(post_ms))
     isi_keys, isi_rows = np.array(isi_keys), np.array(isi_rows).reshape(-1, PHASE_POINTS)
     isi_grid = _log_grid(isi_keys, ISI_GRID_POINTS) if isi_keys.size else np.zeros(0)
+    first_keys, first_rows = np.array(first_keys), np.array(first_rows).reshape(-1, PHASE_POINTS)
+    first_grid = _log_grid(first_keys, FIRST_ISI_GRID_POINTS) if first_keys.size else np.zeros(0)
+    first_isi = _tabulate(first_keys, first_rows, first_grid) if first_keys.size else first_rows
     lat_keys = np.array(lat_keys)
     lat_grid = _log_grid(lat_keys, LATENCY_GRID_POINTS) if lat_keys.size else np.zeros(0)
     first = _tabulate(lat_keys, np.array(lat_rows), lat_grid) if lat_keys.size else np.zeros((0, PHASE_POINTS))
@@ -353,7 +379,7 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         isi_ms=isi_grid, isi_mV=_tabulate(isi_keys, isi_rows, isi_grid) if isi_keys.size else isi_rows,
         latency_ms=lat_grid, first_mV=first,
         post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=np.sort(np.array(after_firing)),
-        trains=fit_step_trains(stim, spikes_ms, dt_ms))
+        first_isi_ms=first_grid, first_isi_mV=first_isi, trains=fit_step_trains(stim, spikes_ms, dt_ms))
 
 
 def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:
@@ -384,14 +410,14 @@ def compose_between(backbone: ModelBackbone, stim_nA: np.ndarray, spikes_ms: lis
         if st.size > 1:  # every interval at once: each sample's time since its spike and its interval
             lo, hi = np.searchsorted(grid, st[0]), np.searchsorted(grid, st[-1])
             seg = np.searchsorted(st, grid[lo:hi], side="right") - 1
-            v[lo:hi] = backbone.interval(grid[lo:hi] - st[seg], st[seg + 1] - st[seg])
+            v[lo:hi] = backbone.interval(grid[lo:hi] - st[seg], st[seg + 1] - st[seg], first=seg == 0)
         stop = end[b] if np.isfinite(end[b]) else grid[-1] + dt
         last = st[-1]
         start = max(stop, last + SPIKE_AHP_MS)
         prev = st[-1] - st[-2] if st.size > 1 else 0.0
         isi = max(prev, LAST_INTERVAL_STRETCH * (start - last))
         sel = (grid >= last) & (grid < start)
-        v[sel] = backbone.interval(grid[sel] - last, isi)
+        v[sel] = backbone.interval(grid[sel] - last, isi, first=st.size == 1)
         sel = grid >= start
         if sel.any() and np.isfinite(end[b]):
             s = grid[sel] - end[b]

@@ -66,6 +66,14 @@ def test_interspike_backbone_reproduces_a_hodgkin_huxley_cells_trajectory_at_an_
     np.testing.assert_allclose(compose_between(again, stim[-1:], spikes[-1:])[0], pred, atol=1e-3)
     with pytest.raises(ValueError, match="lack"):
         ModelBackbone.from_arrays({k: v for k, v in bb.to_arrays().items() if k != "isi_mV"})
+    # the train's first interval (from rest) has a table of its own: its trough as NEURON's
+    i0, i1 = (int(round(x / dt)) for x in spikes[-1][:2])
+    old = ModelBackbone.from_arrays({k: v for k, v in bb.to_arrays().items() if not k.startswith("first_isi")})
+    assert old.first_isi_ms.size == 0 and bb.first_isi_ms.size > 0  # fitted before them: the general table serves
+    general = compose_between(old, stim[-1:], spikes[-1:])[0]
+    trough = volt[-1][i0:i1].min()
+    assert abs(pred[i0:i1].min() - trough) < 0.05  # mV; measured 0.01
+    assert abs(general[i0:i1].min() - trough) > 0.1  # the table of all intervals: 0.19 mV shallower
 
 
 def test_step_windows_find_amplitude_onset_and_end():
