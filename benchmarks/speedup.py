@@ -8,6 +8,9 @@ What is timed (wall clock, after warm-up; CUDA synchronised):
   step, single core — and the same with CVode (default tolerances);
 * surrogate ``predict()`` on the same stimuli/models: batch 1, and per-trace time at batches
   up to 1024 (``speedup_batched_cpu`` = detailed per-trace / surrogate per-trace at 1024);
+* the same with the network's spike phase in place of a training model's own step trains
+  (``surrogate_network_spikes``, ``speedup_batched_cpu_network_spikes``): what any other current and cells
+  given by features get (the own-trains path skips the network for these steps);
 * SurrogateCell inside NEURON: N cells with IClamps, ``finitialize`` + ``continuerun(515)``,
   engine overhead and soma stepping included; and NEURON's loop alone on a bare passive soma, the
   floor of any one-cell run (``speedup_ceiling_1cell_neuron_loop``);
@@ -83,6 +86,44 @@ def accuracy(pred: np.ndarray, true: np.ndarray, dt_ms: float) -> dict:
             **{k: m[k] for k in ("spike_count_exact_match_rate", "firing_mismatches", "spike_count_rel_error_firing",
                                  "spike_time_error_order_matched_median_ms", "gamma_1ms_median")},
             "spike_counts_detailed": n_true.tolist(), "spike_counts_surrogate": n_pred.tolist()}
+
+
+def time_predict(s, stimuli, features, true, detailed: dict, dev, batches, quick: bool, lengths: bool = True) -> dict:
+    """Per-trace `predict` time by batch size (and by trace length), peak memory and the accuracy of exactly these
+    traces against the detailed solves `true`."""
+    pred = s.predict(stimuli, features, s.dt_ms, check_domain=False)
+    acc = accuracy(pred, true, s.dt_ms)
+    per_batch = {}
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for b in batches:
+        x = np.repeat(stimuli, int(np.ceil(b / len(stimuli))), axis=0)[:b]
+        f = np.repeat(features, int(np.ceil(b / len(features))), axis=0)[:b]
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t = time_call(lambda: s.predict(x, f, s.dt_ms, check_domain=False), dev, repeats=1 if b >= 256 else 3)
+        per_batch[b] = {"total_s": t, "per_trace_s": t / b,
+                        "peak_mem_MB": (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else
+                                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+        print(f"  {dev.type} batch {b:5d}: {t / b * 1e3:8.2f} ms/trace "
+              f"({detailed['per_trace_s_fixed_step'] / (t / b):7.0f}x vs fixed-step NEURON)")
+    by_length = {}
+    for frac in ([] if not lengths else [0.25, 0.5, 1.0, 2.0] if not quick else [0.5, 1.0]):
+        n = int(s.n_samples * frac)
+        x = np.resize(stimuli[:1], (16, n))  # the trace repeated/cut to n samples; only timing matters
+        f16 = np.repeat(features[:1], 16, axis=0)
+        t = time_call(lambda: s.predict(x, f16, s.dt_ms, check_domain=False), dev, repeats=2)
+        by_length[n] = t / 16
+    b_big = max(batches)
+    return {
+        "per_trace_s_batch1": per_batch[1]["total_s"],
+        "per_trace_s_by_batch": {str(b): v["per_trace_s"] for b, v in per_batch.items()},
+        "peak_mem_MB_by_batch": {str(b): v["peak_mem_MB"] for b, v in per_batch.items()},
+        "rss_before_MB": rss0 / 1024,
+        "per_trace_s_by_length_batch16": {str(n): v for n, v in by_length.items()},
+        "accuracy_same_traces": acc,
+        f"speedup_batch{b_big}": detailed["per_trace_s_fixed_step"] / per_batch[b_big]["per_trace_s"],
+        "speedup_batch1": detailed["per_trace_s_fixed_step"] / per_batch[1]["total_s"],
+    }
 
 
 def surrogate_in_neuron(model_ids, amps_nA, n_cells: int) -> dict:
@@ -182,39 +223,16 @@ def main() -> None:
         "config": s.config.to_dict()}, "detailed": detailed, "surrogate": {}}
     for dev in devices:
         s.to(dev)
-        pred = s.predict(stimuli, features, s.dt_ms, check_domain=False)
-        acc = accuracy(pred, true, s.dt_ms)
-        per_batch = {}
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        for b in batches:
-            x = np.repeat(stimuli, int(np.ceil(b / len(stimuli))), axis=0)[:b]
-            f = np.repeat(features, int(np.ceil(b / len(features))), axis=0)[:b]
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            t = time_call(lambda: s.predict(x, f, s.dt_ms, check_domain=False), dev, repeats=1 if b >= 256 else 3)
-            per_batch[b] = {"total_s": t, "per_trace_s": t / b,
-                            "peak_mem_MB": (torch.cuda.max_memory_allocated() / 2**20 if dev.type == "cuda" else
-                                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
-            print(f"  {dev.type} batch {b:5d}: {t / b * 1e3:8.2f} ms/trace "
-                  f"({detailed['per_trace_s_fixed_step'] / (t / b):7.0f}x vs fixed-step NEURON)")
-        lengths = {}
-        for frac in ([0.25, 0.5, 1.0, 2.0] if not args.quick else [0.5, 1.0]):
-            n = int(s.n_samples * frac)
-            x = np.resize(stimuli[:1], (16, n))  # the trace repeated/cut to n samples; only timing matters
-            f16 = np.repeat(features[:1], 16, axis=0)
-            t = time_call(lambda: s.predict(x, f16, s.dt_ms, check_domain=False), dev, repeats=2)
-            lengths[n] = t / 16
-        b_big = max(batches)
-        results["surrogate"][dev.type] = {
-            "per_trace_s_batch1": per_batch[1]["total_s"],
-            "per_trace_s_by_batch": {str(b): v["per_trace_s"] for b, v in per_batch.items()},
-            "peak_mem_MB_by_batch": {str(b): v["peak_mem_MB"] for b, v in per_batch.items()},
-            "rss_before_MB": rss0 / 1024,
-            "per_trace_s_by_length_batch16": {str(n): v for n, v in lengths.items()},
-            "accuracy_same_traces": acc,
-            f"speedup_batch{b_big}": detailed["per_trace_s_fixed_step"] / per_batch[b_big]["per_trace_s"],
-            "speedup_batch1": detailed["per_trace_s_fixed_step"] / per_batch[1]["total_s"],
-        }
+        results["surrogate"][dev.type] = time_predict(s, stimuli, features, true, detailed, dev, batches, args.quick)
+        # the same traces through the network's spike phase (what currents other than one step and cells given by
+        # features get): a training model's own step trains skip the network
+        s.use_own_step_trains = False
+        try:
+            results["surrogate_network_spikes"] = results.get("surrogate_network_spikes", {})
+            results["surrogate_network_spikes"][dev.type] = time_predict(s, stimuli, features, true, detailed, dev,
+                                                                         batches, quick=True, lengths=False)
+        finally:
+            s.use_own_step_trains = True
     s.to("cpu")
     n_cells = 64 if not args.quick else 4
     results["surrogate_cell_in_neuron"] = surrogate_in_neuron(model_ids, amps, n_cells)
@@ -223,6 +241,8 @@ def main() -> None:
     cpu = results["surrogate"]["cpu"]
     results["speedup_batched_cpu"] = cpu[f"speedup_batch{max(batches)}"]
     results["speedup_batch1_cpu"] = cpu["speedup_batch1"]
+    results["speedup_batched_cpu_network_spikes"] = \
+        results["surrogate_network_spikes"]["cpu"][f"speedup_batch{max(batches)}"]
     results["speedup_surrogate_cell_cpu"] = (detailed["per_trace_s_fixed_step"]
                                              / results["surrogate_cell_in_neuron"]["wall_s_per_cell"])
     results["speedup_surrogate_cell_1cell_cpu"] = (detailed["per_trace_s_fixed_step"]
@@ -251,6 +271,9 @@ def main() -> None:
           f"{results['speedup_surrogate_cell_1cell_cpu']:9.0f}x")
     print(f"{'NEURON loop alone, a bare soma':38s}{results['neuron_bare_soma_run_s'] * 1e3:10.2f}ms"
           f"{results['speedup_ceiling_1cell_neuron_loop']:9.0f}x  (the ceiling of any one-cell run)")
+    net = results["surrogate_network_spikes"]["cpu"]
+    for b, t in net["per_trace_s_by_batch"].items():
+        print(f"{'  the network spike phase, batch ' + b:38s}{t * 1e3:10.2f}ms{d / t:9.0f}x")
     acc = cpu["accuracy_same_traces"]
     print(f"accuracy of these traces: rel L2 {100 * acc['rel_l2_mean']:.1f}% (max {100 * acc['rel_l2_max']:.1f}%), "
           f"spike-count match {100 * acc['spike_count_exact_match_rate']:.0f}%, "

@@ -3,7 +3,7 @@
 An event model (``SurrogateConfig.event_output``) outputs, on a grid ``time_coarsening`` times
 coarser than the data, the spike phase θ and the interspike voltage (`event_channels`);
 `predict_events` (what `Surrogate.predict` runs for these models) decodes θ into spike times (a training
-model under one step of its training range takes its own trains instead, `spikes_under_own_step`) and
+model under one step of its training range takes its own trains instead, `own_step_train`) and
 `compose_voltage` draws the trace: each model's own action potential (`noble_neuron.surrogate.decoder`)
 pasted on its physics backbone (`noble_neuron.surrogate.backbone`: the linear response below threshold,
 the interspike trajectory between spikes) or, for checkpoints without backbones, on the network's
@@ -20,7 +20,7 @@ from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
-           "spikes_under_own_step"]
+           "own_step_train", "with_learned_after_step"]
 
 
 def event_channels(model: torch.nn.Module, inp: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,27 +80,42 @@ def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) 
 def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
                    features_raw: np.ndarray, batch_size: int) -> np.ndarray:
     """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
-    raw features (B, F) that choose each item's action potential."""
-    event, v_between = event_outputs(surrogate, x, amp_t, feat_t, batch_size)
-    on = (x.abs() > AMPLITUDE_THRESHOLD_NA).cpu().numpy()
-    onset = np.where(on.any(axis=1), on.argmax(axis=1) * surrogate.dt_ms, np.inf)
-    spikes = spike_times_from_events(surrogate, event, onset)
+    raw features (B, F) that choose each item's action potential. A training model under one step of its
+    training range fires its own train (`own_step_train`) and needs the network only where its own steps fired
+    long after the current ended (`ModelBackbone.fires_after_step`)."""
     stim = x.cpu().numpy()
-    if surrogate.backbones:
-        from .backbone import spikes_the_cell_fires
-
-        ids = sorted(surrogate.backbones)
+    spikes: list = [None] * stim.shape[0]
+    ends = np.full(stim.shape[0], np.nan)
+    needs_network = np.ones(stim.shape[0], dtype=bool)
+    ids = sorted(surrogate.backbones)
+    if ids:
         near, weights = surrogate.nearest_models(features_raw, ids)
         nearest = near[:, 0]
-        for j in np.unique(nearest):
-            rows = np.flatnonzero(nearest == j)
-            backbone = surrogate.backbones[ids[j]]
-            kept = spikes_the_cell_fires(backbone, stim[rows], [spikes[r] for r in rows])
-            for r, st in zip(rows, kept):
-                spikes[r] = st
-                own = weights[r, 0] > 1.0 - 1e-6  # the model itself, not a blend of its neighbours
-                if own and backbone.trains is not None and surrogate.use_own_step_trains:
-                    spikes[r] = spikes_under_own_step(backbone.trains, stim[r], surrogate.dt_ms, st)
+        own = weights[:, 0] > 1.0 - 1e-6  # the model itself, not a blend of its neighbours
+        for r in np.flatnonzero(own) if surrogate.use_own_step_trains else ():
+            backbone = surrogate.backbones[ids[nearest[r]]]
+            found = own_step_train(backbone, stim[r], surrogate.dt_ms)
+            if found is not None:
+                spikes[r], ends[r], needs_network[r] = found
+    v_between = None
+    rows = np.flatnonzero(needs_network)
+    if rows.size:
+        pick = torch.from_numpy(rows).to(x.device)
+        event, v_between = event_outputs(surrogate, x[pick], amp_t[pick.to(amp_t.device)],
+                                         feat_t[pick.to(feat_t.device)], batch_size)
+        on = np.abs(stim[rows]) > AMPLITUDE_THRESHOLD_NA
+        onset = np.where(on.any(axis=1), on.argmax(axis=1) * surrogate.dt_ms, np.inf)
+        learned = spike_times_from_events(surrogate, event, onset)
+        if ids:
+            from .backbone import spikes_the_cell_fires
+
+            for j in np.unique(nearest[rows]):
+                mine = np.flatnonzero(nearest[rows] == j)
+                kept = spikes_the_cell_fires(surrogate.backbones[ids[j]], stim[rows[mine]], [learned[m] for m in mine])
+                for m, st in zip(mine, kept):
+                    learned[m] = st
+        for r, st in zip(rows, learned):
+            spikes[r] = st if spikes[r] is None else with_learned_after_step(spikes[r], ends[r], st)
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
 
 
@@ -108,26 +123,31 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
 OWN_TRAIN_GAP_MS = 2.0
 
 
-def spikes_under_own_step(trains, stim_nA: np.ndarray, dt_ms: float, learned_ms: np.ndarray) -> np.ndarray:
-    """Spike times (ms) of a training model under a current (L,) nA: where it is one step its training steps
-    cover (`noble_neuron.surrogate.step_trains`), its own train at that amplitude and the learned spikes
-    `learned_ms` from `AFTER_STEP_SPIKE_MS` after the step on (rebound, release from block: kept only where the
-    model's own training steps fired there, `spikes_the_cell_fires`); otherwise `learned_ms` unchanged."""
-    from .backbone import AFTER_STEP_SPIKE_MS
+def own_step_train(backbone, stim_nA: np.ndarray, dt_ms: float) -> tuple[np.ndarray, float, bool] | None:
+    """(spike times ms, end of the step ms, whether the network's spikes after the step are wanted) of a training
+    model's own train under a current (L,) nA (`noble_neuron.surrogate.step_trains`), or None where that current
+    is not one step its training steps cover. Its spikes on their upstroke as the current ends are left out (43 in
+    the 15 ms after the 450 held-out steps of pv_draws48.h5: of the network's 57 there 14 were within 2 ms of one,
+    and the train's next spike tells 4 of them with a 1 ms commitment window); later ones, where its own training
+    steps fired there, come from the network (`with_learned_after_step`)."""
     from .step_trains import single_step
 
     step = single_step(stim_nA, dt_ms)
-    if step is None or not trains.covers(step[0], step[2]):
-        return learned_ms
+    if backbone.trains is None or step is None or not backbone.trains.covers(step[0], step[2]):
+        return None
     amp, onset, dur = step
-    own = onset + trains.train(amp, dur)
-    # spikes on their upstroke as the current ends (43 in the 15 ms after the 450 held-out steps of pv_draws48.h5)
-    # are left out: of the 57 learned spikes there 14 were within 2 ms of one, and the train's next spike does not
-    # tell them either (4 of 43 with a 1 ms commitment window)
-    after = learned_ms[learned_ms >= onset + dur + AFTER_STEP_SPIKE_MS]
-    if own.size:
-        after = after[after > own[-1] + OWN_TRAIN_GAP_MS]
-    return np.concatenate([own, after])
+    return onset + backbone.trains.train(amp, dur), onset + dur, backbone.fires_after_step(amp)
+
+
+def with_learned_after_step(own_ms: np.ndarray, end_ms: float, learned_ms: np.ndarray) -> np.ndarray:
+    """A model's own train (ms) and the learned spikes from `AFTER_STEP_SPIKE_MS` after its step ended at `end_ms`
+    (rebound, release from depolarisation block), after its last spike."""
+    from .backbone import AFTER_STEP_SPIKE_MS
+
+    after = learned_ms[learned_ms >= end_ms + AFTER_STEP_SPIKE_MS]
+    if own_ms.size:
+        after = after[after > own_ms[-1] + OWN_TRAIN_GAP_MS]
+    return np.concatenate([own_ms, after])
 
 
 #: on a backbone, an action potential is pasted up to this long after its crossing (ms: upstroke, peak, most of the

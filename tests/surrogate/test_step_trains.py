@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-from noble_neuron.surrogate.event_model import spikes_under_own_step
+from types import SimpleNamespace
+
+from noble_neuron.surrogate.event_model import own_step_train, with_learned_after_step
 from noble_neuron.surrogate.step_trains import StepTrains, fit_step_trains, single_step
 
 DUR_MS = 400.0
@@ -83,13 +85,19 @@ def test_single_step_detection():
 
 def test_a_training_models_step_uses_its_own_train_and_keeps_the_learned_spikes_after_it():
     table = _table(np.linspace(0.1, 0.4, 7))
+    backbone = SimpleNamespace(trains=table, fires_after_step=lambda amp: amp > 0.3)
     dt = 0.1
     stim = np.zeros(6000)
     stim[150:4150] = 0.2
-    learned = np.array([20.0, 30.0, 430.0, 480.0])  # in-step spikes are replaced; after the step they stay
-    out = spikes_under_own_step(table, stim, dt, learned)
-    assert np.allclose(out[:-2], 15.0 + table.train(0.2, 400.0))
-    assert np.array_equal(out[-2:], [430.0, 480.0])
+    own, end, wants_network = own_step_train(backbone, stim, dt)
+    assert np.allclose(own, 15.0 + table.train(0.2, 400.0)) and end == pytest.approx(415.0) and not wants_network
+    stim[150:4150] = 0.35  # its own steps fired long after the current ended: the network's spikes there are kept
+    own, end, wants_network = own_step_train(backbone, stim, dt)
+    assert wants_network
+    learned = np.array([20.0, 30.0, 420.0, 430.0, 480.0])  # in-step spikes are the train's; 15 ms after the step on
+    out = with_learned_after_step(own, end, learned)
+    assert np.allclose(out[:-2], own) and np.array_equal(out[-2:], [430.0, 480.0])
     ramp = stim.copy()
     ramp[150:4150] = np.linspace(0.1, 0.3, 4000)
-    assert spikes_under_own_step(table, ramp, dt, learned) is learned  # not a step: the learned spikes
+    assert own_step_train(backbone, ramp, dt) is None  # not a step: the network's spikes
+    assert own_step_train(SimpleNamespace(trains=None), stim, dt) is None
