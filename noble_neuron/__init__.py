@@ -8,6 +8,7 @@ cheap: NEURON and torch load only when needed)::
     train, load_surrogate            a surrogate checkpoint                   (training, surrogate)
     build_surrogate                  all of the above for your own model      (pipeline)
     SurrogateCell                    the surrogate inside a NEURON script     (neuron)
+    finitialize                      h.finitialize, raising what a cell refused  (neuron)
 
 Subpackages: detailed → stimuli → simulation → data → features → surrogate → training →
 evaluation → neuron → integrations (NetPyNE). The flat module paths of 0.1
@@ -29,6 +30,7 @@ _PUBLIC = {
     "load_surrogate": "surrogate.checkpoint",
     "build_surrogate": "pipeline",
     "SurrogateCell": "neuron.cell",
+    "finitialize": "neuron.engine",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -111,7 +111,7 @@ def _cmd_generate(args) -> int:
     out = generate(specs, protocols, args.out, splits=splits, n_workers=args.workers, engine=args.engine,
                    sim_dt_ms=args.dt, downsample=args.downsample, progress=not args.no_progress,
                    overwrite=args.overwrite, seed_per_model=SEED_STRIDE if args.vary_seeds else 0,
-                   v_init=args.v_init)
+                   v_init=args.v_init, **({} if args.sim_timeout is None else {"sim_timeout_s": args.sim_timeout or None}))
     ds = open_dataset(out)
     print(f"{out}: {len(specs)} models ({ds.model_splits.count('train')} train, {ds.model_splits.count('unseen')} "
           f"unseen), {len(ds.done)} simulations in {time.perf_counter() - start:.1f} s")
@@ -216,10 +216,14 @@ def _cmd_fit_backbone(args) -> int:
 def _cmd_evaluate(args) -> int:
     from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
-    result = write_report(args.checkpoint, args.data, args.out_dir, n_sampled=args.n_sampled,
+    out_dir = Path(args.out_dir) if args.out_dir else Path.cwd() / f"{Path(args.checkpoint).stem}_evaluation"
+    if (out_dir / "accuracy.json").exists() and not args.overwrite:
+        raise ValueError(f"{out_dir / 'accuracy.json'} exists (an earlier evaluation, or the repository's shipped "
+                         "results); pass --overwrite to replace it, or another --out-dir")
+    result = write_report(args.checkpoint, args.data, out_dir, n_sampled=args.n_sampled,
                           progress=not args.no_progress, record=args.record)
     print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
-    print(f"wrote {Path(args.out_dir) / 'accuracy.json'} and PNGs")
+    print(f"wrote {out_dir / 'accuracy.json'} and PNGs")
     return 0
 
 
@@ -282,6 +286,9 @@ def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
                    f"YAML/JSON file (default {default_protocol})")
     s.add_argument("--max-models", type=_positive_count, default=None, help="only the first N models (N >= 1)")
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--sim-timeout", type=float, default=None, metavar="SECONDS",
+                   help="stop when no simulation finishes for this long per simulation (a template that never "
+                        "returns; default 900; 0 waits forever; the pool engine only)")
     s.add_argument("--engine", default="pool", choices=["pool", "serial", "nrn-bb"],
                    help="pool: local processes; nrn-bb: NEURON ParallelContext (run under mpiexec -n N)")
 
@@ -376,7 +383,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--data", required=True, help="dataset with Long Square rows of train and unseen models")
-    s.add_argument("--out-dir", default="benchmarks/results")
+    s.add_argument("--out-dir", default=None, help="default: <checkpoint name>_evaluation/ in the current folder")
+    s.add_argument("--overwrite", action="store_true", help="replace an accuracy.json already in --out-dir")
     s.add_argument("--n-sampled", type=int, default=50, help="neurons sampled inside the training-feature hull")
     s.add_argument("--record", action="store_true", help="store the headline figures in the checkpoint (SurrogateCell "
                    "then warns when they are far off)")
@@ -392,12 +400,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: what an interrupted command keeps (Ctrl-C, or SIGINT from a scheduler)
+RESUMABLE = {
+    "generate": "every finished simulation is kept (journal): run the same command again to resume; the dataset "
+                "comes out bit-identical to an uninterrupted run",
+    "train": "every finished epoch is kept (<out>.resume): run the same command again to continue from the last "
+             "one (--restart starts over)",
+    "build-surrogate": "finished stages are kept: run the same command again to continue where it stopped",
+}
+
+
 def _run(args) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"noble-neuron {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        kept = RESUMABLE.get(args.command, "nothing it was writing is marked finished")
+        print(f"\nnoble-neuron {args.command}: interrupted; {kept}", file=sys.stderr)
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny real NEURON cell (built-in HH) and short protocols."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,17 @@ DATA = Path(__file__).parent / "data"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test (deselect with -m 'not slow')")
+
+
+@pytest.fixture(autouse=True)
+def tiny_family_temperature():
+    """Each test starts at 6.3 °C (NEURON's default, the tiny ball-and-stick family's): the tiny checkpoints record
+    it and their cells warn at another ``h.celsius``; family models set their own 34 °C when built."""
+    if "neuron" in sys.modules:
+        from neuron import h
+
+        h.celsius = 6.3
+    yield
 
 
 @pytest.fixture()

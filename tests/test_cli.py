@@ -69,3 +69,31 @@ def test_generate_errors_are_clear(tmp_path, user_model, args, message):
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_ctrl_c_says_what_is_kept_instead_of_a_traceback(capsys):
+    from argparse import Namespace
+
+    from noble_neuron.cli import _run
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    assert _run(Namespace(command="generate", func=interrupted)) == 130
+    assert "interrupted; every finished simulation is kept (journal): run the same command again" in \
+        capsys.readouterr().err
+    assert _run(Namespace(command="train", func=interrupted)) == 130
+    assert "every finished epoch is kept" in capsys.readouterr().err
+
+
+def test_evaluate_never_replaces_results_it_was_not_told_to(tmp_path, monkeypatch, capsys):
+    from noble_neuron.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / "model_evaluation"  # not benchmarks/results: the repository's shipped results
+    default.mkdir()
+    (default / "accuracy.json").write_text("{}")
+    assert main(["evaluate", "--checkpoint", "model.pt", "--data", "d.h5"]) == 2
+    err = capsys.readouterr().err
+    assert f"{default / 'accuracy.json'} exists" in err and "--overwrite" in err
+    assert (default / "accuracy.json").read_text() == "{}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -104,7 +105,11 @@ def create_dataset(
 def open_h5(path: Path, mode: str):
     h5py = _h5py()
     if not path.is_file():
-        raise DatasetError(f"dataset {path} does not exist")
+        raise DatasetError(f"dataset {path} is a folder, not a dataset file" if path.is_dir() else
+                           f"dataset {path} does not exist")
+    if mode != "r" and not os.access(path, os.W_OK):
+        raise DatasetError(f"dataset {path} is read-only (no write permission); it needs writing here: make it "
+                           f"writable (chmod u+w) or work on a copy")
     try:
         f = h5py.File(path, mode)
     except OSError as exc:
@@ -112,6 +117,9 @@ def open_h5(path: Path, mode: str):
             raise DatasetBusyError(
                 f"dataset {path} is open in another process (HDF5 file lock: {exc}); wait until that process "
                 "(e.g. a running `noble-neuron generate`) finishes") from None
+        if "Permission denied" in str(exc) or getattr(exc, "errno", None) in (1, 13):
+            raise DatasetError(f"dataset {path} cannot be opened for {'writing' if mode != 'r' else 'reading'} "
+                               f"(permission denied: {exc}); fix its permissions or work on a copy") from None
         raise DatasetError(f"dataset {path} is corrupt or truncated (HDF5 could not open it: {exc})") from None
     fmt = f.attrs.get("format")
     if fmt != DATASET_FORMAT:

@@ -79,9 +79,33 @@ def _hoc_error(text: str) -> str | None:
     return f"NEURON: {first!r}"
 
 
+_ascii_links: dict[str, str] = {}
+
+
+def _ascii_path(name: str) -> str:
+    """`name`, or for a file whose path NEURON cannot take (NEURON 9 passes only ASCII strings to hoc: "python string
+    arg cannot decode into c_str") an ASCII-named symbolic link to it in a temporary folder."""
+    try:
+        name.encode("ascii")
+        return name
+    except UnicodeEncodeError:
+        pass
+    path = Path(name)
+    if not path.is_file():
+        return name
+    key = str(path.resolve())
+    if key not in _ascii_links:
+        link = Path(tempfile.mkdtemp(prefix="noble_neuron_")) / ("model" + "".join(
+            c for c in path.suffix if c.isascii()))
+        link.symlink_to(key)
+        _ascii_links[key] = str(link)
+    return _ascii_links[key]
+
+
 def _load_hoc(h, name: str, likely_cause: str) -> str | None:
     """`h.load_file(name)`; None when it loaded, else why not (NEURON's first error line and its fix, or
-    `likely_cause`)."""
+    `likely_cause`). A file under a non-ASCII path is loaded through an ASCII link (`_ascii_path`)."""
+    name = _ascii_path(name)
     with _neuron_stderr() as said:
         try:
             ok = h.load_file(name)

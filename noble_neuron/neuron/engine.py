@@ -25,6 +25,7 @@ The engine sees cells only through `noble_neuron.neuron.port.EngineCell`; it wra
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import math
@@ -38,7 +39,7 @@ from ..surrogate.encoding import characteristic_amplitude
 from ..errors import SurrogateCellError, CoarseStepWarning  # noqa: F401 (raised here, defined in errors)
 from .port import EngineCell
 
-__all__ = ["SurrogateCellError", "engine", "is_single_step", "register_drive_adopter"]
+__all__ = ["SurrogateCellError", "engine", "finitialize", "is_single_step", "register_drive_adopter"]
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,36 @@ class _Engine:
         self.rule_checkpoints: list = []  # network checkpoints of NetPyNE cell rules; a drive's ckpt indexes it
         self.rule_neurons: list[list[float]] = []  # their neurons' features; a drive's neuron indexes it
         # Handlers must outlive every cell: they are kept for the life of the process.
-        self._handlers = [h.FInitializeHandler(3, self._on_start), h.FInitializeHandler(0, self._on_plays_applied),
-                          h.FInitializeHandler(1, self._on_initialized)]
+        self.last_error: BaseException | None = None  # what the last finitialize refused (`finitialize` raises it)
+        self._handlers = [h.FInitializeHandler(3, self._recorded(self._on_start)),
+                          h.FInitializeHandler(0, self._recorded(self._on_plays_applied)),
+                          h.FInitializeHandler(1, self._recorded(self._on_initialized))]
+
+    def _check_globals(self, cells: list[EngineCell]) -> None:
+        """NEURON settings a surrogate cannot follow: Crank–Nicolson (``secondorder``) makes its clamped soma ring
+        (47 threshold crossings for 38 spikes on hof_017 at 0.3 nA): refused; a ``celsius`` other than its training
+        temperature: a DomainWarning per cell (SurrogateCellError when strict)."""
+        h = self._h
+        if int(h.secondorder) != 0:
+            raise SurrogateCellError(
+                f"h.secondorder = {int(h.secondorder)} (Crank–Nicolson) makes a surrogate cell's clamped soma ring "
+                "and its NetCons count extra spikes; set h.secondorder = 0 for runs with SurrogateCells")
+        for cell in cells:
+            trained = (getattr(cell.surrogate, "metrics", None) or {}).get("dataset", {}).get("celsius_degC")
+            if trained is not None and abs(float(h.celsius) - trained) > 0.01:
+                cell.report_domain("temperature", f"h.celsius = {float(h.celsius):g} °C, but the surrogate was "
+                                                  f"trained at {trained:g} °C and cannot follow the temperature")
+
+    def _recorded(self, handler):
+        """`handler`, keeping a copy of what it raises in ``last_error`` (NEURON turns it into "Python Callback
+        failed"); a copy, without the traceback, whose frames would keep the caller's cells alive."""
+        def run() -> None:
+            try:
+                handler()
+            except BaseException as exc:
+                self.last_error = copy.copy(exc)
+                raise
+        return run
 
     # -------------------------------------------------------------- registry
     def register(self, cell: EngineCell) -> int:
@@ -104,11 +133,14 @@ class _Engine:
 
     # -------------------------------------------------------------- type 3
     def _on_start(self) -> None:
+        self.last_error = None
         self._sentinels = []
         self._adopt_foreign_drives()
         cells = self.cells()
         for cell in cells:
             cell.check_soma()
+        if cells:
+            self._check_globals(cells)
         self._prepare_network_groups(cells)
         for cell in cells:
             for stim in cell.iclamps():
@@ -389,3 +421,19 @@ def engine() -> _Engine:
         _ENGINE = _Engine()
     return _ENGINE
 
+
+def finitialize(v_mV: float | None = None) -> None:
+    """``h.finitialize(v_mV)`` that raises what a surrogate cell refused there (a `SurrogateCellError`, a ValueError
+    naming the input) instead of NEURON's "Python Callback failed" RuntimeError, so a script can catch it; the
+    same run as ``h.finitialize`` otherwise."""
+    from neuron import h
+
+    eng = engine()
+    eng.last_error = None
+    try:
+        h.finitialize() if v_mV is None else h.finitialize(v_mV)
+    except RuntimeError:
+        refused, eng.last_error = eng.last_error, None
+        if refused is not None:
+            raise refused from None
+        raise

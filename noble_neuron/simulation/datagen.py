@@ -35,7 +35,6 @@ that takes a list of job chunks and the journal folder and yields results of `ru
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -51,6 +50,7 @@ import numpy as np
 
 from .._version import __version__
 from ..data.dataset import DatasetBusyError, DatasetError, create_dataset, open_h5
+from .output_file import check_out_path, is_disk_full, remove_if_nothing_finished
 from .writer_lock import exclusive_writer
 from ..detailed.spec import CellSpec, file_sha256, model_provenance
 from ..stimuli.protocols import Protocol, n_samples
@@ -164,8 +164,10 @@ def _unverified_done_rows(f, chunk: int = 256) -> np.ndarray:
     return np.asarray(bad, dtype=int)
 
 
-def _is_disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+#: seconds per simulation without any finishing after which the pool engine stops a run (a hung template)
+DEFAULT_SIM_TIMEOUT_S = 900.0
+#: a protocol current beyond this (nA) is refused: a unit mistake (pA for nA), not an experiment on a neuron
+MAX_PLAUSIBLE_CURRENT_NA = 100.0
 
 
 def _provenance(specs: Sequence[CellSpec], sim_dt_ms: float, downsample: int, signature: str) -> dict:
@@ -218,6 +220,7 @@ def generate(
     overwrite: bool = False,
     seed_per_model: int = 0,
     v_init: str | float = "template",
+    sim_timeout_s: float | None = DEFAULT_SIM_TIMEOUT_S,
 ) -> Path:
     """Simulate every (model, protocol) pair into the HDF5 dataset `out`; resume if it exists.
 
@@ -233,6 +236,9 @@ def generate(
     ``seed_per_model``: see `make_jobs` (stored as the dataset attribute of that name; the
     stored protocol table then holds each protocol's base seed).
 
+    ``sim_timeout_s``: the "pool" engine stops a run in which no simulation finished for this long (s per
+    simulation of a chunk: a template that never returns); None or 0 waits forever, and "serial" always does.
+
     Raises DatasetError if `out` exists but was generated for other models/protocols/dt
     (use overwrite=True or another path) or is corrupt without a journal to rebuild it from,
     if the disk fills up (rerun to resume), and WriterLockError if another process writes `out`.
@@ -240,14 +246,14 @@ def generate(
     pc = bulletin_board() if engine == "nrn-bb" else None  # MPI worker ranks serve jobs in here
     try:
         return _generate(specs, protocols, Path(out), splits, n_workers, engine, sim_dt_ms, downsample, chunk_size,
-                         progress, overwrite, seed_per_model, v_init)
+                         progress, overwrite, seed_per_model, v_init, sim_timeout_s)
     finally:
         if pc is not None:
             pc.done()
 
 
 def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downsample, chunk_size, progress,
-              overwrite, seed_per_model, v_init) -> Path:
+              overwrite, seed_per_model, v_init, sim_timeout_s) -> Path:
     if not specs or not protocols:
         raise ValueError("generate needs at least one model and one protocol")
     ids = [s.model_id for s in specs]
@@ -260,6 +266,11 @@ def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downs
     if plan is None:
         per_model = per_model_protocols(specs, protocols)
         flat = [p for ps in per_model for p in ps] if per_model is not None else list(protocols)
+        absurd = [p for p in flat if abs(p.amp_nA) + 5.0 * abs(getattr(p, "sigma_nA", 0.0)) > MAX_PLAUSIBLE_CURRENT_NA]
+        if absurd:
+            raise ValueError(f"protocol {absurd[0].to_json()} injects more than {MAX_PLAUSIBLE_CURRENT_NA:g} nA, which "
+                             "no neuron takes (NEURON would store voltages of 10^6 mV); amplitudes are in nA (0.3 is "
+                             f"300 pA); {len(absurd)} protocol(s) like it")
         totals = {p.total_ms for p in flat}
         if len(totals) != 1:
             raise ValueError(f"all protocols of one dataset must share total_ms; got {sorted(totals)}")
@@ -281,17 +292,22 @@ def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downs
     signature = run_signature(specs, protocols, sim_dt_ms, downsample, seed_per_model, v_init)
     journal = out.with_name(out.name + ".journal") / signature[:16]
 
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    check_out_path(out)
     run = GenerateRun(out=out, journal=journal, specs=list(specs), protocols=protocols, plan=plan, splits=splits,
                       signature=signature, sim_dt_ms=sim_dt_ms, downsample=downsample, seed_per_model=seed_per_model,
                       v_init=v_init, n_out=n_out, overwrite=overwrite, n_workers=n_workers, engine=engine,
-                      chunk_size=chunk_size, progress=progress)
+                      chunk_size=chunk_size, progress=progress, sim_timeout_s=sim_timeout_s)
+    existed = out.exists()
     try:
         with exclusive_writer(out):
-            return run.locked()
+            try:
+                return run.locked()
+            except Exception:
+                if not existed:  # refused before a single simulation finished: nothing to keep, nothing to refuse later
+                    remove_if_nothing_finished(out, journal.parent)
+                raise
     except OSError as exc:
-        if _is_disk_full(exc):
+        if is_disk_full(exc):
             raise DatasetError(
                 f"no space left on device while writing {out} or its journal ({exc}); free some space and run the "
                 "same command again: every finished simulation is kept (journal) and none is run twice") from None
@@ -322,9 +338,10 @@ class GenerateRun:
     engine: object
     chunk_size: int
     progress: bool
+    sim_timeout_s: float | None
 
     def _engine(self):
-        return make_engine(self.engine, self.n_workers or os.cpu_count() or 1)
+        return make_engine(self.engine, self.n_workers or os.cpu_count() or 1, self.sim_timeout_s)
 
     def _open_existing(self) -> None:
         out = self.out

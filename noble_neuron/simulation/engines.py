@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from ..detailed.spec import CellSpec
+from ..errors import SimulationError
 from ..stimuli.protocols import protocol_from_dict
 
 __all__ = ["Engine", "run_chunk", "journal_write", "journal_read", "bulletin_board", "make_engine"]
@@ -107,13 +110,55 @@ def serial_engine(chunks, journal_dir):
         yield run_chunk(chunk, journal_dir)
 
 
-def pool_engine(n_workers: int):
+def _pool_worker_init(parent_pid: int) -> None:
+    """A pool worker leaves Ctrl-C to its parent (which stops the pool) and dies with it: on Linux the kernel
+    kills it when the parent process ends however it ends (kill -TERM or -9, a scheduler's wall-time limit)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def pool_engine(n_workers: int, sim_timeout_s: float | None = None):
+    """Chunks on `n_workers` spawned processes; with `sim_timeout_s`, a run in which no chunk finishes within that
+    many seconds per simulation of the longest chunk is stopped with a SimulationError naming the chunks in flight
+    (a template constructor or a mechanism that never returns would otherwise hang it forever)."""
     def engine(chunks, journal_dir):
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_chunk, chunk, journal_dir) for chunk in chunks]
-            for fut in as_completed(futures):
-                yield fut.result()
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn"),
+                                   initializer=_pool_worker_init, initargs=(os.getpid(),))
+        try:
+            pending = {pool.submit(run_chunk, chunk, journal_dir): chunk for chunk in chunks}
+            patience = None if not sim_timeout_s else sim_timeout_s * max((len(c) for c in chunks), default=1)
+            while pending:
+                done, _ = wait(pending, timeout=patience, return_when=FIRST_COMPLETED)
+                if not done:
+                    raise SimulationError(_stalled_message(pending, patience, n_workers))
+                for fut in done:
+                    pending.pop(fut)
+                    yield fut.result()
+        except BaseException:  # Ctrl-C, an error, or the consumer stopped: the workers stop now, not after their chunk
+            workers = list(getattr(pool, "_processes", {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                w.join(timeout=5)
+            raise
+        pool.shutdown()
     return engine
+
+
+def _stalled_message(pending: dict, patience_s: float, n_workers: int) -> str:
+    running = [f for f in pending if f.running()][:n_workers] or list(pending)[:n_workers]
+    what = "; ".join(f"{job['spec']['model_id']} " + (f"row {job['row']}" if "row" in job else "(calibration)")
+                     for fut in running for job in pending[fut][:3])
+    return (f"no simulation finished in {patience_s:g} s (still running: {what}): a template constructor, a "
+            "mechanism or a protocol that never returns? Fix the model, or give the simulations more time with "
+            "--sim-timeout <seconds per simulation> (0: wait forever)")
 
 
 _MPI_LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
@@ -142,13 +187,15 @@ def nrn_bulletin_board_engine(chunks, journal_dir):
         yield pc.pyret()
 
 
-def make_engine(engine: str | Engine, n_workers: int):
+def make_engine(engine: str | Engine, n_workers: int, sim_timeout_s: float | None = None):
+    """The engine by name ("serial" runs in this process and cannot time out; "pool" with one worker runs in a
+    child process when `sim_timeout_s` is given, so a hung simulation can be stopped)."""
     if callable(engine):
         return engine
-    if engine == "serial" or (engine == "pool" and n_workers <= 1):
+    if engine == "serial" or (engine == "pool" and n_workers <= 1 and not sim_timeout_s):
         return serial_engine
     if engine == "pool":
-        return pool_engine(n_workers)
+        return pool_engine(max(1, n_workers), sim_timeout_s)
     if engine == "nrn-bb":
         return nrn_bulletin_board_engine
     raise ValueError(f"unknown engine {engine!r}; use 'pool', 'serial', 'nrn-bb' or a callable")

@@ -20,6 +20,24 @@ __all__ = ["FeatureDomain"]
 
 log = logging.getLogger(__name__)
 
+#: a feature value more than this many times the training models' spread beyond their range is refused (a unit or
+#: order mistake: 300 for an I_thr in nA); values merely outside the hull are predicted with a DomainWarning
+ABSURD_SPANS = 10.0
+
+
+#: a current beyond this many times the largest training amplitude is refused (a unit mistake: pA for nA)
+ABSURD_CURRENT_FACTOR = 100.0
+
+
+def refuse_absurd_current(peak_nA: np.ndarray, amp_range_nA: tuple[float, float]) -> None:
+    """ValueError for inputs whose largest |current| (nA, per item) no neuron the checkpoint knows could take."""
+    limit = ABSURD_CURRENT_FACTOR * max(abs(amp_range_nA[0]), abs(amp_range_nA[1]))
+    bad = np.flatnonzero(np.asarray(peak_nA) > limit)
+    if bad.size:
+        raise ValueError(f"input current of {float(np.asarray(peak_nA)[bad[0]]):.4g} nA (items {bad[:5].tolist()}) is "
+                         f"more than {ABSURD_CURRENT_FACTOR:g}× the largest amplitude this checkpoint was trained on "
+                         f"({max(abs(a) for a in amp_range_nA):g} nA); currents are in nA (IClamp.amp = 0.3 is 300 pA)")
+
 
 class FeatureDomain:
     """Mixin of `Surrogate`: needs ``config`` (feature_names, scaled range), ``feature_scaler``,
@@ -88,6 +106,18 @@ class FeatureDomain:
         if f.shape != (len(names),) or not np.isfinite(f).all():
             raise ValueError(f"features must be {len(names)} finite numbers {names} (or a dict by name), "
                              f"got {features!r}")
+        known = np.array([[e[n] for n in names] for e in self.model_features.values()],
+                         dtype=float).reshape(-1, len(names))
+        if known.shape[0]:
+            lo, hi = known.min(axis=0), known.max(axis=0)
+            span = np.maximum(hi - lo, 1e-12)
+            absurd = (f < lo - ABSURD_SPANS * span) | (f > hi + ABSURD_SPANS * span)
+            if absurd.any():
+                bad = [f"{names[i]} = {f[i]:g} (training models {lo[i]:.4g} … {hi[i]:.4g})"
+                       for i in np.flatnonzero(absurd)]
+                raise ValueError(f"features {', '.join(bad)}: more than {ABSURD_SPANS:g}× the training models' spread "
+                                 "beyond them, which no neuron of this family has; check the units (nA, Hz/nA, MΩ, mV, "
+                                 "ms) and the order of the values")
         return f
 
     def sample_features(self, n: int, seed: int = 0) -> np.ndarray:

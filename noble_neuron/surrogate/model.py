@@ -26,7 +26,7 @@ import torch
 
 from .._version import __version__
 from .config import SurrogateConfig, positive_float, positive_int
-from .domain import FeatureDomain
+from .domain import FeatureDomain, refuse_absurd_current
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
 from .spectral import fast_fft_length
 from ..features.scaler import FeatureScaler
@@ -439,6 +439,7 @@ class Surrogate(FeatureDomain):
         if not bool(finite.all()):
             bad = torch.nonzero(~finite).flatten()[:5].tolist()
             raise ValueError(f"stimuli_nA contains NaN/inf (rows {bad}); pass finite currents in nA")
+        refuse_absurd_current(x.abs().amax(dim=1).cpu().numpy(), self.amp_range_nA)
 
         n_feat = len(self.config.feature_names)
         # float64: features sit on the hull's vertices, where float32 rounding would flip the test

@@ -48,6 +48,14 @@ def _model_amp_range(model: int, rows_model: np.ndarray, train_idx: np.ndarray, 
     return {"amp_range_nA": [float(mine.min()), float(mine.max())]} if mine.size else {}
 
 
+def _training_celsius(ds, models) -> float | None:
+    """The temperature (°C) the training models were simulated at, where they set one (``global.celsius``) and all
+    agree; cells of the surrogate warn when a run's ``h.celsius`` differs (the surrogate cannot follow it)."""
+    temps = {float(ds.model_parameters[m]["global.celsius"]) for m in models
+             if "global.celsius" in ds.model_parameters[m]}
+    return temps.pop() if len(temps) == 1 else None
+
+
 def heldout_mask(amps: np.ndarray, rows_model: np.ndarray, is_ls: np.ndarray, k: int) -> np.ndarray:
     """Every k-th interior Long Square amplitude of each model → validation, and every k-th of
     its other stimuli (noise, barrages, ramps; in row order)."""
@@ -153,7 +161,8 @@ def load_training_data(data_path: Path, sc: SurrogateConfig, kinds: Sequence[str
                                              **{n: float(v) for n, v in zip(sc.feature_names, fvals[m])},
                                              **_model_amp_range(m, rows_model, train_idx, amps)}
                            for m in range(len(ds.model_ids)) if np.isfinite(fvals[m]).all()},
-        "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", ""))},
+        "dataset": {"path": str(data_path), "signature": str(ds.attrs.get("signature", "")),
+                    "celsius_degC": _training_celsius(ds, train_models)},
         "stimulus_kinds": sorted(set(row_kinds.tolist())),
         "rows_model": rows_model,
     }

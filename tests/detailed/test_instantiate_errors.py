@@ -39,3 +39,17 @@ def test_nrnivmodl_beside_the_running_python_is_found_without_path(tmp_path, mon
     with pytest.raises(MechanismError, match="neither beside this Python"):
         mechanisms.find_nrnivmodl()
     assert os.environ["PATH"] == str(tmp_path / "empty")
+
+
+def test_a_model_under_a_non_ascii_folder_loads(tmp_path):
+    """NEURON 9 takes only ASCII strings; a template in `modèle/` is loaded through an ASCII link."""
+    from conftest import DATA
+    from noble_neuron.detailed.instantiate import instantiate_cell
+    from noble_neuron.detailed.spec import CellSpec
+
+    folder = tmp_path / "modèle_é"
+    folder.mkdir()
+    template = folder / "cellule.hoc"
+    template.write_text((DATA / "ball_stick.hoc").read_text().replace("BallStick", "BallStickAccents"))
+    cell = instantiate_cell(CellSpec("m", str(template), "BallStickAccents", None, {}))
+    assert cell.soma[0].L > 0

@@ -211,6 +211,14 @@ def test_sample_draws_neurons_inside_the_hull(h, tiny):
     np.testing.assert_array_equal(feats, np.stack([c.features for c in again]))
     assert len({c.soma.name() for c in cells + again}) == 16
     del cells, again
+    # sizes that cannot fit are refused before a single cell is built, naming the memory per cell
+    from noble_neuron.neuron.engine import SurrogateCellError
+
+    with pytest.raises(SurrogateCellError, match=r"sample\(1000000000\): .* GiB once run .* MiB per cell"):
+        SurrogateCell.sample(10**9, checkpoint=tiny)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="whole number of neurons"):
+            SurrogateCell.sample(bad, checkpoint=tiny)
 
 
 def test_shipped_checkpoint_default_cell(h):

@@ -130,3 +130,54 @@ def test_surrogate_cell_works_before_stdrun_is_loaded(tiny_trained):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "t 50" in out.stdout
+
+
+def test_absurd_inputs_are_refused_and_finitialize_lets_a_script_catch_why(h, tiny):
+    from noble_neuron import finitialize
+
+    cell = SurrogateCell("bs0", checkpoint=tiny)
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 5.0, 40.0, 300.0  # pA meant, nA given
+    h.cvode_active(0)
+    with pytest.raises(RuntimeError, match="Python Callback failed"):  # NEURON's own wrapper around the refusal
+        h.finitialize(-65)
+    assert isinstance(engine().last_error, ValueError)
+    with pytest.raises(ValueError, match=r"300 nA .* more than 100× the largest amplitude .* currents are in nA"):
+        finitialize(-65)  # the refusal itself
+    stim.amp = 0.2
+    finitialize(-65)  # fixed: the same cell runs
+    h.continuerun(20.0)
+    assert engine().last_error is None
+    with pytest.raises(ValueError, match=r"I_thr_nA = 70 .*check the units"):
+        SurrogateCell(features={"I_thr_nA": 70.0, "s_thr_Hz_per_nA": float(tiny.features_of("bs0")[1])},
+                      checkpoint=tiny)
+    del cell, stim
+
+
+def test_neuron_settings_a_surrogate_cannot_follow_are_refused_or_warned(h, tiny):
+    from noble_neuron import finitialize
+    from noble_neuron.neuron.engine import SurrogateCellError
+    from noble_neuron.surrogate.model import DomainWarning
+
+    assert tiny.metrics["dataset"]["celsius_degC"] == pytest.approx(6.3)  # the tiny family's global.celsius
+    cell = SurrogateCell("bs0", checkpoint=tiny)
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 5.0, 40.0, 0.2
+    h.cvode_active(0)
+    before = h.celsius
+    try:
+        h.celsius = 6.3
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DomainWarning)
+            finitialize(-65)
+        h.celsius = 20.0
+        with pytest.warns(DomainWarning, match=r"h.celsius = 20 °C, but the surrogate was trained at 6.3 °C"):
+            finitialize(-65)
+        h.celsius = 6.3
+        h.secondorder = 2
+        with pytest.raises(SurrogateCellError, match="secondorder = 2 .* set h.secondorder = 0"):
+            finitialize(-65)
+    finally:
+        h.secondorder = 0
+        h.celsius = before
+    del cell, stim

@@ -174,3 +174,107 @@ def test_seed_per_model_gives_each_model_its_own_noise(tmp_path):
     assert own.attrs["seed_per_model"] == 101 and same.attrs["seed_per_model"] == 0
     with pytest.raises(ValueError, match="seed_per_model"):
         generate(_specs(), [noise], tmp_path / "bad.h5", engine="serial", progress=False, seed_per_model=-1)
+
+
+_POOL_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from conftest import short_step
+    from noble_neuron.simulation.datagen import generate
+    from noble_neuron.detailed.spec import CellSpec
+    if __name__ == "__main__":  # the spawned workers import this file too
+        specs = [CellSpec(f"m{{i}}", {template!r}, "BallStick", None, {{"somatic.gnabar_hh": 0.12}})
+                 for i in range(2)]
+        try:
+            generate(specs, [short_step(0.01 * k, total_ms=3000.0) for k in range(12)], sys.argv[1],
+                     engine="pool", n_workers=2, chunk_size=1, progress=False)
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+            sys.exit(130)
+""")
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live processes whose parent is `pid` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("how", ["SIGTERM to the parent", "SIGKILL to the parent", "Ctrl-C to the process group"])
+def test_a_killed_pool_run_leaves_no_process_behind(tmp_path, how):
+    out = tmp_path / "pool.h5"
+    script = tmp_path / "run.py"
+    script.write_text(_POOL_SCRIPT.format(tests=str(Path(__file__).resolve().parent.parent),
+                                          template=str(DATA / "ball_stick.hoc")))
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = out.with_name(out.name + ".journal")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(journal.glob("*/row_*.npy"))) < 2:
+        time.sleep(0.05)
+    children = _children(proc.pid)  # both pool workers and multiprocessing's resource tracker
+    assert len(children) >= 2, children
+    if how.startswith("Ctrl-C"):
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM if "TERM" in how else signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(c) for c in children):
+        time.sleep(0.1)
+    assert not [c for c in children if _alive(c)], f"{how}: processes outlived the run"
+    if how.startswith("Ctrl-C"):
+        assert proc.returncode == 130 and "INTERRUPTED" in stdout, stdout + stderr
+        assert "Traceback" not in stderr, stderr  # the workers leave Ctrl-C to the parent
+
+
+def test_a_refused_first_run_leaves_nothing_that_refuses_the_corrected_command(tmp_path):
+    from noble_neuron.errors import SimulationError
+
+    out = tmp_path / "d.h5"
+    broken = CellSpec("broken", str(DATA / "needs_missing_mech.hoc"), "NeedsMissing", None, {})
+    with pytest.raises(SimulationError, match="nn_not_compiled"):
+        generate([broken], [short_step(0.1)], out, engine="serial", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no empty .h5, no journal
+    generate(_specs(1), [short_step(0.1)], out, engine="serial", progress=False)  # the corrected command runs
+    assert open_dataset(out).complete
+    # a run that fails after finishing simulations keeps them (resume after the fix would be refused only if the
+    # models changed; nothing finished is ever deleted)
+    kept = tmp_path / "k.h5"
+    with pytest.raises(SimulationError):
+        generate(_specs(1) + [broken], [short_step(0.1)], kept, engine="serial", chunk_size=1, progress=False)
+    assert kept.exists() and list(kept.with_name("k.h5.journal").glob("*/row_*.npy"))
+
+
+def test_a_template_that_never_returns_is_stopped_naming_it(tmp_path):
+    from noble_neuron.errors import SimulationError
+    from noble_neuron.stimuli.protocols import LongSquare
+
+    hoc = tmp_path / "hang.hoc"
+    hoc.write_text("begintemplate Hang\npublic soma\ncreate soma\nproc init() { while (1) { } }\nendtemplate Hang\n")
+    out = tmp_path / "h.h5"
+    start = time.time()
+    with pytest.raises(SimulationError, match=r"no simulation finished in 2 s \(still running: hung row 0\).*"
+                                              r"--sim-timeout"):
+        generate([CellSpec("hung", str(hoc), "Hang", None, {})],
+                 [LongSquare(step_nA=0.1, delay_ms=5.0, dur_ms=10.0, total_ms=20.0)], out, engine="pool",
+                 n_workers=1, progress=False, sim_timeout_s=2.0)
+    assert time.time() - start < 60
+    assert not out.exists()  # nothing finished: nothing left to refuse the fixed model with

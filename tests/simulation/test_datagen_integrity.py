@@ -1,9 +1,11 @@
 """Datagen never loses data: one writer per output, a full disk, rows that did not survive, busy files."""
 import errno
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -65,7 +67,14 @@ def test_a_second_writer_on_the_same_output_is_refused_and_the_first_finishes_in
     assert not (tmp_path / "d.h5.corrupt").exists() and not lock.exists()
 
 
-def test_disk_full_is_reported_and_a_rerun_completes_without_losing_a_row(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"),
+                                   OSError("Can't write data (file write failed: time = Mon Dec  7, filename = "
+                                           "'d.h5', file descriptor = 5, errno = 0, error message = 'Success', buf = "
+                                           "0x1, total write size = 17166, bytes this sub-write = 17166, bytes "
+                                           "actually written = 12256, offset = 0): 17166 requested and 12256 "
+                                           "written")],
+                         ids=["ENOSPC", "hdf5-short-write"])
+def test_disk_full_is_reported_and_a_rerun_completes_without_losing_a_row(tmp_path, monkeypatch, error):
     reference = datagen.generate(_specs(), _steps(), tmp_path / "ref.h5", engine="serial", progress=False)
     out = tmp_path / "d.h5"
     real_store, calls = datagen._store_row, []
@@ -73,7 +82,7 @@ def test_disk_full_is_reported_and_a_rerun_completes_without_losing_a_row(tmp_pa
     def disk_fills_up(f, r):
         calls.append(r["row"])
         if len(calls) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise error
         real_store(f, r)
 
     monkeypatch.setattr(datagen, "_store_row", disk_fills_up)
@@ -132,6 +141,31 @@ def test_output_in_a_missing_folder_is_refused_before_anything_is_written(tmp_pa
     with pytest.raises(FileNotFoundError, match="does not exist; create it first"):
         datagen.generate(_specs(), _steps(2), tmp_path / "nope" / "d.h5", engine="serial", progress=False)
     assert not (tmp_path / "nope").exists()
+    # the message points the right way when --out is a folder, or its parent a file
+    with pytest.raises(ValueError, match="is a folder; give the dataset file to write"):
+        datagen.generate(_specs(), _steps(2), tmp_path, engine="serial", progress=False)
+    # a current no neuron takes (pA written as nA) is refused before anything is simulated
+    with pytest.raises(ValueError, match="injects more than 100 nA, which no neuron takes"):
+        datagen.generate(_specs(), [LongSquare(step_nA=300.0, delay_ms=10.0, dur_ms=40.0, total_ms=60.0)],
+                         tmp_path / "a.h5", engine="serial", progress=False)
+    assert not (tmp_path / "a.h5").exists()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile is a file, not a folder"):
+        datagen.generate(_specs(), _steps(2), tmp_path / "afile" / "d.h5", engine="serial", progress=False)
+
+
+def test_a_read_only_dataset_is_named_read_only_not_corrupt(tmp_path, monkeypatch):
+    from noble_neuron.data.dataset import open_h5
+
+    out = datagen.generate(_specs(), _steps(2), tmp_path / "d.h5", engine="serial", progress=False)
+    with open_h5(out, "r") as f:  # reading needs no write permission
+        assert f.attrs["complete"]
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == out and m == os.W_OK else real_access(p, m))
+    with pytest.raises(DatasetError, match="is read-only .*chmod u\\+w"):
+        open_h5(out, "r+")
+    with pytest.raises(DatasetError, match="is a folder, not a dataset file"):
+        open_h5(tmp_path, "r")
 
 
 def test_per_model_amplitude_draws_are_continuous_distinct_and_stored_per_row(tmp_path):

@@ -1,0 +1,51 @@
+"""The dataset file `generate` writes: where it may go, what a refused run leaves of it, a full disk.
+
+`check_out_path` refuses an ``--out`` that cannot be a dataset file, naming why (a folder, a folder that is a file,
+a missing folder); `remove_if_nothing_finished` deletes what a run that failed before any simulation finished
+created, so the corrected command is not refused as a signature mismatch; `is_disk_full` recognises a full disk
+however HDF5 reports it.
+"""
+from __future__ import annotations
+
+import errno
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import DatasetError, open_h5
+
+__all__ = ["check_out_path", "is_disk_full", "remove_if_nothing_finished"]
+
+
+def check_out_path(out: Path) -> None:
+    """ValueError/FileNotFoundError when `out` cannot be written as a dataset file, naming the fix."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the dataset file to write, e.g. --out {out / 'data.h5'}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ValueError(f"--out {out}: {out.parent} is a file, not a folder; choose an --out inside a folder")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+
+
+def remove_if_nothing_finished(out: Path, journal_root: Path) -> None:
+    """Delete a dataset this run created, and its journal, when no simulation finished: a refused first run (a
+    missing mechanism, a template that fails) must not leave a file whose signature refuses the corrected command."""
+    if any(journal_root.glob("*/row_*.npy")):
+        return
+    if out.exists():
+        try:
+            with open_h5(out, "r") as f:
+                if "done" in f and bool(np.asarray(f["done"][:]).any()):
+                    return
+        except (OSError, DatasetError):
+            pass  # not even readable: nothing in it
+        out.unlink()
+    shutil.rmtree(journal_root, ignore_errors=True)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC, or HDF5's short write on a full disk ("… 17166 requested and 12256 written", no errno)."""
+    return (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+            or re.search(r"\d+ requested and \d+ written", str(exc)) is not None)
