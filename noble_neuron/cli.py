@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -415,6 +416,12 @@ def _run(args) -> int:
         return args.func(args)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"noble-neuron {args.command}: error: {exc}", file=sys.stderr)
+        if "no space left on device" in str(exc):
+            # HDF5 still holds writes the full disk refused: closing them at exit prints a dozen tracebacks and
+            # crashes (SIGSEGV). Everything finished is in the journal already, so leave without closing them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         kept = RESUMABLE.get(args.command, "nothing it was writing is marked finished")

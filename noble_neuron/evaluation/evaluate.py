@@ -9,8 +9,8 @@ threshold and between spikes, eFEL feature errors, FI-curve and rheobase errors.
 a physics backbone, the held-out amplitudes also get ``in_distribution_interpolation`` (the non-learned
 baseline, `noble_neuron.evaluation.interpolation`), ``in_distribution_true_spikes`` (NEURON's own
 spike times composed with the backbone: what the voltage representation allows) and, where the backbones
-carry the models' own step trains (which answer ``in_distribution``), ``in_distribution_learned_spikes``
-(the network's spike phase in their place).
+carry the models' own step trains (which answer ``in_distribution``; their nearest training models' trains answer
+``unseen_models``), ``*_learned_spikes`` (the network's spike phase in their place).
 """
 from __future__ import annotations
 
@@ -188,15 +188,17 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
                                 [spike_times(v, ds.dt_ms) for v in true], feats[ds.model_index[rows]])
         report["groups"]["in_distribution_true_spikes"] = trace_metrics(exact, true, ds.dt_ms, window, efel_limit,
                                                                        ds.amp_nA[rows])
-        if any(b.trains is not None for b in s.backbones.values()):  # the network's own spike phase, for comparison
-            s.use_own_step_trains = False
-            try:
+    if s.backbones and any(b.trains is not None for b in s.backbones.values()):
+        # the network's own spike phase in place of the models' (and neighbours') step trains, for comparison
+        s.use_own_step_trains = False
+        try:
+            for group, (rows, _, true) in predictions.items():
                 learned = _predict_rows(s, ds, rows, feats, batch_size, progress)
-            finally:
-                s.use_own_step_trains = True
-            g = trace_metrics(learned, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
-            g["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, rows, learned, true, window)
-            report["groups"]["in_distribution_learned_spikes"] = g
+                g = trace_metrics(learned, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
+                g["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, rows, learned, true, window)
+                report["groups"][f"{group}_learned_spikes"] = g
+        finally:
+            s.use_own_step_trains = True
     report["_predictions"] = predictions  # for plotting; stripped before JSON
     return report
 
@@ -336,7 +338,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
 
 
 GROUPS = ("in_distribution", "unseen_models", "in_distribution_interpolation", "in_distribution_true_spikes",
-          "in_distribution_learned_spikes")
+          "in_distribution_learned_spikes", "unseen_models_learned_spikes")
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
                  "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
@@ -346,6 +348,6 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                                "rheobase_abs_error_nA_median", "firing_mismatch_rate", "AP1_width_rel_error",
                                "mean_AP_amplitude_rel_error", "AHP_depth_rel_error", "subthreshold_rmse_mV_median",
                                "after_step_rmse_mV_median", "interspike_rmse_mV_median")),
-                 # what cells given by features get: the network's own spike phase (SurrogateCell's AccuracyWarning)
-                 *(f"{key}_in_distribution_learned_spikes" for key in ("rel_l2_mean", "spike_count_rel_error_firing",
-                                                                       "firing_mismatch_rate")))
+                 # the network's own spike phase, where step trains answer in its place
+                 *(f"{key}_{group}_learned_spikes" for group in ("in_distribution", "unseen_models")
+                   for key in ("rel_l2_mean", "spike_count_rel_error_firing", "firing_mismatch_rate")))

@@ -42,6 +42,7 @@ import os
 import platform
 import shutil
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -50,7 +51,8 @@ import numpy as np
 
 from .._version import __version__
 from ..data.dataset import DatasetBusyError, DatasetError, create_dataset, open_h5
-from .output_file import check_out_path, is_disk_full, remove_if_nothing_finished
+from .output_file import (check_out_path, disk_nearly_full, is_disk_full, quiet_failed_hdf5_writes,
+                          remove_if_nothing_finished)
 from .writer_lock import exclusive_writer
 from ..detailed.spec import CellSpec, file_sha256, model_provenance
 from ..stimuli.protocols import Protocol, n_samples
@@ -299,18 +301,22 @@ def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downs
                       chunk_size=chunk_size, progress=progress, sim_timeout_s=sim_timeout_s)
     existed = out.exists()
     try:
-        with exclusive_writer(out):
+        with exclusive_writer(out), quiet_failed_hdf5_writes():
             try:
                 return run.locked()
             except Exception:
                 if not existed:  # refused before a single simulation finished: nothing to keep, nothing to refuse later
                     remove_if_nothing_finished(out, journal.parent)
                 raise
-    except OSError as exc:
-        if is_disk_full(exc):
+    except (OSError, RuntimeError) as exc:
+        # HDF5 buffers its writes: a full disk may surface only as a row that reads back wrong, or a failed flush
+        if is_disk_full(exc) or disk_nearly_full(out.parent):
+            traceback.clear_frames(exc.__traceback__)  # its frames' open HDF5 objects go now, not at exit (a segfault)
             raise DatasetError(
                 f"no space left on device while writing {out} or its journal ({exc}); free some space and run the "
                 "same command again: every finished simulation is kept (journal) and none is run twice") from None
+        if not isinstance(exc, OSError):
+            raise
         if isinstance(exc, PermissionError):
             raise DatasetError(f"--out {out}: no permission to write in {out.parent} ({exc}); choose a writable "
                                "folder") from None

@@ -3,20 +3,23 @@
 `check_out_path` refuses an ``--out`` that cannot be a dataset file, naming why (a folder, a folder that is a file,
 a missing folder); `remove_if_nothing_finished` deletes what a run that failed before any simulation finished
 created, so the corrected command is not refused as a signature mismatch; `is_disk_full` recognises a full disk
-however HDF5 reports it.
+however HDF5 reports it (`is_disk_full`, or `disk_nearly_full` when its buffered writes failed unseen).
 """
 from __future__ import annotations
 
 import errno
 import re
 import shutil
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..data.dataset import DatasetError, open_h5
 
-__all__ = ["check_out_path", "is_disk_full", "remove_if_nothing_finished"]
+__all__ = ["check_out_path", "disk_nearly_full", "is_disk_full", "quiet_failed_hdf5_writes",
+           "remove_if_nothing_finished"]
 
 
 def check_out_path(out: Path) -> None:
@@ -49,3 +52,34 @@ def is_disk_full(exc: BaseException) -> bool:
     """ENOSPC, or HDF5's short write on a full disk ("… 17166 requested and 12256 written", no errno)."""
     return (getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
             or re.search(r"\d+ requested and \d+ written", str(exc)) is not None)
+
+
+#: a folder with less free space than this (bytes) is full for a dataset (a row of 8583 float32 samples is 34 KB)
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def disk_nearly_full(folder: Path) -> bool:
+    """Whether the file system of `folder` has less than `NEARLY_FULL_BYTES` free (False where it cannot tell)."""
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+@contextmanager
+def quiet_failed_hdf5_writes():
+    """While it lasts, h5py's "Exception ignored in ObjectID.__dealloc__" reports of writes a full disk refused are
+    dropped (a dozen tracebacks around the one message `generate` gives); every other unraisable error is reported."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        text = str(unraisable.exc_value)
+        if "h5py" in repr(unraisable.object) and ("No space left" in text or "write failed" in text):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous

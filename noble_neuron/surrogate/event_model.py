@@ -20,7 +20,7 @@ from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
-           "own_step_train", "with_learned_after_step"]
+           "neighbour_step_train", "own_step_train", "with_learned_after_step"]
 
 
 def event_channels(model: torch.nn.Module, inp: torch.Tensor, config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,8 +80,9 @@ def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) 
 def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
                    features_raw: np.ndarray, batch_size: int) -> np.ndarray:
     """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
-    raw features (B, F) that choose each item's action potential. A training model under one step of its
-    training range fires its own train (`own_step_train`) and needs the network only where its own steps fired
+    raw features (B, F) that choose each item's action potential. Under one step a training model fires its own
+    train (`own_step_train`) and a neuron given by features its nearest training models' trains at the same
+    distance from rheobase (`neighbour_step_train`); they need the network only where those models' steps fired
     long after the current ended (`ModelBackbone.fires_after_step`)."""
     stim = x.cpu().numpy()
     spikes: list = [None] * stim.shape[0]
@@ -92,9 +93,16 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         near, weights = surrogate.nearest_models(features_raw, ids)
         nearest = near[:, 0]
         own = weights[:, 0] > 1.0 - 1e-6  # the model itself, not a blend of its neighbours
-        for r in np.flatnonzero(own) if surrogate.use_own_step_trains else ():
-            backbone = surrogate.backbones[ids[nearest[r]]]
-            found = own_step_train(backbone, stim[r], surrogate.dt_ms)
+        names = list(surrogate.config.feature_names)
+        thr = names.index("I_thr_nA") if "I_thr_nA" in names else None
+        for r in range(stim.shape[0]) if surrogate.use_own_step_trains else ():
+            if own[r]:
+                found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
+            else:
+                rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near[r]]
+                found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near[r]], weights[r],
+                                             0.0 if thr is None else features_raw[r, thr], rheobases, stim[r],
+                                             surrogate.dt_ms)
             if found is not None:
                 spikes[r], ends[r], needs_network[r] = found
     v_between = None
@@ -137,6 +145,32 @@ def own_step_train(backbone, stim_nA: np.ndarray, dt_ms: float) -> tuple[np.ndar
         return None
     amp, onset, dur = step
     return onset + backbone.trains.train(amp, dur), onset + dur, backbone.fires_after_step(amp)
+
+
+def neighbour_step_train(neighbours: list, weights: np.ndarray, rheobase_nA: float, neighbour_rheobases_nA: list,
+                         stim_nA: np.ndarray, dt_ms: float) -> tuple[np.ndarray, float, bool] | None:
+    """Like `own_step_train` for a neuron given by features (rheobase `rheobase_nA`): the trains of its nearest
+    training models (backbones, weights summing to 1) at the same distance from their own rheobase, clipped to their
+    training amplitudes, blended (`noble_neuron.surrogate.step_trains.blend_trains`); None where the current is not
+    one step or a neighbour has no trains of that duration. On the 10 unseen models of pv_draws48.h5: spike-count
+    error 31 → 24 %, FI error 23.5 → 18.5 Hz, order-matched timing 25 → 17 ms against the network's θ
+    (docs/surrogate.md)."""
+    from .step_trains import blend_trains, single_step
+
+    step = single_step(stim_nA, dt_ms)
+    if step is None:
+        return None
+    amp, onset, dur = step
+    trains, after = [], False
+    for backbone, own_rheobase in zip(neighbours, neighbour_rheobases_nA):
+        table = backbone.trains
+        if table is None or dur > table.dur_ms + 1e-9:
+            return None
+        a = float(np.clip(amp - rheobase_nA + own_rheobase, table.amps_nA[0], table.amps_nA[-1]))
+        trains.append(table.train(a, dur))
+        after = after or backbone.fires_after_step(a)
+    blended = blend_trains(trains, weights)
+    return onset + blended[blended < dur], onset + dur, after
 
 
 def with_learned_after_step(own_ms: np.ndarray, end_ms: float, learned_ms: np.ndarray) -> np.ndarray:

@@ -336,14 +336,13 @@ class Surrogate(FeatureDomain):
         (``metrics["evaluation"]``, written by ``noble-neuron evaluate --record``), or None (also when it was
         never evaluated). Flagged: spike-count error on firing traces above 10 %, firing mismatches above
         5 % or relative L2 above 15 % on held-out amplitudes of its training models; with
-        ``own_step_trains=False`` (cells given by features, which blend neighbours) the figures of the network's
-        own spike phase, where recorded."""
+        ``own_step_trains=False`` (cells given by features, which blend neighbours) on its unseen models."""
         ev = self.metrics.get("evaluation")
         if self.is_streaming or not ev:
             return None
         suffix = "_in_distribution"
-        if not own_step_trains and "rel_l2_mean_in_distribution_learned_spikes" in ev:
-            suffix = "_in_distribution_learned_spikes"
+        if not own_step_trains and "spike_count_rel_error_firing_unseen_models" in ev:
+            suffix = "_unseen_models"
         count = ev.get("spike_count_rel_error_firing" + suffix)
         mismatch = ev.get("firing_mismatch_rate" + suffix)
         rel = ev.get("rel_l2_mean" + suffix, ev.get("rel_l2" + suffix))
@@ -353,8 +352,9 @@ class Surrogate(FeatureDomain):
             return None
         parts = [f"{what} {100 * value:.0f} %" for what, value in (
             ("spike counts off by", count), ("firing mismatches", mismatch), ("relative L2", rel)) if value is not None]
-        whose = "" if suffix == "_in_distribution" else " with the network's own spike times"
-        return f"measured on held-out step amplitudes of its training models{whose}: " + ", ".join(parts)
+        where = ("held-out step amplitudes of its training models" if suffix == "_in_distribution" else
+                 "its unseen models, which a neuron given by features is like")
+        return f"measured on {where}: " + ", ".join(parts)
 
     @property
     def is_streaming(self) -> bool:

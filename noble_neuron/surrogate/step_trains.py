@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-__all__ = ["StepTrains", "fit_step_trains", "single_step"]
+__all__ = ["StepTrains", "blend_trains", "fit_step_trains", "single_step"]
 
 #: a current is a single step when it equals its amplitude within this (nA) wherever it is on
 STEP_TOLERANCE_NA = 1e-6
@@ -97,6 +97,24 @@ class StepTrains:
     def from_json(cls, entry: dict) -> "StepTrains":
         return cls(float(entry["dur_ms"]), np.asarray(entry["amps_nA"], float), np.asarray(entry["counts"], int),
                    np.asarray(entry["times_ms"], float))
+
+
+def blend_trains(trains: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """One train (ms from onset) from several neurons' trains under the same relative drive, weighted (summing to 1):
+    the count as the weighted mean, each latency or interval T as the weighted mean of T^-INTERVAL_POWER (a train
+    shorter than the count continues at its last interval)."""
+    w = np.asarray(weights, dtype=float)
+    n = int(round(float(np.dot(w, [t.size for t in trains]))))
+    if n == 0:
+        return np.zeros(0)
+    rate, total = np.zeros(n), np.zeros(n)
+    for wi, t in zip(w, trains):
+        if t.size == 0:
+            continue
+        steps = np.maximum(np.diff(t, prepend=0.0), 1e-3) ** -INTERVAL_POWER
+        rate += wi * np.concatenate([steps[:n], np.full(max(0, n - steps.size), steps[-1])])
+        total += wi
+    return np.cumsum((rate / np.maximum(total, 1e-12)) ** (-1.0 / INTERVAL_POWER))
 
 
 def _filled(x: np.ndarray, y: np.ndarray) -> np.ndarray:

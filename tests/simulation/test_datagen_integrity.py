@@ -182,3 +182,24 @@ def test_per_model_amplitude_draws_are_continuous_distinct_and_stored_per_row(tm
     assert ds.model_index.tolist() == [0] * 4 + [1] * 4
     with pytest.raises(ValueError, match="2 lists for 1 models"):
         datagen.generate(specs[:1], short, tmp_path / "e.h5", engine="serial", progress=False)
+
+
+def test_a_full_disk_that_hdf5_reports_only_as_a_bad_read_back_gets_the_disk_message(tmp_path, monkeypatch):
+    """HDF5 buffers writes: on a real full disk (a 600 KB tmpfs) a row can read back wrong before any write fails."""
+    calls = []
+    real_store = datagen._store_row
+
+    def lost(f, r):
+        calls.append(r["row"])
+        if len(calls) == 2:
+            raise DatasetError(f"row {r['row']} read back from the dataset differs from what was written")
+        real_store(f, r)
+
+    monkeypatch.setattr(datagen, "_store_row", lost)
+    monkeypatch.setattr(datagen, "disk_nearly_full", lambda folder: True)
+    with pytest.raises(DatasetError, match="no space left on device.*run the same command again"):
+        datagen.generate(_specs(), _steps(), tmp_path / "d.h5", engine="serial", chunk_size=1, progress=False)
+    monkeypatch.setattr(datagen, "disk_nearly_full", lambda folder: False)  # a real read-back failure says so
+    calls.clear()
+    with pytest.raises(DatasetError, match="read back from the dataset differs"):
+        datagen.generate(_specs(), _steps(), tmp_path / "e.h5", engine="serial", chunk_size=1, progress=False)

@@ -202,19 +202,19 @@ def test_surrogate_cell_on_an_event_checkpoint_fires_the_decoded_spikes_and_warn
     del cell
     gc.collect()
 
-    # a training model's steps come from its own trains, a cell given by features gets the network's spike phase:
-    # each is warned about by its own figures
+    # a training model's steps come from its own trains, a cell given by features from its neighbours' (or the
+    # network's): each is warned about by its own figures, the unseen models' for the latter
     s.metrics["evaluation"] = {"spike_count_rel_error_firing_in_distribution": 0.01,
                                "firing_mismatch_rate_in_distribution": 0.0, "rel_l2_in_distribution": 0.05,
-                               "spike_count_rel_error_firing_in_distribution_learned_spikes": 0.3,
-                               "firing_mismatch_rate_in_distribution_learned_spikes": 0.0,
-                               "rel_l2_mean_in_distribution_learned_spikes": 0.2}
+                               "spike_count_rel_error_firing_unseen_models": 0.3,
+                               "firing_mismatch_rate_unseen_models": 0.0, "rel_l2_unseen_models": 0.2}
     assert s.backbones["bs0"].trains is not None
     mixed = load_surrogate(save_surrogate(s, tmp_path / "mixed.pt"), device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error", AccuracyWarning)
         cell = SurrogateCell("bs0", checkpoint=mixed)
-    with pytest.warns(AccuracyWarning, match="network's own spike times: spike counts off by 30 %"):
+    with pytest.warns(AccuracyWarning, match="its unseen models, which a neuron given by features is like: spike "
+                                             "counts off by 30 %"):
         other = SurrogateCell(features=mixed.features_of("bs0"), checkpoint=mixed)
     del cell, other
     gc.collect()

@@ -101,3 +101,26 @@ def test_a_training_models_step_uses_its_own_train_and_keeps_the_learned_spikes_
     ramp[150:4150] = np.linspace(0.1, 0.3, 4000)
     assert own_step_train(backbone, ramp, dt) is None  # not a step: the network's spikes
     assert own_step_train(SimpleNamespace(trains=None), stim, dt) is None
+
+
+def test_a_neuron_given_by_features_fires_its_neighbours_trains_at_the_same_distance_from_rheobase():
+    from noble_neuron.surrogate.event_model import neighbour_step_train
+    from noble_neuron.surrogate.step_trains import blend_trains
+
+    a, b = np.array([10.0, 30.0, 50.0]), np.array([20.0, 40.0])
+    assert np.allclose(blend_trains([a, a], np.array([0.5, 0.5])), a)  # the same train twice: itself
+    mixed = blend_trains([a, b], np.array([0.5, 0.5]))
+    assert mixed.size == 2 and 10.0 < mixed[0] < 20.0 and np.all(np.diff(mixed) > 0)
+    assert blend_trains([np.zeros(0), np.zeros(0)], np.array([0.5, 0.5])).size == 0
+    # two neighbours with rheobases 0.1 and 0.2 nA; a neuron with rheobase 0.15 nA at 0.25 nA (0.1 above it)
+    lower = SimpleNamespace(trains=_table(np.linspace(0.1, 0.4, 31)), fires_after_step=lambda amp: False)
+    upper = SimpleNamespace(trains=_table(np.linspace(0.1, 0.4, 31)), fires_after_step=lambda amp: False)
+    stim = np.zeros(6000)
+    stim[150:4150] = 0.25
+    spikes, end, wants_network = neighbour_step_train([lower, upper], np.array([1.0, 0.0]), 0.15, [0.1, 0.2], stim,
+                                                      0.1)
+    assert np.allclose(spikes, 15.0 + lower.trains.train(0.2, 400.0)) and not wants_network  # 0.1 above rheobase
+    spikes, *_ = neighbour_step_train([lower, upper], np.array([0.0, 1.0]), 0.15, [0.1, 0.2], stim, 0.1)
+    assert np.allclose(spikes, 15.0 + upper.trains.train(0.3, 400.0))
+    assert neighbour_step_train([lower, SimpleNamespace(trains=None)], np.array([0.5, 0.5]), 0.15, [0.1, 0.2], stim,
+                                0.1) is None
