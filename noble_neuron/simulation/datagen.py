@@ -300,27 +300,28 @@ def _generate(specs, protocols, out, splits, n_workers, engine, sim_dt_ms, downs
                       v_init=v_init, n_out=n_out, overwrite=overwrite, n_workers=n_workers, engine=engine,
                       chunk_size=chunk_size, progress=progress, sim_timeout_s=sim_timeout_s)
     existed = out.exists()
-    try:
-        with exclusive_writer(out), quiet_failed_hdf5_writes():
-            try:
-                return run.locked()
-            except Exception:
-                if not existed:  # refused before a single simulation finished: nothing to keep, nothing to refuse later
-                    remove_if_nothing_finished(out, journal.parent)
+    with quiet_failed_hdf5_writes():
+        try:
+            with exclusive_writer(out):
+                try:
+                    return run.locked()
+                except Exception:
+                    if not existed:  # refused before any simulation finished: nothing to keep, nothing to refuse later
+                        remove_if_nothing_finished(out, journal.parent)
+                    raise
+        except (OSError, RuntimeError) as exc:
+            # HDF5 buffers its writes: a full disk may surface only as a row that reads back wrong, or a failed flush
+            if is_disk_full(exc) or disk_nearly_full(out.parent):
+                traceback.clear_frames(exc.__traceback__)  # its frames' HDF5 objects go now, not at exit (SIGSEGV)
+                raise DatasetError(
+                    f"no space left on device while writing {out} or its journal ({exc}); free some space and run the "
+                    "same command again: every finished simulation is kept (journal) and none is run twice") from None
+            if not isinstance(exc, OSError):
                 raise
-    except (OSError, RuntimeError) as exc:
-        # HDF5 buffers its writes: a full disk may surface only as a row that reads back wrong, or a failed flush
-        if is_disk_full(exc) or disk_nearly_full(out.parent):
-            traceback.clear_frames(exc.__traceback__)  # its frames' open HDF5 objects go now, not at exit (a segfault)
-            raise DatasetError(
-                f"no space left on device while writing {out} or its journal ({exc}); free some space and run the "
-                "same command again: every finished simulation is kept (journal) and none is run twice") from None
-        if not isinstance(exc, OSError):
+            if isinstance(exc, PermissionError):
+                raise DatasetError(f"--out {out}: no permission to write in {out.parent} ({exc}); choose a writable "
+                                   "folder") from None
             raise
-        if isinstance(exc, PermissionError):
-            raise DatasetError(f"--out {out}: no permission to write in {out.parent} ({exc}); choose a writable "
-                               "folder") from None
-        raise
 
 
 @dataclass

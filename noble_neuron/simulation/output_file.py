@@ -68,18 +68,24 @@ def disk_nearly_full(folder: Path) -> bool:
 
 @contextmanager
 def quiet_failed_hdf5_writes():
-    """While it lasts, h5py's "Exception ignored in ObjectID.__dealloc__" reports of writes a full disk refused are
-    dropped (a dozen tracebacks around the one message `generate` gives); every other unraisable error is reported."""
-    previous = sys.unraisablehook
+    """While it lasts, h5py's reports of writes a full disk refused, printed as it frees its objects (through
+    ``sys.unraisablehook`` and, for the traceback Cython prints first, ``sys.excepthook``), are dropped: a dozen
+    tracebacks around the one message `generate` gives. Every other error is reported as before."""
+    previous_unraisable, previous_except = sys.unraisablehook, sys.excepthook
 
-    def hook(unraisable) -> None:
-        text = str(unraisable.exc_value)
-        if "h5py" in repr(unraisable.object) and ("No space left" in text or "write failed" in text):
-            return
-        previous(unraisable)
+    def refused_write(exc: BaseException | None) -> bool:
+        return exc is not None and "file write failed" in str(exc)
 
-    sys.unraisablehook = hook
+    def unraisable_hook(unraisable) -> None:
+        if not refused_write(unraisable.exc_value):
+            previous_unraisable(unraisable)
+
+    def except_hook(kind, value, tb) -> None:
+        if not refused_write(value):
+            previous_except(kind, value, tb)
+
+    sys.unraisablehook, sys.excepthook = unraisable_hook, except_hook
     try:
         yield
     finally:
-        sys.unraisablehook = previous
+        sys.unraisablehook, sys.excepthook = previous_unraisable, previous_except

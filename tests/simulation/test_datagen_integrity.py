@@ -203,3 +203,20 @@ def test_a_full_disk_that_hdf5_reports_only_as_a_bad_read_back_gets_the_disk_mes
     calls.clear()
     with pytest.raises(DatasetError, match="read back from the dataset differs"):
         datagen.generate(_specs(), _steps(), tmp_path / "e.h5", engine="serial", chunk_size=1, progress=False)
+
+
+def test_hdf5_reports_of_refused_writes_are_quiet_and_everything_else_is_not(capsys):
+    import sys as _sys
+
+    from noble_neuron.simulation.output_file import quiet_failed_hdf5_writes
+
+    refused = RuntimeError("Can't decrement id ref count (file write failed: errno = 28, error message = 'No space "
+                           "left on device')")
+    other = RuntimeError("something else")
+    before = (_sys.excepthook, _sys.unraisablehook)
+    with quiet_failed_hdf5_writes():
+        _sys.excepthook(RuntimeError, refused, None)  # the traceback Cython prints as h5py frees an object
+        _sys.excepthook(RuntimeError, other, None)
+    err = capsys.readouterr().err
+    assert "file write failed" not in err and "something else" in err
+    assert (_sys.excepthook, _sys.unraisablehook) == before  # restored
