@@ -11,7 +11,8 @@ firing training amplitude the rheobase is taken at their midpoint (the latency d
 decide). On the 50 training models of pv_draws48.h5 at their held-out amplitudes (`python
 benchmarks/accuracy.py`): Γ(±1 ms) median 1.00 where the spike-phase network gives 0.27 and the two-neighbour
 linear interpolation 0.74; docs/surrogate.md has the variants compared.
-The learned spike phase remains the answer for any other current and for cells given by features.
+Cells given by features blend their nearest training models' trains (`blend_trains`); the learned spike phase
+remains the answer for any other current.
 """
 from __future__ import annotations
 
