@@ -403,12 +403,10 @@ def _torch_tensor(x: np.ndarray):
 
 def is_single_step(current_nA: np.ndarray, tol_nA: float = 1e-9) -> bool:
     """True if the current is zero except for one contiguous stretch at a constant amplitude (or all zero)."""
-    on = np.abs(current_nA) > tol_nA
-    if not on.any():
-        return True
-    idx = np.flatnonzero(on)
-    stretch = current_nA[idx[0]: idx[-1] + 1]
-    return bool(on[idx[0]: idx[-1] + 1].all() and np.ptp(stretch) <= tol_nA)
+    from ..surrogate.step_trains import single_step
+
+    current = np.asarray(current_nA)
+    return not (np.abs(current) > tol_nA).any() or single_step(current, 1.0, tol_nA) is not None
 
 
 _ENGINE: _Engine | None = None

@@ -62,7 +62,7 @@ class StepTrains:
         width = max(1, int(self.counts.max()))
         steps = np.full((self.amps_nA.size, width), np.nan)
         for i, t in enumerate(trains):
-            steps[i, :t.size] = np.maximum(np.diff(t, prepend=0.0), 1e-3) ** -INTERVAL_POWER
+            steps[i, :t.size] = _interval_rates(t)
         self._rates = PchipInterpolator(self.amps_nA, _filled(self.amps_nA, steps), axis=0)
 
     def covers(self, amp_nA: float, dur_ms: float) -> bool:
@@ -75,7 +75,7 @@ class StepTrains:
         if not self.covers(amp_nA, dur_ms):
             raise ValueError(f"a step of {amp_nA:g} nA for {dur_ms:g} ms is outside the training steps "
                              f"({self.amps_nA[0]:g}–{self.amps_nA[-1]:g} nA, ≤ {self.dur_ms:g} ms)")
-        steps = np.maximum(self._rates(amp_nA), 1e-12) ** (-1.0 / INTERVAL_POWER)
+        steps = _intervals(self._rates(amp_nA))
         times = np.cumsum(np.concatenate([steps[:1], np.maximum(steps[1:], MIN_INTERVAL_MS)]))
         count = max(0.0, float(self._count(amp_nA)))
         # of the two counts around the interpolated one, that whose last spike still falls within the step
@@ -112,10 +112,20 @@ def blend_trains(trains: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     for wi, t in zip(w, trains):
         if t.size == 0:
             continue
-        steps = np.maximum(np.diff(t, prepend=0.0), 1e-3) ** -INTERVAL_POWER
+        steps = _interval_rates(t)
         rate += wi * np.concatenate([steps[:n], np.full(max(0, n - steps.size), steps[-1])])
         total += wi
-    return np.cumsum((rate / np.maximum(total, 1e-12)) ** (-1.0 / INTERVAL_POWER))
+    return np.cumsum(_intervals(rate / np.maximum(total, 1e-12)))
+
+
+def _interval_rates(train_ms: np.ndarray) -> np.ndarray:
+    """A train's first latency and later intervals T (ms, from onset) as T^-INTERVAL_POWER, the interpolated form."""
+    return np.maximum(np.diff(train_ms, prepend=0.0), 1e-3) ** -INTERVAL_POWER
+
+
+def _intervals(rates: np.ndarray) -> np.ndarray:
+    """The latency and intervals T (ms) back from T^-INTERVAL_POWER (`_interval_rates`)."""
+    return np.maximum(rates, 1e-12) ** (-1.0 / INTERVAL_POWER)
 
 
 def _filled(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -138,16 +148,17 @@ def _filled(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def single_step(stim_nA: np.ndarray, dt_ms: float) -> tuple[float, float, float] | None:
-    """(amplitude nA, onset ms, duration ms) of a current (L,) nA that is one rectangular step, else None."""
-    on = np.abs(stim_nA) > STEP_TOLERANCE_NA
+def single_step(stim_nA: np.ndarray, dt_ms: float,
+                tol_nA: float = STEP_TOLERANCE_NA) -> tuple[float, float, float] | None:
+    """(amplitude nA, onset ms, duration ms) of a current (L,) nA that is one rectangular step: zero (within
+    `tol_nA`) except for one contiguous stretch whose values differ by at most `tol_nA`; else None."""
+    on = np.abs(stim_nA) > tol_nA
     if not on.any():
         return None
     first, last = int(on.argmax()), int(on.size - on[::-1].argmax())
-    amp = float(stim_nA[first])
-    if not on[first:last].all() or np.abs(stim_nA[first:last] - amp).max() > STEP_TOLERANCE_NA:
+    if not on[first:last].all() or np.ptp(stim_nA[first:last]) > tol_nA:
         return None
-    return amp, first * dt_ms, (last - first) * dt_ms
+    return float(stim_nA[first]), first * dt_ms, (last - first) * dt_ms
 
 
 def fit_step_trains(stim_nA: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: float) -> StepTrains | None:
