@@ -21,7 +21,8 @@ from ..features.ephys import count_spikes
 from ..stimuli.protocols import LONG_SQUARE_DELAY_MS, LONG_SQUARE_DUR_MS, LongSquare
 from ..detailed.instantiate import soma_section
 from ..errors import SimulationError
-from .simulate import SIM_DT_MS, simulate, steady_state_initialize
+from .rest_state import steady_state_initialize
+from .simulate import SIM_DT_MS, simulate
 from ..constants import SPIKE_THRESHOLD_MV
 
 __all__ = ["resting_potential", "rheobase", "RHEOBASE_TOL_NA", "CHECK_MS"]
@@ -35,11 +36,13 @@ MAX_RHEOBASE_NA = 20.0
 
 
 def resting_potential(spec: CellSpec, cell, dt_ms: float = 0.025) -> float:
-    """The soma voltage (mV) of the unstimulated cell at steady state (`steady_state_initialize`
-    from hoc's v_init), checked by running CHECK_MS without input.
+    """The soma voltage (mV) of the unstimulated cell at steady state (`rest_state.steady_state_initialize` from
+    hoc's v_init: the big step, else a settling run), checked by running CHECK_MS without input.
 
-    Raises SimulationError if the cell then fires or drifts by more than DRIFT_TOL_MV (a
-    pacemaker or an unstable parameter set has no rest to start from): give ``--v-init <mV>``."""
+    Raises SimulationError only for a cell with no rest to start from, saying which it does: it fires without
+    input (a pacemaker, or a parameter set that is), or it keeps drifting (still moving after
+    `rest_state.SETTLE_MAX_MS`, or
+    moving away in the check): give ``--v-init <mV>`` to start from a voltage instead."""
     from neuron import h
 
     h.cvode_active(0)
@@ -47,7 +50,7 @@ def resting_potential(spec: CellSpec, cell, dt_ms: float = 0.025) -> float:
     soma = soma_section(cell)
     v_rec = h.Vector().record(soma(0.5)._ref_v, dt_ms)
     try:
-        steady_state_initialize(h, float(h.v_init))
+        how = steady_state_initialize(h, float(h.v_init))
         v_rest = float(soma(0.5).v)
         h.continuerun(CHECK_MS)
         v = v_rec.as_numpy().copy()
@@ -55,15 +58,24 @@ def resting_potential(spec: CellSpec, cell, dt_ms: float = 0.025) -> float:
         del v_rec
     if v.max() > SPIKE_THRESHOLD_MV:
         raise SimulationError(
-            f"{spec.model_id}: the cell fires without input (soma reaches {v.max():.0f} mV within {CHECK_MS:.0f} ms of "
-            f"its steady state at {v_rest:.1f} mV), so it has no resting potential; give --v-init <mV>")
+            f"{spec.model_id}: the cell fires without input (its soma reaches {v.max():.0f} mV within {CHECK_MS:.0f} ms "
+            f"of {v_rest:.1f} mV, {_how(how)}): a pacemaker, or a parameter set that is one, has no resting potential; "
+            "give --v-init <mV> to start from a voltage instead")
     drift = float(np.max(np.abs(v - v_rest)))
-    if drift > DRIFT_TOL_MV:
+    if drift > DRIFT_TOL_MV or not how.converged:
         raise SimulationError(
-            f"{spec.model_id}: the soma moves {drift:.2f} mV away from its steady state ({v_rest:.1f} mV) within "
-            f"{CHECK_MS:.0f} ms without input (an unstable rest); give --v-init <mV>")
-    log.debug("%s: rest %.2f mV", spec.model_id, v_rest)
+            f"{spec.model_id}: the cell has no steady rest: its soma moves {drift:.2f} mV within {CHECK_MS:.0f} ms "
+            f"without input from {v_rest:.1f} mV ({_how(how)}); a slow oscillation or a drift (check the leak and "
+            "the slow currents), or give --v-init <mV> to start from a voltage instead")
+    log.debug("%s: rest %.2f mV (%s)", spec.model_id, v_rest, _how(how))
     return v_rest
+
+
+def _how(how) -> str:
+    if how.method == "big step":
+        return "reached by NEURON's big backward-Euler step"
+    state = "settled" if how.converged else f"still moving {how.still_moving_mV:.3f} mV per 100 ms"
+    return f"the big step did not converge; after running {how.settle_ms / 1000:.1f} s without input it is {state}"
 
 
 def _fires(spec: CellSpec, cell, amp_nA: float, v_init_mV: float | None, steady_state: bool, delay_ms: float,

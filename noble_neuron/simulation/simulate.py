@@ -1,7 +1,7 @@
 """Run one (detailed cell, protocol) pair in NEURON: the somatic voltage trace (mV) and current (nA).
 
 NOBLE's recording: fixed step 0.02 ms, low-pass filtered and decimated ×3 to 0.06 ms. A cell
-starts from hoc's v_init, a given voltage, or its steady state (`steady_state_initialize`).
+starts from hoc's v_init, a given voltage, or its steady state (`rest_state.steady_state_initialize`).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..detailed.instantiate import apply_globals, instantiate_cell, soma_section
 from ..detailed.spec import CellSpec
 from ..errors import SimulationError
 from ..stimuli.protocols import LongSquare, Protocol, n_samples
+from .rest_state import steady_state_initialize
 
 __all__ = ["SIM_DT_MS", "DOWNSAMPLE", "SimulationResult", "simulate", "steady_state_initialize", "downsample_trace"]
 
@@ -42,28 +43,6 @@ class SimulationResult:
     i_nA: np.ndarray
     dt_ms: float
     wall_s: float
-
-
-STEADY_STATE_STEPS = 200  # backward-Euler steps of 1e9 ms: enough for Ih-type slow positive feedback (30 are not)
-
-
-def steady_state_initialize(h, v_mV: float) -> None:
-    """`finitialize(v_mV)`, then bring every state to its resting steady state before t = 0.
-
-    The NEURON book's recipe (ch. 8): backward-Euler steps of 1e9 ms at t < 0 (no stimulus is
-    on, nothing is recorded) move every compartment and gate to the steady state of the
-    unstimulated cell, so dendrites whose rest differs from the soma's (an Ih gradient) start
-    at their own rest; t and dt are then restored and recordings restarted."""
-    dt = h.dt
-    h.finitialize(float(v_mV))
-    h.t = -1e12
-    h.dt = 1e9
-    for _ in range(STEADY_STATE_STEPS):
-        h.fadvance()
-    h.t = 0.0
-    h.dt = dt
-    h.fcurrent()
-    h.frecord_init()
 
 
 def simulate(
