@@ -151,7 +151,7 @@ def render() -> str:
                      f"{net['speedup_end_to_end']:.1f}×; {_net_figures(net)}", f"{goal}; ≤ 10 %, Γ ≥ 0.8, EV ≥ 0.9",
                      name))
     for net, name in ((steps400, "network_steps_400ms.json"), (steps2s, "network_steps_2000ms.json")):
-        rows.append((f"`network=True` cells, Long Square steps of {net['input']['dur_ms'] / 1000:g} s (0.15–0.35 nA, "
+        rows.append((f"`network='streaming'` cells, Long Square steps of {net['input']['dur_ms'] / 1000:g} s (0.15–0.35 nA, "
                      f"{net['n_cells']} cells): rate surrogate vs detailed [fitted AdEx baseline]",
                      f"{net['rate_Hz_surrogate_mean']:.1f} vs {net['rate_Hz_detailed_mean']:.1f} Hz "
                      f"[{net['adex_baseline']['rate_Hz_adex_mean']:.1f} Hz]", "≤ 10 %", name))

@@ -7,7 +7,7 @@
 Each PV cell receives the same input as its twin: excitatory (ExpSyn, tau 2 ms, e 0 mV) and
 inhibitory (Exp2Syn, 0.5/6 ms, e -75 mV) conductance synapses on the soma, fed through NetCons
 (delay 1.5 ms) by Poisson NetStims with fixed seeds. The detailed twins are the shipped family
-models (237 segments each); the surrogate cells are `SurrogateCell(model_id, network=True)`
+models (237 segments each); the surrogate cells are `SurrogateCell(model_id, network="streaming")`
 with the shipped network checkpoint. Both populations run in ONE NEURON simulation, fixed step
 dt 0.025 ms, so the detailed solve time is the whole run minus the surrogate engine time.
 
@@ -111,7 +111,7 @@ def main() -> None:
     family = [m.model_id for m in load_family("train")] + [m.model_id for m in load_family("unseen")]
     ids = [family[i % len(family)] for i in range(n)]
     detailed = [get_model(m).instantiate() for m in ids]
-    surrogate = [SurrogateCell(m, network=True, checkpoint=args.checkpoint) for m in ids]
+    surrogate = [SurrogateCell(m, network="streaming", checkpoint=args.checkpoint) for m in ids]
     adex = [] if args.no_adex else [AdExCell(m) for m in ids]
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, surrogate)):

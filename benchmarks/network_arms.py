@@ -10,7 +10,7 @@ The same network (cells of the shipped family, each fed by its own seeded Poisso
 the soma: `benchmarks/network.py`'s drives) is built and run once per arm, each in a fresh Python process, fixed
 step 0.025 ms; the wall time of `finitialize` + `continuerun` is the arm's cost, the soma voltages its answer.
 Arms: ``detailed`` (237 segments per cell), ``hybrid`` (`HybridCell`: the model's own soma and axon, 7 segments,
-dendrites as a fitted linear load), ``surrogate`` (`SurrogateCell(network=True)`, the streaming checkpoint),
+dendrites as a fitted linear load), ``surrogate`` (`SurrogateCell(network="streaming")`, the streaming checkpoint),
 ``adex`` (the fitted AdEx), ``reduce`` (neuron_reduce, Amsalem 2020) and ``reduce3`` (the same coarsened to ≤ 3
 segments per section). Each arm is scored against the detailed arm: rates, per-cell rate correlation, Γ (±2 ms),
 PSTH explained variance, subthreshold RMSE, firing mismatches; speed = detailed wall time / arm wall time.
@@ -51,7 +51,7 @@ def build_cells(arm: str, ids: list[str]) -> list:
     if arm == "surrogate":
         from noble_neuron.neuron.cell import SurrogateCell
 
-        return [SurrogateCell(m, network=True) for m in ids]
+        return [SurrogateCell(m, network="streaming") for m in ids]
     if arm == "adex":
         from noble_neuron.neuron.adex_cell import AdExCell
 

@@ -115,14 +115,20 @@ def _rule_section_name(hoc_name: str) -> str:
     return short.replace("[", "_").rstrip("]")
 
 
-def swap_population(net_params: Any, pop: str, rule_name: str | None = None, *, hybrid: bool = False,
+def swap_population(net_params: Any, pop: str, rule_name: str | None = None, *, hybrid: bool | None = None,
                     **rule_kwargs: Any) -> None:
     """Swap population `pop` to surrogate cells: add the cell rule and point the population at it.
 
-    ``hybrid=True`` swaps in `HybridCell`s of ``model_id`` (`hybrid_cell_rule`) instead of streaming surrogates.
+    ``model_id`` alone of a family model whose dendritic load ships (or ``hybrid=True``): `HybridCell`s
+    (`hybrid_cell_rule`), the network cells that keep spike timing; ``hybrid=False``, a checkpoint or features:
+    streaming surrogates (`cell_rule`).
     """
+    from ..neuron.hybrid_cell import has_shipped_load
+
     if pop not in net_params.popParams:
         raise KeyError(f"netParams has no population {pop!r} (has {sorted(net_params.popParams)})")
+    if hybrid is None:
+        hybrid = set(rule_kwargs) == {"model_id"} and has_shipped_load(rule_kwargs["model_id"])
     if hybrid:
         if set(rule_kwargs) != {"model_id"}:
             raise ValueError(f"hybrid=True takes only model_id (the detailed model to keep the soma and axon of), "

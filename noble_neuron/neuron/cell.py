@@ -23,9 +23,11 @@ finitialize, so values set after construction count) and waveforms given with
 channels, ``Vector.play`` into an IClamp ``amp``) is refused with an error saying why:
 a whole-trace surrogate cannot react to inputs it cannot see in advance.
 
-``SurrogateCell(..., network=True)`` uses a streaming checkpoint instead and runs in
-network mode (`noble_neuron.neuron.network`): ExpSyn/Exp2Syn on the soma, closed loop, any
-run length.
+``SurrogateCell(..., network=True)`` gives a cell for networks: for a family model whose detailed model and
+fitted dendritic load ship, a `HybridCell` (its own soma and axon, the dendrites as the current they draw: the
+network cell that keeps spike timing, docs/network_mode.md); otherwise, and with ``network="streaming"``, a
+streaming checkpoint in network mode (`noble_neuron.neuron.network`): ExpSyn/Exp2Syn on the soma, closed loop,
+any run length.
 
 The engines use a cell only through `noble_neuron.neuron.port.EngineCell`: ``clamp_target``,
 ``prediction_mV``, ``prediction_key``, ``injected_waveforms``, ``check_soma``,
@@ -104,6 +106,25 @@ def default_model_id(surrogate: Surrogate) -> str:
     return ids[int(np.argmin(np.linalg.norm(scaled - np.median(scaled, axis=0), axis=1)))]
 
 
+#: ``network=``: False (whole-trace), True (the most faithful network cell for the neuron: a `HybridCell` where the
+#: detailed model and its fitted dendritic load ship, else the streaming surrogate), or one of them by name
+NETWORK_CHOICES = (False, True, "streaming", "hybrid")
+
+
+def _network_cell_is_hybrid(network, model_id, features, checkpoint, drive) -> bool:
+    """Whether ``SurrogateCell(..., network=network)`` builds a `HybridCell` (refusing a 'hybrid' it cannot build)."""
+    from .hybrid_cell import has_shipped_load
+
+    if network == "hybrid":
+        if features is not None or checkpoint is not None or drive is not None or not isinstance(model_id, str):
+            raise ValueError("network='hybrid' keeps a detailed model's own soma and axon: give that model's id "
+                             "(e.g. 'hof_017'), without features or a checkpoint; a neuron given by features has no "
+                             "detailed model (use network='streaming')")
+        return True
+    return (network is True and features is None and checkpoint is None and drive is None
+            and has_shipped_load(model_id))
+
+
 class SurrogateCell:
     """A surrogate neuron with a real ``soma`` Section (see module docstring).
 
@@ -116,9 +137,21 @@ class SurrogateCell:
     models, input amplitude outside the trained range).
     """
 
+    def __new__(cls, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
+                checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
+                network: bool | str = False, _drive=None):
+        if network not in NETWORK_CHOICES or isinstance(network, (int, float)) and not isinstance(network, bool):
+            raise ValueError(f"network must be one of {NETWORK_CHOICES}, got {network!r}: True gives the most "
+                             "faithful network cell there is for the neuron, 'streaming' the streaming surrogate")
+        if _network_cell_is_hybrid(network, model_id, features, checkpoint, _drive):
+            from .hybrid_cell import HybridCell
+
+            return HybridCell(model_id)
+        return super().__new__(cls)
+
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                 network: bool = False, _drive=None):
+                 network: bool | str = False, _drive=None):
         from neuron import h
 
         from ..detailed.mechanisms import load_mechanisms

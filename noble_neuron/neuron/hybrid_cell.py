@@ -20,7 +20,7 @@ from ..constants import SPIKE_THRESHOLD_MV
 from ..simulation.dendrite_load import (DendriteLoad, attach_load, instantiate_model, load_shipped_loads,
                                          measure_dendrite_load)
 
-__all__ = ["HybridCell"]
+__all__ = ["HybridCell", "has_shipped_load"]
 
 _SHIPPED: dict[str, DendriteLoad] | None = None
 
@@ -30,6 +30,11 @@ def _shipped_load(model_id: str) -> DendriteLoad | None:
     if _SHIPPED is None:
         _SHIPPED = load_shipped_loads()
     return _SHIPPED.get(model_id)
+
+
+def has_shipped_load(model_id: object) -> bool:
+    """True when `model_id` names a family model whose dendritic load ships (a HybridCell needs no fit)."""
+    return isinstance(model_id, str) and _shipped_load(model_id) is not None
 
 
 class HybridCell:

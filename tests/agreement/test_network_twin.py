@@ -38,7 +38,7 @@ def run_twins(h):
     from noble_neuron.neuron.cell import SurrogateCell
 
     detailed = get_model("hof_003").instantiate()
-    twin = SurrogateCell("hof_003", network=True)
+    twin = SurrogateCell("hof_003", network="streaming")
     keep = drive(h, [detailed, twin], seed=3)
     vd, vs = h.Vector().record(detailed.soma(0.5)._ref_v), h.Vector().record(twin.soma(0.5)._ref_v)
     tv = h.Vector().record(h._ref_t)
@@ -67,7 +67,7 @@ def run_population(h, n=8, tstop=300.0):
 
     models = load_family("train")[:n]
     detailed = [m.instantiate() for m in models]
-    twins = [SurrogateCell(m.model_id, network=True) for m in models]
+    twins = [SurrogateCell(m.model_id, network="streaming") for m in models]
     keep, rec = [], []
     for i, (d, s) in enumerate(zip(detailed, twins)):
         keep += drive(h, [d, s], seed=100 + i)
@@ -112,7 +112,7 @@ def test_surrogate_fires_through_a_long_step(h):
     input-only sliding-window checkpoint fell silent after ~60 ms)."""
     from noble_neuron.neuron.cell import SurrogateCell
 
-    twin = SurrogateCell("hof_003", network=True)
+    twin = SurrogateCell("hof_003", network="streaming")
     stim = h.IClamp(twin.soma(0.5))
     stim.delay, stim.dur, stim.amp = 10.0, 300.0, 0.3
     v, tv = h.Vector().record(twin.soma(0.5)._ref_v), h.Vector().record(h._ref_t)
@@ -130,7 +130,7 @@ def test_surrogate_fires_at_the_detailed_rate_through_a_2s_step(h):
     from noble_neuron.detailed.pv_family import get_model
     from noble_neuron.neuron.cell import SurrogateCell
 
-    detailed, twin = get_model("hof_003").instantiate(), SurrogateCell("hof_003", network=True)
+    detailed, twin = get_model("hof_003").instantiate(), SurrogateCell("hof_003", network="streaming")
     keep, rec = [], []
     for cell in (detailed, twin):
         stim = h.IClamp(cell.soma(0.5))
@@ -161,7 +161,7 @@ def test_spikes_flow_detailed_to_surrogate_to_detailed(h):
     from noble_neuron.neuron.cell import SurrogateCell
 
     pre, post = get_model("hof_001").instantiate(), get_model("hof_002").instantiate()
-    mid = SurrogateCell("hof_003", network=True)
+    mid = SurrogateCell("hof_003", network="streaming")
     stim = h.IClamp(pre.soma(0.5))
     stim.delay, stim.dur, stim.amp = 5.0, 80.0, 0.4
     syn_mid = h.ExpSyn(mid.soma(0.5))

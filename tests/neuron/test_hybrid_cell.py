@@ -151,7 +151,8 @@ def test_bad_loads_and_models_are_refused():
 
 
 def test_netpyne_swap_to_hybrid_cells_fires_as_the_cell_itself():
-    """`swap_population(..., hybrid=True)`: NetPyNE builds the hybrid from its rule; same spikes as HybridCell."""
+    """`swap_population(net, pop, model_id=...)` of a shipped family model: NetPyNE builds the hybrid from its rule
+    (the default network cell); same spikes as HybridCell."""
     from netpyne import sim, specs
 
     from noble_neuron.integrations import netpyne as nn_netpyne
@@ -162,7 +163,7 @@ def test_netpyne_swap_to_hybrid_cells_fires_as_the_cell_itself():
     net.popParams["PV"] = {"cellType": "PV_detailed", "numCells": 1}
     net.stimSourceParams["step"] = {"type": "IClamp", "del": 10.0, "dur": 150.0, "amp": 0.25}
     net.stimTargetParams["step->PV"] = {"source": "step", "conds": {"pop": "PV"}, "sec": "soma", "loc": 0.5}
-    nn_netpyne.swap_population(net, "PV", hybrid=True, model_id="hof_017")  # the one line
+    nn_netpyne.swap_population(net, "PV", model_id="hof_017")  # the one line
     assert net.popParams["PV"]["cellType"] == "PV_hybrid"
     assert set(net.cellParams["PV_hybrid"]["secs"]) == {"soma", "axon_0", "axon_1"}
     cfg = specs.SimConfig()
@@ -245,3 +246,35 @@ def test_family_hybrid_fixed_step_and_cvode_agree():
     assert cell.n_segments == 7 and HybridCell("hof_017", max_nseg=1).n_segments == 3
     with pytest.raises(ValueError, match="max_nseg"):
         HybridCell("hof_017", max_nseg=0)
+
+
+def test_network_true_is_the_hybrid_where_the_detailed_model_ships_and_streaming_elsewhere():
+    from noble_neuron import SurrogateCell
+    from noble_neuron.neuron.hybrid_cell import HybridCell
+
+    h.load_file("stdrun.hoc")
+    cell = SurrogateCell("hof_017", network=True)
+    assert isinstance(cell, HybridCell) and cell.n_segments == 7
+    assert cell.load == HybridCell("hof_017").load
+    streaming = SurrogateCell("hof_017", network="streaming")
+    assert isinstance(streaming, SurrogateCell) and streaming.surrogate.is_streaming
+    by_features = SurrogateCell(features=streaming.features, network=True)  # no detailed model: streaming
+    assert isinstance(by_features, SurrogateCell) and by_features.surrogate.is_streaming
+    with pytest.raises(ValueError, match="network='hybrid'.*model's id"):
+        SurrogateCell(features=streaming.features, network="hybrid")
+    with pytest.raises(ValueError, match="network must be one of"):
+        SurrogateCell("hof_017", network="fast")
+    del cell, streaming, by_features
+
+
+def test_netpyne_default_swap_is_hybrid_only_for_a_shipped_model():
+    from netpyne import specs
+
+    from noble_neuron.integrations import netpyne as nn_netpyne
+
+    net = specs.NetParams()
+    net.popParams["PV"] = {"cellType": "PV_detailed", "numCells": 1}
+    nn_netpyne.swap_population(net, "PV", hybrid=False, model_id="hof_017")
+    assert net.popParams["PV"]["cellType"] == "PV_surrogate"
+    nn_netpyne.swap_population(net, "PV", model_id="hof_017")
+    assert net.popParams["PV"]["cellType"] == "PV_hybrid"

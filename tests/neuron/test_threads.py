@@ -119,7 +119,7 @@ def test_a_busy_core_does_not_make_a_100_cell_network_pathological(h):
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         pytest.skip("a thread count set in the environment is the user's choice: nothing to test")
     family = [m.model_id for m in load_family("train")]
-    cells = [SurrogateCell(family[i % len(family)], network=True) for i in range(100)]
+    cells = [SurrogateCell(family[i % len(family)], network="streaming") for i in range(100)]
     keep = []
     for i, c in enumerate(cells):
         keep += poisson_synaptic_drive(h, [c], seed=i, rate_exc_Hz=1200.0, rate_inh_Hz=400.0, w_exc_uS=0.0008,
