@@ -56,7 +56,7 @@ def render_figure(file: str, key: str, fmt: str) -> str:
 
 def quotes(before: str, figure: str) -> bool:
     """True when the text before a citation ends with `figure` (bold, a unit and spaces allowed)."""
-    return re.search(rf"(^|[^\d.]){re.escape(figure)}\s*(%|×|Hz|mV|ms|µs|s|s/sim|min)?$", before.rstrip("*_ ")) is not None
+    return re.search(rf"(^|[^\d.]){re.escape(figure)}\s*(%|×|Hz|mV|nA|ms|µs|s|s/sim|min)?$", before.rstrip("*_ ")) is not None
 
 
 def test_cited_figures_in_docs_equal_the_results_json():
