@@ -23,6 +23,8 @@ from ..simulation.dendrite_load import (DendriteLoad, attach_load, instantiate_m
 __all__ = ["HybridCell", "has_shipped_load"]
 
 _SHIPPED: dict[str, DendriteLoad] | None = None
+#: attribute names (lower case, no plural s) under which users reach a detailed cell's dendrites
+_DENDRITIC_NAMES = {"dend", "dendrite", "apic", "apical", "basal", "tuft", "oblique"}
 
 
 def _shipped_load(model_id: str) -> DendriteLoad | None:
@@ -71,6 +73,15 @@ class HybridCell:
     def sections(self) -> list:
         """The cell's remaining sections (soma first, then the axon)."""
         return list(getattr(self.detailed, "hoc", self.detailed).all)
+
+    def __getattr__(self, name: str) -> Any:
+        # only called for attributes the cell does not have: say why a dendritic one is missing
+        if name.lower().rstrip("s") in _DENDRITIC_NAMES:
+            raise AttributeError(
+                f"HybridCell({self.__dict__.get('model_id')!r}) has no {name!r}: it keeps the detailed model's soma and "
+                "axon only and replaces the dendrites by the current they draw (nn_DendriteLoad), so synapses go on "
+                "cell.soma (or an axon section); for inputs placed along the dendrites use the detailed model")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def spike_source(self, target: Any = None, threshold_mV: float = SPIKE_THRESHOLD_MV) -> Any:
         """A NetCon from this cell's soma voltage (threshold crossings) to `target` (None: for recording)."""

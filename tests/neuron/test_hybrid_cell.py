@@ -264,6 +264,10 @@ def test_network_true_is_the_hybrid_where_the_detailed_model_ships_and_streaming
         SurrogateCell(features=streaming.features, network="hybrid")
     with pytest.raises(ValueError, match="network must be one of"):
         SurrogateCell("hof_017", network="fast")
+    with pytest.raises(AttributeError, match="has no 'dend'.*synapses go on cell.soma"):
+        h.ExpSyn(cell.dend[0](0.5))  # a detailed-cell script's dendritic synapse
+    with pytest.raises(AttributeError, match="no attribute 'somaa'"):
+        cell.somaa
     del cell, streaming, by_features
 
 
