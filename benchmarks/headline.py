@@ -113,6 +113,13 @@ def render() -> str:
         ("whole-trace: FI-curve error (mean over amplitudes), same groups [interpolation baseline]",
          f"{acc['fi_mean_abs_error_Hz_in_distribution']:.1f} Hz / {acc['fi_mean_abs_error_Hz_unseen_models']:.1f} Hz "
          f"[{acc['fi_mean_abs_error_Hz_in_distribution_interpolation']:.1f} Hz]", "≤ 1.5 Hz / ≤ 6 Hz", "accuracy.json"),
+        ("whole-trace: unseen models given their measured FI curve (`fi_curve=`; every other amplitude measured, the "
+         "others scored): spike-count error, FI-curve error [the same rows from features alone]",
+         f"{_pct(acc['spike_count_rel_error_firing_unseen_models_fi_points'])}, "
+         f"{acc['fi_mean_abs_error_Hz_unseen_models_fi_points']:.1f} Hz "
+         f"[{_pct(acc['spike_count_rel_error_firing_unseen_models_fi_points_features_only'])}, "
+         f"{acc['fi_mean_abs_error_Hz_unseen_models_fi_points_features_only']:.1f} Hz]", "≤ 8 %, ≤ 6 Hz",
+         "accuracy.json"),
         ("whole-trace: spike timing Γ (±1 ms) median, same groups [interpolation baseline]",
          f"{acc['gamma_1ms_median_in_distribution']:.2f} / {acc['gamma_1ms_median_unseen_models']:.2f} "
          f"[{acc['gamma_1ms_median_in_distribution_interpolation']:.2f}]", "≥ 0.9 / ≥ 0.7", "accuracy.json"),

@@ -10,7 +10,9 @@ a physics backbone, the held-out amplitudes also get ``in_distribution_interpola
 baseline, `noble_neuron.evaluation.interpolation`), ``in_distribution_true_spikes`` (NEURON's own
 spike times composed with the backbone: what the voltage representation allows) and, where the backbones
 carry the models' own step trains (which answer ``in_distribution``; their nearest training models' trains answer
-``unseen_models``), ``*_learned_spikes`` (the network's spike phase in their place).
+``unseen_models``), ``*_learned_spikes`` (the network's spike phase in their place), and ``unseen_models_fi_points``: the unseen
+models given their measured FI points (every other amplitude measured, the others scored; beside it
+``unseen_models_fi_points_features_only``, the same rows from the features alone).
 """
 from __future__ import annotations
 
@@ -124,9 +126,37 @@ def voltage_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms:
             "interspike_rmse_mV_median": med(between), "n_traces_subthreshold": len(sub)}
 
 
-def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool):
+def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool,
+                  fi_rates_Hz: np.ndarray | None = None):
     stim = ds.read(rows, "stimulus_nA")
-    return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress)
+    return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress,
+                     fi_rates_Hz=fi_rates_Hz)
+
+
+def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, window, efel_limit: int,
+                      batch_size: int | None) -> dict[str, Any]:
+    """Unseen models given their measured FI points (`surrogate.fi_points`): the rates of every other amplitude of
+    each model's steps (sorted) measured, the other half scored; beside it the same half from features alone."""
+    from ..surrogate.fi_points import rates_at_multiples
+
+    thr = list(s.config.feature_names).index("I_thr_nA")
+    seconds = (window[1] - window[0]) / 1000.0
+    scored, fi = [], {}
+    for m in np.unique(ds.model_index[rows]):
+        mine = rows[ds.model_index[rows] == m]
+        mine = mine[np.argsort(ds.amp_nA[mine])]
+        rates = [count_spikes(v, ds.dt_ms, window_ms=window) / seconds for v in ds.read(mine[0::2])]
+        fi[m] = rates_at_multiples(ds.amp_nA[mine[0::2]], rates, feats[m, thr])
+        scored.append(mine[1::2])
+    scored = np.concatenate(scored)
+    true = ds.read(scored)
+    out = {}
+    for name, fi_rows in (("unseen_models_fi_points", np.stack([fi[m] for m in ds.model_index[scored]])),
+                          ("unseen_models_fi_points_features_only", None)):
+        pred = _predict_rows(s, ds, scored, feats, batch_size, False, fi_rows)
+        out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
+        out[name]["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, scored, pred, true, window)
+    return out
 
 
 def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
@@ -188,7 +218,11 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
                                 [spike_times(v, ds.dt_ms) for v in true], feats[ds.model_index[rows]])
         report["groups"]["in_distribution_true_spikes"] = trace_metrics(exact, true, ds.dt_ms, window, efel_limit,
                                                                        ds.amp_nA[rows])
-    if s.backbones and any(b.trains is not None for b in s.backbones.values()):
+    trains = s.backbones and any(b.trains is not None for b in s.backbones.values())
+    if trains and "unseen_models" in predictions and "I_thr_nA" in s.config.feature_names:
+        report["groups"].update(_fi_points_groups(s, ds, predictions["unseen_models"][0], feats, window, efel_limit,
+                                                  batch_size))
+    if trains:
         # the network's own spike phase in place of the models' (and neighbours') step trains, for comparison
         s.use_own_step_trains = False
         try:
@@ -338,7 +372,8 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
 
 
 GROUPS = ("in_distribution", "unseen_models", "in_distribution_interpolation", "in_distribution_true_spikes",
-          "in_distribution_learned_spikes", "unseen_models_learned_spikes")
+          "in_distribution_learned_spikes", "unseen_models_learned_spikes", "unseen_models_fi_points",
+          "unseen_models_fi_points_features_only")
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
                  "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
@@ -348,6 +383,9 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                                "rheobase_abs_error_nA_median", "firing_mismatch_rate", "AP1_width_rel_error",
                                "mean_AP_amplitude_rel_error", "AHP_depth_rel_error", "subthreshold_rmse_mV_median",
                                "after_step_rmse_mV_median", "interspike_rmse_mV_median")),
+                 # unseen models given their measured FI points, and the same rows from features alone
+                 *(f"{key}_unseen_models_fi_points{suffix}" for suffix in ("", "_features_only")
+                   for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz")),
                  # the network's own spike phase, where step trains answer in its place
                  *(f"{key}_{group}_learned_spikes" for group in ("in_distribution", "unseen_models")
                    for key in ("rel_l2_mean", "spike_count_rel_error_firing", "firing_mismatch_rate")))

@@ -125,6 +125,25 @@ def _network_cell_is_hybrid(network, model_id, features, checkpoint, drive) -> b
             and has_shipped_load(model_id))
 
 
+def _fi_points(surrogate: Surrogate, features: np.ndarray, fi_curve) -> np.ndarray:
+    """A cell's measured FI curve (amplitudes nA, rates Hz) as its rates at FI_MULTIPLES x its rheobase."""
+    from ..surrogate.fi_points import rates_at_multiples
+
+    names = list(surrogate.config.feature_names)
+    if "I_thr_nA" not in names:
+        raise ValueError(f"fi_curve needs the neuron's rheobase, and this checkpoint's features {names} have no I_thr_nA")
+    try:
+        amps, rates = fi_curve
+    except (TypeError, ValueError):
+        raise ValueError("fi_curve must be (amplitudes_nA, rates_Hz): two sequences of one length, the step "
+                         "amplitudes and the firing rates (spikes per second during the step)") from None
+    points = rates_at_multiples(amps, rates, float(features[names.index("I_thr_nA")]))
+    if not np.isfinite(points).any():
+        raise ValueError("fi_curve covers none of 2, 3, 4 x the neuron's rheobase "
+                         f"({float(features[names.index('I_thr_nA')]):.3g} nA): measure up to at least twice it")
+    return points
+
+
 class SurrogateCell:
     """A surrogate neuron with a real ``soma`` Section (see module docstring).
 
@@ -132,17 +151,22 @@ class SurrogateCell:
     ``"hof_017"``, training or unseen split), or ``features``: the raw values of the checkpoint's
     feature set (``surrogate.config.feature_names``), in that order or as a dict by name;
     neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
-    the shipped one. ``strict=True`` raises instead of warning when the cell or its input
+    the shipped one. ``fi_curve=(amplitudes_nA, rates_Hz)``: the neuron's measured FI curve (steps as long as the
+    training steps), which chooses whose step trains a neuron given by features fires (`surrogate.fi_points`).
+    ``strict=True`` raises instead of warning when the cell or its input
     is outside the training domain (features outside the convex hull of the training
     models, input amplitude outside the trained range).
     """
 
     def __new__(cls, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                network: bool | str = False, _drive=None):
+                network: bool | str = False, fi_curve=None, _drive=None):
         if network not in NETWORK_CHOICES or isinstance(network, (int, float)) and not isinstance(network, bool):
             raise ValueError(f"network must be one of {NETWORK_CHOICES}, got {network!r}: True gives the most "
                              "faithful network cell there is for the neuron, 'streaming' the streaming surrogate")
+        if fi_curve is not None and network:
+            raise ValueError("fi_curve chooses whose step trains a whole-trace surrogate fires; network cells do not "
+                             "use it (leave network=False)")
         if _network_cell_is_hybrid(network, model_id, features, checkpoint, _drive):
             from .hybrid_cell import HybridCell
 
@@ -151,7 +175,7 @@ class SurrogateCell:
 
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                 network: bool | str = False, _drive=None):
+                 network: bool | str = False, fi_curve=None, _drive=None):
         from neuron import h
 
         from ..detailed.mechanisms import load_mechanisms
@@ -169,6 +193,7 @@ class SurrogateCell:
         else:
             self.features = s.feature_vector(features)
         self.model_id = model_id
+        self.fi_rates_Hz = None if fi_curve is None else _fi_points(s, self.features, fi_curve)
         # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
         own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
         _warn_accuracy_once(s, own)

@@ -17,6 +17,7 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
+from .fi_points import check_fi_rates, fi_neighbours, training_fi_rates
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -78,13 +79,15 @@ def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) 
 
 
 def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
-                   features_raw: np.ndarray, batch_size: int) -> np.ndarray:
+                   features_raw: np.ndarray, batch_size: int, fi_rates_Hz: np.ndarray | None = None) -> np.ndarray:
     """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
     raw features (B, F) that choose each item's action potential. Under one step a training model fires its own
     train (`own_step_train`) and a neuron given by features its nearest training models' trains at the same
-    distance from rheobase (`neighbour_step_train`); they need the network only where those models' steps fired
-    long after the current ended (`ModelBackbone.fires_after_step`)."""
+    distance from rheobase (`neighbour_step_train`): nearest in feature space, or, where its measured FI points
+    (B, len(FI_MULTIPLES)) Hz are given, nearest in rheobase and those (`fi_points`). They need the network only
+    where those models' steps fired long after the current ended (`ModelBackbone.fires_after_step`)."""
     stim = x.cpu().numpy()
+    fi_rates_Hz = check_fi_rates(fi_rates_Hz, stim.shape[0])
     spikes: list = [None] * stim.shape[0]
     ends = np.full(stim.shape[0], np.nan)
     needs_network = np.ones(stim.shape[0], dtype=bool)
@@ -99,8 +102,12 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
             else:
-                rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near[r]]
-                found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near[r]], weights[r],
+                near_r, weights_r = near[r], weights[r]
+                if thr is not None and fi_rates_Hz is not None and np.isfinite(fi_rates_Hz[r]).any():
+                    table = _training_fi_table(surrogate, ids, thr)
+                    near_r, weights_r = fi_neighbours(np.r_[features_raw[r, thr], fi_rates_Hz[r]], table)
+                rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near_r]
+                found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near_r], weights_r,
                                              0.0 if thr is None else features_raw[r, thr], rheobases, stim[r],
                                              surrogate.dt_ms)
             if found is not None:
@@ -125,6 +132,18 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         for r, st in zip(rows, learned):
             spikes[r] = st if spikes[r] is None else with_learned_after_step(spikes[r], ends[r], st)
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
+
+
+def _training_fi_table(surrogate, ids: list[str], thr: int) -> np.ndarray:
+    """(M, 1 + len(FI_MULTIPLES)): each training model's rheobase (nA) and FI points (Hz) from its step trains,
+    computed once per surrogate."""
+    cached = getattr(surrogate, "_fi_table", None)
+    if cached is None or cached[0] != tuple(ids):
+        rheobases = [surrogate.features_of(m)[thr] for m in ids]
+        rates = training_fi_rates([surrogate.backbones[m].trains for m in ids], rheobases)
+        cached = (tuple(ids), np.column_stack([rheobases, rates]))
+        surrogate._fi_table = cached
+    return cached[1]
 
 
 #: a learned spike after the step is kept beside the model's own train only this long (ms) after its last spike

@@ -394,6 +394,7 @@ class Surrogate(FeatureDomain):
         strict: bool = False,
         check_domain: bool = True,
         progress: bool = False,
+        fi_rates_Hz: np.ndarray | None = None,
     ) -> np.ndarray:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
 
@@ -402,13 +403,12 @@ class Surrogate(FeatureDomain):
         the trained ``n_samples`` warns. ``features``: (B, F) or (F,) raw features in
         ``config.feature_names`` order and units (I_thr nA, s_thr Hz/nA), broadcast if
         (F,). ``device`` moves the model there for this and later calls (default: where
-        it is). Batches of ``batch_size`` go through the network at once (default: 16 traces
-        on CPU, where larger chunks fall out of cache and run ~2x slower per trace on 2
-        cores (benchmarks/speedup.py), and 1024 on CUDA).
-        ``check_domain=False`` skips the domain warnings (for callers such as the
-        SurrogateCell engine that check and report per cell themselves); dt, shape and
-        NaN checks always run. Streaming (network-mode) surrogates run step by step instead
-        (`noble_neuron.training.rollout.rollout`, ``SurrogateCell(network=True)``).
+        it is). Batches of ``batch_size`` go through the network at once (default: 16 traces on CPU,
+        where larger chunks fall out of cache (benchmarks/speedup.py), 1024 on CUDA). ``fi_rates_Hz``:
+        (B, 3) measured rates at 2, 3, 4 x rheobase (NaN: not measured; `fi_points`) choose whose step
+        trains a neuron given by features fires. ``check_domain=False`` skips the domain warnings (for
+        callers such as the SurrogateCell engine that report per cell); dt, shape and NaN checks always
+        run. Streaming surrogates run step by step instead (`noble_neuron.training.rollout.rollout`).
         """
         from tqdm import tqdm
 
@@ -476,7 +476,7 @@ class Surrogate(FeatureDomain):
         if c.is_event_model:
             from .event_model import predict_events
 
-            out = predict_events(self, x, amp_t, feat_t, f, batch_size)
+            out = predict_events(self, x, amp_t, feat_t, f, batch_size, fi_rates_Hz)
             return out[0] if squeeze else out
         out = np.empty((b, length), dtype=np.float32)
         self.model.eval()

@@ -1,0 +1,93 @@
+"""A neuron's measured FI points choose whose step trains it fires (noble_neuron.surrogate.fi_points)."""
+import numpy as np
+import pytest
+
+from noble_neuron.surrogate.fi_points import (FI_MULTIPLES, check_fi_rates, fi_neighbours, rates_at_multiples,
+                                              training_fi_rates)
+from noble_neuron.surrogate.step_trains import StepTrains
+
+
+def test_rates_at_multiples_interpolate_the_curve_and_leave_what_it_does_not_reach():
+    amps, rates = [0.3, 0.1, 0.2, 0.25], [90.0, 10.0, 40.0, 70.0]  # unsorted on purpose
+    got = rates_at_multiples(amps, rates, 0.05)  # 0.10, 0.15, 0.20 nA
+    assert got == pytest.approx([10.0, 25.0, 40.0])
+    got = rates_at_multiples(amps, rates, 0.07)  # 0.14, 0.21, 0.28 nA
+    assert got == pytest.approx([22.0, 46.0, 82.0])
+    assert np.isnan(rates_at_multiples(amps, rates, 0.09)[2])  # 0.36 nA: not measured
+
+
+@pytest.mark.parametrize("amps, rates, thr, message", [
+    ([0.1, 0.2], [1.0], 0.05, "one length"),
+    ([0.1], [1.0], 0.05, ">= 2"),
+    ([0.1, 0.2], [1.0, -2.0], 0.05, "rates >= 0"),
+    ([0.1, 0.1], [1.0, 2.0], 0.05, "differ"),
+    ([0.1, 0.2], [1.0, 2.0], 0.0, "rheobase > 0"),
+])
+def test_malformed_curves_are_refused(amps, rates, thr, message):
+    with pytest.raises(ValueError, match=message):
+        rates_at_multiples(amps, rates, thr)
+
+
+def test_training_rates_come_from_the_step_trains():
+    # a model firing 20 Hz at 0.1 nA and 50 Hz at 0.3 nA over 400 ms steps
+    table = StepTrains(400.0, np.array([0.1, 0.3]), np.array([8, 20]),
+                       np.concatenate([np.arange(8) * 50.0 + 25.0, np.arange(20) * 20.0 + 10.0]))
+    rates = training_fi_rates([table, None], [0.05, 0.05])
+    assert rates.shape == (2, len(FI_MULTIPLES))
+    assert rates[0, 0] == pytest.approx(8 / 0.4) and np.isnan(rates[1]).all()
+    assert rates[0, 0] <= rates[0, 1] <= rates[0, 2] <= 20 / 0.4
+
+
+def test_neighbours_are_chosen_on_the_points_measured():
+    models = np.array([[0.05, 10.0, 40.0, 80.0], [0.05, 10.0, 100.0, 200.0], [0.10, 5.0, 20.0, 40.0]])
+    near, w = fi_neighbours([0.05, 10.0, 98.0, 205.0], models)
+    assert near[0] == 1 and w[0] > 0.9 and w.sum() == pytest.approx(1.0)
+    near, _ = fi_neighbours([0.05, 10.0, 42.0, np.nan], models)  # the 4 x point not measured
+    assert near[0] == 0
+
+
+def test_fi_rates_shape_and_values_are_checked():
+    assert check_fi_rates(None, 3) is None
+    assert check_fi_rates([1.0, np.nan, 3.0], 2).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"must be \(2, 3\)"):
+        check_fi_rates(np.zeros((2, 2)), 2)
+    with pytest.raises(ValueError, match=">= 0"):
+        check_fi_rates([1.0, -1.0, 3.0], 1)
+
+
+@pytest.mark.slow
+def test_an_unseen_model_given_its_fi_curve_fires_as_the_detailed_one():
+    """hof_054 (unseen split) at 0.3 nA: from its features alone the neighbours' trains give 67 spikes; given its FI
+    curve measured at other amplitudes (pv_draws48.h5, 0.297 nA left out) the count is that of NEURON."""
+    import warnings
+
+    from neuron import h
+
+    from noble_neuron import SurrogateCell
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.features.ephys import count_spikes
+
+    amps = [0.056, 0.099, 0.154, 0.194, 0.249, 0.334, 0.392, 0.438, 0.48]
+    rates = [0.0, 10.0, 17.5, 30.0, 87.5, 140.0, 170.0, 192.5, 217.5]
+    h.load_file("stdrun.hoc")
+    h.celsius = 34.0
+    counts = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, cell in (("detailed", get_model("hof_054").instantiate()),
+                           ("features", SurrogateCell("hof_054")),
+                           ("fi_curve", SurrogateCell("hof_054", fi_curve=(amps, rates)))):
+            stim = h.IClamp(cell.soma(0.5))
+            stim.delay, stim.dur, stim.amp = 15.0, 400.0, 0.3
+            v = h.Vector().record(cell.soma(0.5)._ref_v)
+            h.dt = 0.025
+            h.finitialize(-70.0)
+            h.continuerun(515.0)
+            counts[name] = count_spikes(v.as_numpy(), 0.025, window_ms=(15.0, 415.0))
+            del stim, cell
+    assert abs(counts["fi_curve"] - counts["detailed"]) <= 4
+    assert abs(counts["features"] - counts["detailed"]) > 10
+    with pytest.raises(ValueError, match="network cells do not use it"):
+        SurrogateCell("hof_054", fi_curve=(amps, rates), network=True)
+    with pytest.raises(ValueError, match="covers none of"):
+        SurrogateCell("hof_054", fi_curve=([0.01, 0.05], [0.0, 0.0]))
