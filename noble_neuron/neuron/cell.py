@@ -92,8 +92,13 @@ def _warn_accuracy_once(s: Surrogate, own_step_trains: bool) -> None:
     caveat = s.whole_trace_caveat(own_step_trains)
     if caveat is not None and (id(s), own_step_trains) not in _CAVEATS_SHOWN:
         _CAVEATS_SHOWN.add((id(s), own_step_trains))
-        warnings.warn(f"whole-trace checkpoint: {caveat}; its spikes are not a substitute for the detailed model "
-                      "(docs/surrogate.md, accuracy table)", AccuracyWarning, stacklevel=4)
+        hint = "" if own_step_trains else "; a measured FI curve (fi_curve=(amps_nA, rates_Hz)) narrows it"
+        ev = s.metrics.get("evaluation") or {}
+        with_fi = ev.get("spike_count_rel_error_firing_unseen_models_fi_points")
+        if hint and with_fi is not None:
+            hint += f" (spike counts off by {100 * with_fi:.0f} % on the unseen models given theirs)"
+        warnings.warn(f"whole-trace checkpoint: {caveat}{hint}; its spikes are not a substitute for the detailed "
+                      "model (docs/surrogate.md, accuracy table)", AccuracyWarning, stacklevel=4)
 
 
 def default_model_id(surrogate: Surrogate) -> str:
