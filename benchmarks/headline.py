@@ -114,7 +114,8 @@ def render() -> str:
          f"{acc['fi_mean_abs_error_Hz_in_distribution']:.1f} Hz / {acc['fi_mean_abs_error_Hz_unseen_models']:.1f} Hz "
          f"[{acc['fi_mean_abs_error_Hz_in_distribution_interpolation']:.1f} Hz]", "≤ 1.5 Hz / ≤ 6 Hz", "accuracy.json"),
         ("whole-trace: unseen models given their measured FI curve (`fi_curve=`; every other amplitude measured, the "
-         "others scored): spike-count error, FI-curve error [the same rows from features alone]",
+         "others scored; counts from the curve, the pattern from the neighbours): spike-count error, FI-curve error "
+         "[the same rows from features alone]",
          f"{_pct(acc['spike_count_rel_error_firing_unseen_models_fi_points'])}, "
          f"{acc['fi_mean_abs_error_Hz_unseen_models_fi_points']:.1f} Hz "
          f"[{_pct(acc['spike_count_rel_error_firing_unseen_models_fi_points_features_only'])}, "

@@ -127,33 +127,32 @@ def voltage_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms:
 
 
 def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool,
-                  fi_rates_Hz: np.ndarray | None = None):
+                  fi_curves: list | None = None):
     stim = ds.read(rows, "stimulus_nA")
     return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress,
-                     fi_rates_Hz=fi_rates_Hz)
+                     fi_curves=fi_curves)
 
 
 def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, window, efel_limit: int,
                       batch_size: int | None) -> dict[str, Any]:
-    """Unseen models given their measured FI points (`surrogate.fi_points`): the rates of every other amplitude of
+    """Unseen models given their measured FI curve (`surrogate.fi_points`): the rates of every other amplitude of
     each model's steps (sorted) measured, the other half scored; beside it the same half from features alone."""
-    from ..surrogate.fi_points import rates_at_multiples
+    from ..features.ephys import FICurve
 
-    thr = list(s.config.feature_names).index("I_thr_nA")
     seconds = (window[1] - window[0]) / 1000.0
-    scored, fi = [], {}
+    scored, curves = [], {}
     for m in np.unique(ds.model_index[rows]):
         mine = rows[ds.model_index[rows] == m]
         mine = mine[np.argsort(ds.amp_nA[mine])]
         rates = [count_spikes(v, ds.dt_ms, window_ms=window) / seconds for v in ds.read(mine[0::2])]
-        fi[m] = rates_at_multiples(ds.amp_nA[mine[0::2]], rates, feats[m, thr])
+        curves[m] = FICurve(ds.amp_nA[mine[0::2]], np.asarray(rates, dtype=float))
         scored.append(mine[1::2])
     scored = np.concatenate(scored)
     true = ds.read(scored)
     out = {}
-    for name, fi_rows in (("unseen_models_fi_points", np.stack([fi[m] for m in ds.model_index[scored]])),
-                          ("unseen_models_fi_points_features_only", None)):
-        pred = _predict_rows(s, ds, scored, feats, batch_size, False, fi_rows)
+    for name, given in (("unseen_models_fi_points", [curves[m] for m in ds.model_index[scored]]),
+                        ("unseen_models_fi_points_features_only", None)):
+        pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
         out[name]["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, scored, pred, true, window)
     return out
@@ -219,7 +218,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         report["groups"]["in_distribution_true_spikes"] = trace_metrics(exact, true, ds.dt_ms, window, efel_limit,
                                                                        ds.amp_nA[rows])
     trains = s.backbones and any(b.trains is not None for b in s.backbones.values())
-    if trains and "unseen_models" in predictions and "I_thr_nA" in s.config.feature_names:
+    if trains and "unseen_models" in predictions:
         report["groups"].update(_fi_points_groups(s, ds, predictions["unseen_models"][0], feats, window, efel_limit,
                                                   batch_size))
     if trains:

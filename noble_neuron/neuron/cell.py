@@ -49,6 +49,7 @@ from ..stimuli.protocols import step_current
 from .engine import SurrogateCellError, engine, is_single_step, register_drive_adopter
 from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
+from ..surrogate.fi_points import as_fi_curve
 from ..validation import is_real
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -92,7 +93,7 @@ def _warn_accuracy_once(s: Surrogate, own_step_trains: bool) -> None:
     caveat = s.whole_trace_caveat(own_step_trains)
     if caveat is not None and (id(s), own_step_trains) not in _CAVEATS_SHOWN:
         _CAVEATS_SHOWN.add((id(s), own_step_trains))
-        hint = "" if own_step_trains else "; a measured FI curve (fi_curve=(amps_nA, rates_Hz)) narrows it"
+        hint = "" if own_step_trains else "; give its measured FI curve (fi_curve=(amps_nA, rates_Hz)) for its counts"
         ev = s.metrics.get("evaluation") or {}
         with_fi = ev.get("spike_count_rel_error_firing_unseen_models_fi_points")
         if hint and with_fi is not None:
@@ -130,25 +131,6 @@ def _network_cell_is_hybrid(network, model_id, features, checkpoint, drive) -> b
             and has_shipped_load(model_id))
 
 
-def _fi_points(surrogate: Surrogate, features: np.ndarray, fi_curve) -> np.ndarray:
-    """A cell's measured FI curve (amplitudes nA, rates Hz) as its rates at FI_MULTIPLES x its rheobase."""
-    from ..surrogate.fi_points import rates_at_multiples
-
-    names = list(surrogate.config.feature_names)
-    if "I_thr_nA" not in names:
-        raise ValueError(f"fi_curve needs the neuron's rheobase, and this checkpoint's features {names} have no I_thr_nA")
-    try:
-        amps, rates = fi_curve
-    except (TypeError, ValueError):
-        raise ValueError("fi_curve must be (amplitudes_nA, rates_Hz): two sequences of one length, the step "
-                         "amplitudes and the firing rates (spikes per second during the step)") from None
-    points = rates_at_multiples(amps, rates, float(features[names.index("I_thr_nA")]))
-    if not np.isfinite(points).any():
-        raise ValueError("fi_curve covers none of 2, 3, 4 x the neuron's rheobase "
-                         f"({float(features[names.index('I_thr_nA')]):.3g} nA): measure up to at least twice it")
-    return points
-
-
 class SurrogateCell:
     """A surrogate neuron with a real ``soma`` Section (see module docstring).
 
@@ -156,8 +138,9 @@ class SurrogateCell:
     ``"hof_017"``, training or unseen split), or ``features``: the raw values of the checkpoint's
     feature set (``surrogate.config.feature_names``), in that order or as a dict by name;
     neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
-    the shipped one. ``fi_curve=(amplitudes_nA, rates_Hz)``: the neuron's measured FI curve (steps as long as the
-    training steps), which chooses whose step trains a neuron given by features fires (`surrogate.fi_points`).
+    the shipped one. ``fi_curve=(amplitudes_nA, rates_Hz)`` (or an `FICurve`): the neuron's measured FI curve (steps
+    as long as the training steps): a neuron given by features then fires its count under a step within those
+    amplitudes, in the pattern of the training models nearest in rheobase and FI (`surrogate.fi_points`).
     ``strict=True`` raises instead of warning when the cell or its input
     is outside the training domain (features outside the convex hull of the training
     models, input amplitude outside the trained range).
@@ -198,7 +181,7 @@ class SurrogateCell:
         else:
             self.features = s.feature_vector(features)
         self.model_id = model_id
-        self.fi_rates_Hz = None if fi_curve is None else _fi_points(s, self.features, fi_curve)
+        self.fi_curve = None if fi_curve is None else as_fi_curve(fi_curve)
         # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
         own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
         _warn_accuracy_once(s, own)

@@ -36,7 +36,6 @@ from typing import Any, Callable
 import numpy as np
 
 from ..surrogate.encoding import characteristic_amplitude
-from ..surrogate.fi_points import FI_MULTIPLES
 from ..errors import SurrogateCellError, CoarseStepWarning  # noqa: F401 (raised here, defined in errors)
 from .port import EngineCell
 
@@ -353,8 +352,9 @@ class _Engine:
         s = group[0].surrogate
         grid = np.arange(s.n_samples) * s.dt_ms
         stimuli = np.stack([cell.render_input(grid) for cell in group])
-        fi = [getattr(cell, "fi_rates_Hz", None) for cell in group]
-        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes() + (b"" if f is None else f.tobytes())).hexdigest()
+        fi = [getattr(cell, "fi_curve", None) for cell in group]
+        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes()
+                             + (b"" if f is None else f.amps_nA.tobytes() + f.rates_Hz.tobytes())).hexdigest()
                 for cell, stim, f in zip(group, stimuli, fi)]
         todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell.prediction_key != key]
         if not todo:
@@ -380,10 +380,8 @@ class _Engine:
                                     "Long Square steps only")
         features = np.stack([group[i].features for i in todo])
         start = time.perf_counter()
-        fi_todo = None
-        if any(fi[i] is not None for i in todo):
-            fi_todo = np.stack([np.full(len(FI_MULTIPLES), np.nan) if fi[i] is None else fi[i] for i in todo])
-        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False, fi_rates_Hz=fi_todo)
+        fi_todo = [fi[i] for i in todo] if any(fi[i] is not None for i in todo) else None
+        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False, fi_curves=fi_todo)
         self.last_predict_s = time.perf_counter() - start
         self.predict_calls += 1
         for row, i in enumerate(todo):

@@ -20,7 +20,7 @@ class EngineCell(Protocol):
     index: int  # process-unique, from the engine's registry
     surrogate: Any  # its noble_neuron.surrogate.model.Surrogate
     features: np.ndarray  # (F,) raw features in surrogate.config.feature_names order
-    fi_rates_Hz: np.ndarray | None  # (3,) measured rates (Hz) at 2, 3, 4 x rheobase that choose its step trains, or None
+    fi_curve: Any  # its measured FICurve (whose step trains it fires, and how many), or None
     model_id: str | None
     soma: Any  # its NEURON Section
     drive: Any  # the nn_VoltageDrive imposing the voltage on the soma

@@ -17,7 +17,7 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .fi_points import check_fi_rates, fi_neighbours, training_fi_rates
+from .fi_points import fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, training_fi_rates
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -79,15 +79,16 @@ def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) 
 
 
 def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
-                   features_raw: np.ndarray, batch_size: int, fi_rates_Hz: np.ndarray | None = None) -> np.ndarray:
+                   features_raw: np.ndarray, batch_size: int, fi_curves: list | None = None) -> np.ndarray:
     """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
     raw features (B, F) that choose each item's action potential. Under one step a training model fires its own
     train (`own_step_train`) and a neuron given by features its nearest training models' trains at the same
-    distance from rheobase (`neighbour_step_train`): nearest in feature space, or, where its measured FI points
-    (B, len(FI_MULTIPLES)) Hz are given, nearest in rheobase and those (`fi_points`). They need the network only
-    where those models' steps fired long after the current ended (`ModelBackbone.fires_after_step`)."""
+    distance from rheobase (`neighbour_step_train`): nearest in feature space, or, where its measured FI curve is
+    given (`fi_curves`: one `FICurve` or None per item), nearest in rheobase and that curve's rates, with the count
+    the curve gives (`fi_points`). They need the network only where those models' steps fired long after the
+    current ended (`ModelBackbone.fires_after_step`)."""
     stim = x.cpu().numpy()
-    fi_rates_Hz = check_fi_rates(fi_rates_Hz, stim.shape[0])
+    fi_curves = [None] * stim.shape[0] if fi_curves is None else fi_curves
     spikes: list = [None] * stim.shape[0]
     ends = np.full(stim.shape[0], np.nan)
     needs_network = np.ones(stim.shape[0], dtype=bool)
@@ -102,14 +103,17 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
             else:
-                near_r, weights_r = near[r], weights[r]
-                if thr is not None and fi_rates_Hz is not None and np.isfinite(fi_rates_Hz[r]).any():
+                near_r, weights_r, curve = near[r], weights[r], fi_curves[r]
+                points = None if curve is None or thr is None else rates_at_multiples(curve, features_raw[r, thr])
+                if points is not None and np.isfinite(points).any():
                     table = _training_fi_table(surrogate, ids, thr)
-                    near_r, weights_r = fi_neighbours(np.r_[features_raw[r, thr], fi_rates_Hz[r]], table)
+                    near_r, weights_r = fi_neighbours(np.r_[features_raw[r, thr], points], table)
                 rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near_r]
                 found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near_r], weights_r,
                                              0.0 if thr is None else features_raw[r, thr], rheobases, stim[r],
                                              surrogate.dt_ms)
+                if found is not None and curve is not None:
+                    found = (_with_measured_count(found[0], curve, stim[r], surrogate.dt_ms), *found[1:])
             if found is not None:
                 spikes[r], ends[r], needs_network[r] = found
     v_between = None
@@ -132,6 +136,16 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         for r, st in zip(rows, learned):
             spikes[r] = st if spikes[r] is None else with_learned_after_step(spikes[r], ends[r], st)
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
+
+
+def _with_measured_count(spikes_ms: np.ndarray, curve, stim_nA: np.ndarray, dt_ms: float) -> np.ndarray:
+    """A neighbour train (ms) stretched to the count the neuron's own FI curve gives for its step, where the
+    step's amplitude lies within the curve's (`fi_points.stretch_to_count`)."""
+    from .step_trains import single_step
+
+    amp, onset, dur = single_step(stim_nA, dt_ms)
+    n = measured_count(curve, amp, dur)
+    return spikes_ms if n is None else onset + stretch_to_count(spikes_ms - onset, n, dur)
 
 
 def _training_fi_table(surrogate, ids: list[str], thr: int) -> np.ndarray:

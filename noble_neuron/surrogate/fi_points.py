@@ -1,45 +1,91 @@
-"""A neuron's measured FI curve, as the points that choose whose step trains it fires.
+"""A neuron's measured FI curve: whose step trains it fires, and how many spikes.
 
 A neuron given by features has no spike trains of its own: under one step it fires those of its nearest training
 models (`event_model.neighbour_step_train`). The checkpoint's features (rheobase, the FI slope at rheobase, the rate
 at twice rheobase, passive and AP features) say little about where a PV cell's tonic branch lies: the family's
-cells stutter at a few Hz and then jump to 100-300 Hz within tens of pA. A recorded FI curve says it. Given one,
-the neighbours are chosen on the rheobase and the neuron's rates at `FI_MULTIPLES` x rheobase instead (standardised
-over the training models; leave-one-model-out, rates from every other amplitude and scored on the others: count
-error 26.8 -> 21.9 %, FI 17.2 -> 11.4 Hz; docs/surrogate.md).
+cells stutter at a few Hz and then jump to 100-300 Hz within tens of pA. A recorded FI curve says it. Given one:
 
-Rates are spikes per second during the step (Hz) for steps as long as the checkpoint's training steps.
+* the neighbours are chosen on the rheobase and the neuron's rates at `FI_MULTIPLES` x rheobase (standardised over
+  the training models) instead of the features;
+* within the measured amplitudes, the count is the curve's (linear between its points) and the blended train is
+  stretched in time to hold that many spikes (`stretch_to_count`): the neighbours give the pattern (latency,
+  adaptation), the neuron's own curve the rate.
+
+Leave-one-model-out over the training models, rates from every other amplitude and scored on the others: count error
+26.8 % (features) -> 21.9 % (neighbours on FI points) -> 11.7 % (and the curve's count); docs/surrogate.md.
+Rates are spikes per second during the step (Hz), for steps as long as the checkpoint's training steps.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["FI_MULTIPLES", "check_fi_rates", "fi_neighbours", "rates_at_multiples", "training_fi_rates"]
+from ..features.ephys import FICurve
 
-#: the FI points used: the rate at these multiples of the neuron's rheobase (I_thr)
+__all__ = ["FI_MULTIPLES", "as_fi_curve", "fi_curve_list", "fi_neighbours", "measured_count", "rates_at_multiples", "stretch_to_count",
+           "training_fi_rates"]
+
+#: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
 FI_MULTIPLES = (2.0, 3.0, 4.0)
 
 
-def rates_at_multiples(amps_nA: Sequence[float], rates_Hz: Sequence[float], rheobase_nA: float) -> np.ndarray:
-    """(len(FI_MULTIPLES),) rates (Hz) of a measured FI curve at the multiples of `rheobase_nA`, linear between the
-    measured amplitudes; NaN where a multiple lies outside them. Raises ValueError on a malformed curve."""
-    a = np.asarray(amps_nA, dtype=float)
-    r = np.asarray(rates_Hz, dtype=float)
-    if a.ndim != 1 or a.shape != r.shape or a.size < 2:
-        raise ValueError(f"an FI curve needs amplitudes (nA) and rates (Hz) of one length >= 2, got shapes "
-                         f"{a.shape} and {r.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(r).all()) or (r < 0).any():
-        raise ValueError("an FI curve needs finite amplitudes (nA) and finite rates >= 0 (Hz)")
-    order = np.argsort(a)
-    a, r = a[order], r[order]
-    if (np.diff(a) <= 0).any():
-        raise ValueError("an FI curve's amplitudes must differ from each other (one rate per amplitude)")
+def as_fi_curve(curve: Any) -> FICurve:
+    """An `FICurve` from one or from (amplitudes nA, rates Hz); at least 2 amplitudes. ValueError otherwise."""
+    if not isinstance(curve, FICurve):
+        try:
+            amps, rates = curve
+        except (TypeError, ValueError):
+            raise ValueError("an FI curve is (amplitudes_nA, rates_Hz): two sequences of one length, the step "
+                             "amplitudes and the firing rates (spikes per second during the step)") from None
+        curve = FICurve(np.asarray(amps, dtype=float), np.asarray(rates, dtype=float))
+    if curve.amps_nA.size < 2:
+        raise ValueError(f"an FI curve needs at least 2 amplitudes, got {curve.amps_nA.size}")
+    return curve
+
+
+def fi_curve_list(curves: Sequence[Any] | None, n_items: int) -> list[FICurve | None] | None:
+    """One `FICurve` or None per item from `curves` (None: none given); ValueError on another length."""
+    if curves is None:
+        return None
+    curves = list(curves)
+    if len(curves) != n_items:
+        raise ValueError(f"fi_curves needs one FI curve or None per item: {n_items} items, {len(curves)} curves")
+    return [None if c is None else as_fi_curve(c) for c in curves]
+
+
+def rates_at_multiples(curve: FICurve, rheobase_nA: float) -> np.ndarray:
+    """(len(FI_MULTIPLES),) rates (Hz) of `curve` at the multiples of `rheobase_nA`, linear between its points;
+    NaN where a multiple lies outside its amplitudes."""
     if not np.isfinite(rheobase_nA) or rheobase_nA <= 0:
         raise ValueError(f"rates at multiples of the rheobase need a rheobase > 0 nA, got {rheobase_nA!r}")
     x = rheobase_nA * np.asarray(FI_MULTIPLES)
-    return np.where((x >= a[0]) & (x <= a[-1]), np.interp(x, a, r), np.nan)
+    a = curve.amps_nA
+    return np.where((x >= a[0]) & (x <= a[-1]), np.interp(x, a, curve.rates_Hz), np.nan)
+
+
+def measured_count(curve: FICurve, amp_nA: float, dur_ms: float) -> int | None:
+    """The spikes a step of `amp_nA` lasting `dur_ms` fires by the curve (its rate, linear between its points, times
+    the duration, rounded); None outside its amplitudes."""
+    if not curve.amps_nA[0] <= amp_nA <= curve.amps_nA[-1]:
+        return None
+    return int(round(float(np.interp(amp_nA, curve.amps_nA, curve.rates_Hz)) * dur_ms / 1000.0))
+
+
+def stretch_to_count(train_ms: np.ndarray, n: int, dur_ms: float) -> np.ndarray:
+    """`train_ms` (ms from onset) stretched in time so that exactly `n` spikes fall within `dur_ms`: the end of the
+    step halfway (geometrically) between its n-th and (n+1)-th spike. A train shorter than n + 1 spikes continues
+    at its last interval; an empty one becomes a regular train."""
+    if n <= 0:
+        return np.zeros(0)
+    t = np.asarray(train_ms, dtype=float)
+    if t.size == 0:
+        t = (np.arange(n + 1) + 0.5) * dur_ms / n
+    elif t.size < n + 1:
+        step = t[-1] - t[-2] if t.size > 1 else t[0]
+        t = np.concatenate([t, t[-1] + step * np.arange(1, n + 2 - t.size)])
+    factor = dur_ms / np.sqrt(max(t[n - 1], 1e-3) * max(t[n], 1e-3))
+    return t[:n] * factor
 
 
 def training_fi_rates(trains: Sequence, rheobases_nA: Sequence[float]) -> np.ndarray:
@@ -71,19 +117,3 @@ def fi_neighbours(target: np.ndarray, models: np.ndarray, k: int = 3) -> tuple[n
     near = np.argsort(d)[:k]
     w = 1.0 / np.maximum(d[near], 1e-9) ** 2
     return near, w / w.sum()
-
-
-def check_fi_rates(fi_rates_Hz: np.ndarray | None, n_items: int) -> np.ndarray | None:
-    """`fi_rates_Hz` as a (n_items, len(FI_MULTIPLES)) float array (None stays None); NaN marks a point not measured.
-    Raises ValueError on another shape or a negative or infinite rate."""
-    if fi_rates_Hz is None:
-        return None
-    fi = np.asarray(fi_rates_Hz, dtype=float)
-    if fi.ndim == 1:
-        fi = np.broadcast_to(fi, (n_items, fi.shape[0]))
-    if fi.shape != (n_items, len(FI_MULTIPLES)):
-        raise ValueError(f"fi_rates_Hz must be ({n_items}, {len(FI_MULTIPLES)}): the rates (Hz) at "
-                         f"{FI_MULTIPLES} x rheobase per item (NaN where not measured), got shape {fi.shape}")
-    if np.isinf(fi).any() or (fi < 0).any():
-        raise ValueError("fi_rates_Hz must be rates >= 0 Hz (NaN where not measured)")
-    return fi
