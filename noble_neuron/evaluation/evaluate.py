@@ -134,9 +134,10 @@ def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_s
 
 
 def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, window, efel_limit: int,
-                      batch_size: int | None) -> dict[str, Any]:
+                      batch_size: int | None) -> tuple[dict[str, Any], list[dict]]:
     """Unseen models given their measured FI curve (`surrogate.fi_points`): the rates of every other amplitude of
-    each model's steps (sorted) measured, the other half scored; beside it the same half from features alone."""
+    each model's steps (sorted) measured, the other half scored; beside it the same half from features alone.
+    Also the scored half's FI curves given the measured ones (for the plot)."""
     from ..features.ephys import FICurve
 
     seconds = (window[1] - window[0]) / 1000.0
@@ -155,7 +156,11 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
         pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
         out[name]["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, scored, pred, true, window)
-    return out
+        if given is not None:
+            plotted = [{"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(), "rates_true_Hz":
+                        fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()}
+                       for m, fi_p, fi_t in _fi_curves_per_model(ds, scored, pred, true, window)]
+    return out, plotted
 
 
 def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amplitude: int = 5,
@@ -219,8 +224,9 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
                                                                        ds.amp_nA[rows])
     trains = s.backbones and any(b.trains is not None for b in s.backbones.values())
     if trains and "unseen_models" in predictions:
-        report["groups"].update(_fi_points_groups(s, ds, predictions["unseen_models"][0], feats, window, efel_limit,
-                                                  batch_size))
+        groups, report["fi_curves_unseen_given_curve"] = _fi_points_groups(
+            s, ds, predictions["unseen_models"][0], feats, window, efel_limit, batch_size)
+        report["groups"].update(groups)
     if trains:
         # the network's own spike phase in place of the models' (and neighbours') step trains, for comparison
         s.use_own_step_trains = False
@@ -309,7 +315,8 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
                 pairs.append((f"{group}: {mid}, {ds.amp_nA[rows[i]] * 1e3:.0f} pA", true[i], pred[i]))
     plot_trace_comparison(t, pairs, out / "accuracy_traces.png")
     if "fi_curves_unseen" in report:
-        plot_fi_comparison(report["fi_curves_unseen"], out / "accuracy_fi_unseen.png")
+        plot_fi_comparison(report["fi_curves_unseen"], out / "accuracy_fi_unseen.png",
+                           report.get("fi_curves_unseen_given_curve"))
 
     # ensembles: neurons sampled inside the training-feature hull (NOBLE's latent sampling)
     sampled = s.sample_features(n_sampled, seed=0)

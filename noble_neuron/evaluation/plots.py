@@ -84,21 +84,26 @@ def plot_trace_comparison(t_ms: np.ndarray, pairs: Sequence[tuple[str, np.ndarra
     return Path(path)
 
 
-def plot_fi_comparison(curves: Sequence[dict], path: str | Path) -> Path:
-    """FI curves of NEURON (solid) vs surrogate (dashed) per model; curves from evaluate_surrogate."""
+def plot_fi_comparison(curves: Sequence[dict], path: str | Path, given_curve: Sequence[dict] | None = None) -> Path:
+    """FI curves of NEURON (solid) vs surrogate (dashed) per model; curves from evaluate_surrogate. With
+    `given_curve`, a second panel: the same models given their measured FI curve (the other amplitudes)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    colors = plt.cm.tab10(np.linspace(0, 1, max(len(curves), 1)))
-    for c, color in zip(curves, colors):
-        a = np.asarray(c["amps_nA"]) * 1e3
-        ax.plot(a, c["rates_true_Hz"], color=color, lw=1.2)
-        ax.plot(a, c["rates_pred_Hz"], color=color, lw=1.2, ls="--")
-    ax.plot([], [], color="gray", label="NEURON")
-    ax.plot([], [], color="gray", ls="--", label="surrogate")
-    ax.set_xlabel("step amplitude (pA)")
-    ax.set_ylabel("firing rate (Hz)")
-    ax.set_title("unseen models: FI curves")
-    ax.legend(frameon=False)
+    panels = [(curves, "unseen models: FI curves from their features")]
+    if given_curve:
+        panels.append((given_curve, "given their FI curve at every other amplitude"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2), sharey=True, squeeze=False)
+    for ax, (group, title) in zip(axes[0], panels):
+        colors = plt.cm.tab10(np.linspace(0, 1, max(len(group), 1)))
+        for c, color in zip(group, colors):
+            a = np.asarray(c["amps_nA"]) * 1e3
+            ax.plot(a, c["rates_true_Hz"], color=color, lw=1.2)
+            ax.plot(a, c["rates_pred_Hz"], color=color, lw=1.2, ls="--")
+        ax.plot([], [], color="gray", label="NEURON")
+        ax.plot([], [], color="gray", ls="--", label="surrogate")
+        ax.set_xlabel("step amplitude (pA)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(frameon=False)
+    axes[0][0].set_ylabel("firing rate (Hz)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
