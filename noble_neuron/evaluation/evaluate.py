@@ -11,8 +11,9 @@ baseline, `noble_neuron.evaluation.interpolation`), ``in_distribution_true_spike
 spike times composed with the backbone: what the voltage representation allows) and, where the backbones
 carry the models' own step trains (which answer ``in_distribution``; their nearest training models' trains answer
 ``unseen_models``), ``*_learned_spikes`` (the network's spike phase in their place), and ``unseen_models_fi_points``: the unseen
-models given their measured FI points (every other amplitude measured, the others scored; beside it
-``unseen_models_fi_points_features_only``, the same rows from the features alone).
+models given their measured FI curve (every other amplitude measured, the others scored),
+``unseen_models_recorded_trains`` (given the spike trains of those amplitudes) and
+``unseen_models_fi_points_features_only`` (the same rows from the features alone).
 """
 from __future__ import annotations
 
@@ -127,36 +128,38 @@ def voltage_metrics(pred: np.ndarray, true: np.ndarray, dt_ms: float, window_ms:
 
 
 def _predict_rows(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, batch_size: int | None, progress: bool,
-                  fi_curves: list | None = None):
+                  measured: list | None = None):
     stim = ds.read(rows, "stimulus_nA")
     return s.predict(stim, feats[ds.model_index[rows]], ds.dt_ms, batch_size=batch_size, progress=progress,
-                     fi_curves=fi_curves)
+                     measured=measured)
 
 
 def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, window, efel_limit: int,
                       batch_size: int | None) -> tuple[dict[str, Any], list[dict]]:
-    """Unseen models given their measured FI curve (`surrogate.fi_points`): the rates of every other amplitude of
+    """Unseen models given their measured FI curve (`surrogate.measured`): the rates of every other amplitude of
     each model's steps (sorted) measured, the other half scored; beside it the same half from features alone.
     Also the scored half's FI curves given the measured ones (for the plot)."""
-    from ..features.ephys import FICurve
+    from ..surrogate.measured import recorded_trains, trains_fi_curve
+    from ..surrogate.step_trains import single_step
 
-    seconds = (window[1] - window[0]) / 1000.0
-    scored, curves = [], {}
+    scored, trains = [], {}
     for m in np.unique(ds.model_index[rows]):
         mine = rows[ds.model_index[rows] == m]
         mine = mine[np.argsort(ds.amp_nA[mine])]
-        rates = [count_spikes(v, ds.dt_ms, window_ms=window) / seconds for v in ds.read(mine[0::2])]
-        curves[m] = FICurve(ds.amp_nA[mine[0::2]], np.asarray(rates, dtype=float))
+        spikes = [spike_times(v, ds.dt_ms) - window[0] for v in ds.read(mine[0::2])]
+        dur = single_step(ds.read(mine[-1:], "stimulus_nA")[0], ds.dt_ms)[2]  # as the samples give it
+        trains[m] = recorded_trains(ds.amp_nA[mine[0::2]], [t[t >= 0] for t in spikes], dur)
         scored.append(mine[1::2])
     scored = np.concatenate(scored)
     true = ds.read(scored)
     out = {}
-    for name, given in (("unseen_models_fi_points", [curves[m] for m in ds.model_index[scored]]),
+    for name, given in (("unseen_models_fi_points", [trains_fi_curve(trains[m]) for m in ds.model_index[scored]]),
+                        ("unseen_models_recorded_trains", [trains[m] for m in ds.model_index[scored]]),
                         ("unseen_models_fi_points_features_only", None)):
         pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
         out[name]["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, scored, pred, true, window)
-        if given is not None:
+        if name == "unseen_models_fi_points":
             plotted = [{"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(), "rates_true_Hz":
                         fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()}
                        for m, fi_p, fi_t in _fi_curves_per_model(ds, scored, pred, true, window)]
@@ -379,7 +382,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
 
 GROUPS = ("in_distribution", "unseen_models", "in_distribution_interpolation", "in_distribution_true_spikes",
           "in_distribution_learned_spikes", "unseen_models_learned_spikes", "unseen_models_fi_points",
-          "unseen_models_fi_points_features_only")
+          "unseen_models_recorded_trains", "unseen_models_fi_points_features_only")
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
                  "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
@@ -390,8 +393,8 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                                "mean_AP_amplitude_rel_error", "AHP_depth_rel_error", "subthreshold_rmse_mV_median",
                                "after_step_rmse_mV_median", "interspike_rmse_mV_median")),
                  # unseen models given their measured FI points, and the same rows from features alone
-                 *(f"{key}_unseen_models_fi_points{suffix}" for suffix in ("", "_features_only")
-                   for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz")),
+                 *(f"{key}_unseen_models_{given}" for given in ("fi_points", "recorded_trains", "fi_points_features_only")
+                   for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz", "gamma_1ms_median")),
                  # the network's own spike phase, where step trains answer in its place
                  *(f"{key}_{group}_learned_spikes" for group in ("in_distribution", "unseen_models")
                    for key in ("rel_l2_mean", "spike_count_rel_error_firing", "firing_mismatch_rate")))

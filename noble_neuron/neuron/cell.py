@@ -49,7 +49,8 @@ from ..stimuli.protocols import step_current
 from .engine import SurrogateCellError, engine, is_single_step, register_drive_adopter
 from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
-from ..surrogate.fi_points import as_fi_curve
+from ..surrogate.measured import as_fi_curve
+from ..surrogate.step_trains import StepTrains
 from ..validation import is_real
 
 __all__ = ["SurrogateCell", "SurrogateCellError"]
@@ -93,7 +94,8 @@ def _warn_accuracy_once(s: Surrogate, own_step_trains: bool) -> None:
     caveat = s.whole_trace_caveat(own_step_trains)
     if caveat is not None and (id(s), own_step_trains) not in _CAVEATS_SHOWN:
         _CAVEATS_SHOWN.add((id(s), own_step_trains))
-        hint = "" if own_step_trains else "; give its measured FI curve (fi_curve=(amps_nA, rates_Hz)) for its counts"
+        hint = "" if own_step_trains else ("; give its measured FI curve (fi_curve=(amps_nA, rates_Hz)) or recorded "
+                                           "trains (step_trains=) for its counts")
         ev = s.metrics.get("evaluation") or {}
         with_fi = ev.get("spike_count_rel_error_firing_unseen_models_fi_points")
         if hint and with_fi is not None:
@@ -140,7 +142,9 @@ class SurrogateCell:
     neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
     the shipped one. ``fi_curve=(amplitudes_nA, rates_Hz)`` (or an `FICurve`): the neuron's measured FI curve (steps
     as long as the training steps): a neuron given by features then fires its count under a step within those
-    amplitudes, in the pattern of the training models nearest in rheobase and FI (`surrogate.fi_points`).
+    amplitudes, in the pattern of the training models nearest in rheobase and FI (`surrogate.measured`).
+    ``step_trains``: the spike trains of its recorded steps (`surrogate.measured.recorded_trains`), which it then
+    fires as a training model fires its own, interpolated in amplitude.
     ``strict=True`` raises instead of warning when the cell or its input
     is outside the training domain (features outside the convex hull of the training
     models, input amplitude outside the trained range).
@@ -148,13 +152,13 @@ class SurrogateCell:
 
     def __new__(cls, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                network: bool | str = False, fi_curve=None, _drive=None):
+                network: bool | str = False, fi_curve=None, step_trains=None, _drive=None):
         if network not in NETWORK_CHOICES or isinstance(network, (int, float)) and not isinstance(network, bool):
             raise ValueError(f"network must be one of {NETWORK_CHOICES}, got {network!r}: True gives the most "
                              "faithful network cell there is for the neuron, 'streaming' the streaming surrogate")
-        if fi_curve is not None and network:
-            raise ValueError("fi_curve chooses whose step trains a whole-trace surrogate fires; network cells do not "
-                             "use it (leave network=False)")
+        if (fi_curve is not None or step_trains is not None) and network:
+            raise ValueError("fi_curve and step_trains choose the spike trains a whole-trace surrogate fires; network "
+                             "cells do not use them (leave network=False)")
         if _network_cell_is_hybrid(network, model_id, features, checkpoint, _drive):
             from .hybrid_cell import HybridCell
 
@@ -163,7 +167,7 @@ class SurrogateCell:
 
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                 network: bool | str = False, fi_curve=None, _drive=None):
+                 network: bool | str = False, fi_curve=None, step_trains=None, _drive=None):
         from neuron import h
 
         from ..detailed.mechanisms import load_mechanisms
@@ -181,7 +185,12 @@ class SurrogateCell:
         else:
             self.features = s.feature_vector(features)
         self.model_id = model_id
-        self.fi_curve = None if fi_curve is None else as_fi_curve(fi_curve)
+        if fi_curve is not None and step_trains is not None:
+            raise ValueError("pass fi_curve or step_trains, not both (recorded trains carry their FI curve)")
+        if step_trains is not None and not isinstance(step_trains, StepTrains):
+            raise TypeError("step_trains must be a StepTrains: build it from your recorded steps with "
+                            "noble_neuron.surrogate.measured.recorded_trains(amps_nA, spike_times_ms, dur_ms)")
+        self.measured = step_trains if step_trains is not None else None if fi_curve is None else as_fi_curve(fi_curve)
         # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
         own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
         _warn_accuracy_once(s, own)

@@ -59,6 +59,14 @@ def register_drive_adopter(adopt: Callable[[Any, Any, Any], EngineCell]) -> None
 INPUT_CHECK_MS = 5.0
 
 
+
+def _measured_bytes(measured: Any) -> bytes:
+    """A cell's measured responses (FICurve, StepTrains or None) as bytes for its prediction's cache key."""
+    if measured is None:
+        return b""
+    arrays = [getattr(measured, n) for n in ("amps_nA", "rates_Hz", "counts", "times_ms") if hasattr(measured, n)]
+    return b"".join(np.asarray(a).tobytes() for a in arrays) + str(getattr(measured, "dur_ms", "")).encode()
+
 class _Engine:
     """Process-wide singleton; holds weak references to cells so deleting a cell frees it."""
 
@@ -352,10 +360,9 @@ class _Engine:
         s = group[0].surrogate
         grid = np.arange(s.n_samples) * s.dt_ms
         stimuli = np.stack([cell.render_input(grid) for cell in group])
-        fi = [getattr(cell, "fi_curve", None) for cell in group]
-        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes()
-                             + (b"" if f is None else f.amps_nA.tobytes() + f.rates_Hz.tobytes())).hexdigest()
-                for cell, stim, f in zip(group, stimuli, fi)]
+        measured = [getattr(cell, "measured", None) for cell in group]
+        keys = [hashlib.sha1(stim.tobytes() + cell.features.tobytes() + _measured_bytes(m)).hexdigest()
+                for cell, stim, m in zip(group, stimuli, measured)]
         todo = [i for i, (cell, key) in enumerate(zip(group, keys)) if cell.prediction_key != key]
         if not todo:
             return
@@ -380,8 +387,8 @@ class _Engine:
                                     "Long Square steps only")
         features = np.stack([group[i].features for i in todo])
         start = time.perf_counter()
-        fi_todo = [fi[i] for i in todo] if any(fi[i] is not None for i in todo) else None
-        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False, fi_curves=fi_todo)
+        given = [measured[i] for i in todo] if any(measured[i] is not None for i in todo) else None
+        v = s.predict(stimuli[todo], features, s.dt_ms, check_domain=False, measured=given)
         self.last_predict_s = time.perf_counter() - start
         self.predict_calls += 1
         for row, i in enumerate(todo):

@@ -20,7 +20,7 @@ class EngineCell(Protocol):
     index: int  # process-unique, from the engine's registry
     surrogate: Any  # its noble_neuron.surrogate.model.Surrogate
     features: np.ndarray  # (F,) raw features in surrogate.config.feature_names order
-    fi_curve: Any  # its measured FICurve (whose step trains it fires, and how many), or None
+    measured: Any  # its measured FICurve or recorded StepTrains (`surrogate.measured`), or None
     model_id: str | None
     soma: Any  # its NEURON Section
     drive: Any  # the nn_VoltageDrive imposing the voltage on the soma

@@ -17,7 +17,8 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .fi_points import fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, training_fi_rates
+from .measured import (fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, training_fi_rates,
+                       trains_fi_curve)
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -79,16 +80,14 @@ def spike_times_from_events(surrogate, event: np.ndarray, onset_ms: np.ndarray) 
 
 
 def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torch.Tensor,
-                   features_raw: np.ndarray, batch_size: int, fi_curves: list | None = None) -> np.ndarray:
+                   features_raw: np.ndarray, batch_size: int, measured: list | None = None) -> np.ndarray:
     """(B, L) voltages (mV) on the data grid for currents x (B, L) nA, scaled amplitudes/features and the
     raw features (B, F) that choose each item's action potential. Under one step a training model fires its own
-    train (`own_step_train`) and a neuron given by features its nearest training models' trains at the same
-    distance from rheobase (`neighbour_step_train`): nearest in feature space, or, where its measured FI curve is
-    given (`fi_curves`: one `FICurve` or None per item), nearest in rheobase and that curve's rates, with the count
-    the curve gives (`fi_points`). They need the network only where those models' steps fired long after the
-    current ended (`ModelBackbone.fires_after_step`)."""
+    train (`own_step_train`) and a neuron given by features `_feature_cell_train` (its own recorded trains, or its
+    nearest training models' with its measured FI curve's count: `measured`, one per item or None). They need the
+    network only where those models' steps fired long after the current ended (`ModelBackbone.fires_after_step`)."""
     stim = x.cpu().numpy()
-    fi_curves = [None] * stim.shape[0] if fi_curves is None else fi_curves
+    measured = [None] * stim.shape[0] if measured is None else measured
     spikes: list = [None] * stim.shape[0]
     ends = np.full(stim.shape[0], np.nan)
     needs_network = np.ones(stim.shape[0], dtype=bool)
@@ -97,23 +96,11 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         near, weights = surrogate.nearest_models(features_raw, ids)
         nearest = near[:, 0]
         own = weights[:, 0] > 1.0 - 1e-6  # the model itself, not a blend of its neighbours
-        names = list(surrogate.config.feature_names)
-        thr = names.index("I_thr_nA") if "I_thr_nA" in names else None
         for r in range(stim.shape[0]) if surrogate.use_own_step_trains else ():
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
             else:
-                near_r, weights_r, curve = near[r], weights[r], fi_curves[r]
-                points = None if curve is None or thr is None else rates_at_multiples(curve, features_raw[r, thr])
-                if points is not None and np.isfinite(points).any():
-                    table = _training_fi_table(surrogate, ids, thr)
-                    near_r, weights_r = fi_neighbours(np.r_[features_raw[r, thr], points], table)
-                rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near_r]
-                found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near_r], weights_r,
-                                             0.0 if thr is None else features_raw[r, thr], rheobases, stim[r],
-                                             surrogate.dt_ms)
-                if found is not None and curve is not None:
-                    found = (_with_measured_count(found[0], curve, stim[r], surrogate.dt_ms), *found[1:])
+                found = _feature_cell_train(surrogate, ids, near[r], weights[r], features_raw[r], measured[r], stim[r])
             if found is not None:
                 spikes[r], ends[r], needs_network[r] = found
     v_between = None
@@ -138,9 +125,40 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
 
 
+def _feature_cell_train(surrogate, ids: list[str], near: np.ndarray, weights: np.ndarray, features: np.ndarray,
+                        measured, stim_nA: np.ndarray) -> tuple[np.ndarray, float, bool] | None:
+    """(spike times ms, end of the step ms, whether the network's spikes after it are wanted) of a neuron given by
+    features under a current (L,) nA, or None where it is not one step: its own recorded trains where they cover the
+    step (`measured.recorded_trains`); else its nearest training models' (in features `near`/`weights`, or, given its
+    FI curve (the recorded trains' own beyond their amplitudes), in rheobase and FI points) stretched to that curve's
+    count (`neighbour_step_train`, `measured`)."""
+    from .step_trains import StepTrains, single_step
+
+    dt = surrogate.dt_ms
+    if isinstance(measured, StepTrains):
+        step = single_step(stim_nA, dt)
+        # a recorded step's duration, read off its samples, may differ from the current's by a sample or two
+        if step is not None and measured.covers(step[0], min(step[2], measured.dur_ms)) \
+                and step[2] <= measured.dur_ms + 2 * dt:
+            amp, onset, dur = step
+            return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, False
+        measured = trains_fi_curve(measured)
+    names = list(surrogate.config.feature_names)
+    thr = names.index("I_thr_nA") if "I_thr_nA" in names else None
+    points = None if measured is None or thr is None else rates_at_multiples(measured, features[thr])
+    if points is not None and np.isfinite(points).any():
+        near, weights = fi_neighbours(np.r_[features[thr], points], _training_fi_table(surrogate, ids, thr))
+    rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near]
+    found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near], weights,
+                                 0.0 if thr is None else features[thr], rheobases, stim_nA, dt)
+    if found is not None and measured is not None:
+        found = (_with_measured_count(found[0], measured, stim_nA, dt), *found[1:])
+    return found
+
+
 def _with_measured_count(spikes_ms: np.ndarray, curve, stim_nA: np.ndarray, dt_ms: float) -> np.ndarray:
     """A neighbour train (ms) stretched to the count the neuron's own FI curve gives for its step, where the
-    step's amplitude lies within the curve's (`fi_points.stretch_to_count`)."""
+    step's amplitude lies within the curve's (`measured.stretch_to_count`)."""
     from .step_trains import single_step
 
     amp, onset, dur = single_step(stim_nA, dt_ms)

@@ -27,7 +27,7 @@ import torch
 from .._version import __version__
 from .config import SurrogateConfig, positive_float, positive_int
 from .domain import FeatureDomain, refuse_absurd_current
-from .fi_points import fi_curve_list
+from .measured import measured_list
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
 from .spectral import fast_fft_length
 from ..features.scaler import FeatureScaler
@@ -395,7 +395,7 @@ class Surrogate(FeatureDomain):
         strict: bool = False,
         check_domain: bool = True,
         progress: bool = False,
-        fi_curves: Sequence[Any] | None = None,
+        measured: Sequence[Any] | None = None,
     ) -> np.ndarray:
         """Somatic voltages (mV) for injected currents: (B, L) float32, or (L,) for a 1-D stimulus.
 
@@ -405,9 +405,9 @@ class Surrogate(FeatureDomain):
         ``config.feature_names`` order and units (I_thr nA, s_thr Hz/nA), broadcast if
         (F,). ``device`` moves the model there for this and later calls (default: where
         it is). Batches of ``batch_size`` go through the network at once (default: 16 traces on CPU,
-        where larger chunks fall out of cache (benchmarks/speedup.py), 1024 on CUDA). ``fi_curves``: per
-        item a measured FI curve ((amps nA, rates Hz) or `FICurve`) or None: whose step trains a neuron
-        given by features fires, and how many (`fi_points`). ``check_domain=False`` skips the domain warnings (for
+        where larger chunks fall out of cache (benchmarks/speedup.py), 1024 on CUDA). ``measured``: per
+        item the neuron's measured FI curve ((amps nA, rates Hz), `FICurve`), recorded step trains
+        (`measured.recorded_trains`) or None (`measured`). ``check_domain=False`` skips the domain warnings (for
         callers such as the SurrogateCell engine that report per cell); dt, shape and NaN checks always
         run. Streaming surrogates run step by step instead (`noble_neuron.training.rollout.rollout`).
         """
@@ -477,7 +477,7 @@ class Surrogate(FeatureDomain):
         if c.is_event_model:
             from .event_model import predict_events
 
-            out = predict_events(self, x, amp_t, feat_t, f, batch_size, fi_curve_list(fi_curves, b))
+            out = predict_events(self, x, amp_t, feat_t, f, batch_size, measured_list(measured, b))
             return out[0] if squeeze else out
         out = np.empty((b, length), dtype=np.float32)
         self.model.eval()

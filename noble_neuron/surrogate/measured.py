@@ -14,6 +14,10 @@ cells stutter at a few Hz and then jump to 100-300 Hz within tens of pA. A recor
 Leave-one-model-out over the training models, rates from every other amplitude and scored on the others: count error
 26.8 % (features) -> 21.9 % (neighbours on FI points) -> 11.7 % (and the curve's count); docs/surrogate.md.
 Rates are spikes per second during the step (Hz), for steps as long as the checkpoint's training steps.
+
+Given the spike times of its recorded steps (`recorded_trains`), a neuron fires its own trains as a training model
+does (`step_trains.StepTrains`, interpolated in amplitude), within the recorded amplitudes and duration; beyond them
+it falls back to the FI curve those trains give.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..features.ephys import FICurve
+from .step_trains import StepTrains
 
-__all__ = ["FI_MULTIPLES", "as_fi_curve", "fi_curve_list", "fi_neighbours", "measured_count", "rates_at_multiples", "stretch_to_count",
-           "training_fi_rates"]
+__all__ = ["FI_MULTIPLES", "as_fi_curve", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
+           "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
 
 #: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
 FI_MULTIPLES = (2.0, 3.0, 4.0)
@@ -44,14 +49,42 @@ def as_fi_curve(curve: Any) -> FICurve:
     return curve
 
 
-def fi_curve_list(curves: Sequence[Any] | None, n_items: int) -> list[FICurve | None] | None:
-    """One `FICurve` or None per item from `curves` (None: none given); ValueError on another length."""
-    if curves is None:
+def measured_list(items: Sequence[Any] | None, n_items: int) -> list[FICurve | StepTrains | None] | None:
+    """Per item its measured responses: a `StepTrains` (`recorded_trains`), an `FICurve` (from one or from
+    (amplitudes nA, rates Hz)) or None; None when none is given. ValueError on another length."""
+    if items is None:
         return None
-    curves = list(curves)
-    if len(curves) != n_items:
-        raise ValueError(f"fi_curves needs one FI curve or None per item: {n_items} items, {len(curves)} curves")
-    return [None if c is None else as_fi_curve(c) for c in curves]
+    items = list(items)
+    if len(items) != n_items:
+        raise ValueError(f"measured needs one FI curve, StepTrains or None per item: {n_items} items, {len(items)} given")
+    return [None if m is None else m if isinstance(m, StepTrains) else as_fi_curve(m) for m in items]
+
+
+def recorded_trains(amps_nA: Sequence[float], spike_times_ms: Sequence[Sequence[float]], dur_ms: float) -> StepTrains:
+    """A neuron's own `StepTrains` from recorded steps: their amplitudes (nA, at least 2, one train each), the spike
+    times of each (ms from the step's onset; those at or after `dur_ms` are dropped) and the steps' duration (ms)."""
+    amps = np.asarray(amps_nA, dtype=float)
+    if amps.ndim != 1 or amps.size < 2 or len(spike_times_ms) != amps.size:
+        raise ValueError(f"recorded trains need at least 2 step amplitudes (nA) and one spike-time list per step, got "
+                         f"{amps.size} amplitudes and {len(spike_times_ms)} lists")
+    if not (np.isfinite(amps).all() and np.isfinite(dur_ms) and dur_ms > 0):
+        raise ValueError("recorded trains need finite amplitudes (nA) and a step duration > 0 ms")
+    order = np.argsort(amps)
+    if (np.diff(amps[order]) <= 0).any():
+        raise ValueError("recorded trains need one train per amplitude: average or drop repeated amplitudes")
+    trains = []
+    for i in order:
+        t = np.sort(np.asarray(spike_times_ms[i], dtype=float))
+        if t.size and (not np.isfinite(t).all() or t[0] < 0):
+            raise ValueError("spike times must be finite ms from the step's onset (>= 0)")
+        trains.append(t[t < dur_ms])
+    return StepTrains(float(dur_ms), amps[order], np.array([t.size for t in trains]),
+                      np.concatenate(trains) if trains else np.zeros(0))
+
+
+def trains_fi_curve(trains: StepTrains) -> FICurve:
+    """The FI curve (Hz over the step) of recorded trains."""
+    return FICurve(trains.amps_nA, trains.counts / (trains.dur_ms / 1000.0))
 
 
 def rates_at_multiples(curve: FICurve, rheobase_nA: float) -> np.ndarray:

@@ -1,10 +1,11 @@
-"""A neuron's measured FI curve: whose step trains it fires, and how many (noble_neuron.surrogate.fi_points)."""
+"""A neuron's measured FI curve: whose step trains it fires, and how many (noble_neuron.surrogate.measured)."""
 import numpy as np
 import pytest
 
 from noble_neuron.features.ephys import FICurve
-from noble_neuron.surrogate.fi_points import (FI_MULTIPLES, as_fi_curve, fi_curve_list, fi_neighbours, measured_count,
-                                              rates_at_multiples, stretch_to_count, training_fi_rates)
+from noble_neuron.surrogate.measured import (FI_MULTIPLES, as_fi_curve, fi_neighbours, measured_count, measured_list,
+                                            rates_at_multiples, recorded_trains, stretch_to_count, training_fi_rates,
+                                            trains_fi_curve)
 from noble_neuron.surrogate.step_trains import StepTrains
 
 
@@ -29,12 +30,24 @@ def test_malformed_curves_are_refused(curve, message):
         as_fi_curve(curve)
 
 
-def test_one_curve_or_none_per_item():
-    assert fi_curve_list(None, 3) is None
-    got = fi_curve_list([None, ([0.1, 0.2], [5.0, 10.0])], 2)
-    assert got[0] is None and isinstance(got[1], FICurve)
-    with pytest.raises(ValueError, match="one FI curve or None per item"):
-        fi_curve_list([None], 2)
+def test_one_curve_trains_or_none_per_item():
+    assert measured_list(None, 3) is None
+    trains = recorded_trains([0.1, 0.2], [[50.0], [20.0, 60.0]], 100.0)
+    got = measured_list([None, ([0.1, 0.2], [5.0, 10.0]), trains], 3)
+    assert got[0] is None and isinstance(got[1], FICurve) and got[2] is trains
+    with pytest.raises(ValueError, match="one FI curve, StepTrains or None per item"):
+        measured_list([None], 2)
+
+
+def test_recorded_trains_are_a_neurons_own_step_trains():
+    trains = recorded_trains([0.3, 0.1], [[10.0, 40.0, 70.0, 120.0], [50.0, 130.0]], 100.0)  # unsorted on purpose
+    assert trains.amps_nA.tolist() == [0.1, 0.3] and trains.counts.tolist() == [1, 3]  # 130 and 120 ms: after
+    assert trains.train(0.3, 100.0) == pytest.approx([10.0, 40.0, 70.0])
+    assert trains_fi_curve(trains).rates_Hz.tolist() == pytest.approx([10.0, 30.0])
+    for amps, times, dur, message in (([0.1], [[1.0]], 100.0, "at least 2"), ([0.1, 0.1], [[], []], 100.0, "one train"),
+                                      ([0.1, 0.2], [[-1.0], []], 100.0, ">= 0"), ([0.1, 0.2], [[], []], 0.0, "> 0 ms")):
+        with pytest.raises(ValueError, match=message):
+            recorded_trains(amps, times, dur)
 
 
 def test_the_count_is_the_curves_and_the_train_is_stretched_to_it():
@@ -100,7 +113,48 @@ def test_an_unseen_model_given_its_fi_curve_fires_as_the_detailed_one():
             del stim, cell
     assert abs(counts["fi_curve"] - counts["detailed"]) <= 2
     assert abs(counts["features"] - counts["detailed"]) > 10
-    with pytest.raises(ValueError, match="network cells do not use it"):
+    with pytest.raises(ValueError, match="network cells do not use them"):
         SurrogateCell("hof_054", fi_curve=(amps, rates), network=True)
     with pytest.raises(ValueError, match="at least 2"):
         SurrogateCell("hof_054", fi_curve=([0.01], [0.0]))
+
+
+@pytest.mark.slow
+def test_a_recorded_neuron_fires_its_own_trains_between_its_recorded_steps():
+    """hof_054 recorded at 0.28 and 0.32 nA (NEURON): given those trains, at 0.3 nA the surrogate fires NEURON's
+    count with its first spikes within 1 ms."""
+    import warnings
+
+    from neuron import h
+
+    from noble_neuron import SurrogateCell
+    from noble_neuron.detailed.pv_family import get_model
+    from noble_neuron.features.spikes import spike_times_at
+
+    h.load_file("stdrun.hoc")
+    h.celsius = 34.0
+
+    def run(cell, amp):
+        stim = h.IClamp(cell.soma(0.5))
+        stim.delay, stim.dur, stim.amp = 15.0, 400.0, amp
+        v = h.Vector().record(cell.soma(0.5)._ref_v)
+        h.dt = 0.025
+        h.finitialize(-70.0)
+        h.continuerun(515.0)
+        t = spike_times_at(np.arange(v.size()) * 0.025, v.as_numpy()) - 15.0
+        return t[(t >= 0) & (t < 400.0)]
+
+    detailed = get_model("hof_054").instantiate()
+    recorded = {amp: run(detailed, amp) for amp in (0.28, 0.32, 0.30)}
+    del detailed
+    trains = recorded_trains([0.28, 0.32], [recorded[0.28], recorded[0.32]], 400.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cell = SurrogateCell("hof_054", step_trains=trains)
+        got = run(cell, 0.30)
+    assert abs(got.size - recorded[0.30].size) <= 1
+    assert np.abs(got[:5] - recorded[0.30][:5]).max() < 1.0
+    with pytest.raises(ValueError, match="not both"):
+        SurrogateCell("hof_054", step_trains=trains, fi_curve=([0.1, 0.2], [1.0, 2.0]))
+    with pytest.raises(TypeError, match="recorded_trains"):
+        SurrogateCell("hof_054", step_trains={0.3: [1.0]})
