@@ -142,7 +142,7 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
     from ..surrogate.measured import recorded_trains, trains_fi_curve
     from ..surrogate.step_trains import single_step
 
-    scored, trains = [], {}
+    scored, trains, plotted = [], {}, []
     for m in np.unique(ds.model_index[rows]):
         mine = rows[ds.model_index[rows] == m]
         mine = mine[np.argsort(ds.amp_nA[mine])]
@@ -158,11 +158,8 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
                         ("unseen_models_fi_points_features_only", None)):
         pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
-        out[name]["fi_mean_abs_error_Hz"] = _fi_error_Hz(ds, scored, pred, true, window)
-        if name == "unseen_models_fi_points":
-            plotted = [{"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(), "rates_true_Hz":
-                        fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()}
-                       for m, fi_p, fi_t in _fi_curves_per_model(ds, scored, pred, true, window)]
+        curves = _fi_and_rheobase(out[name], ds, scored, pred, true, window)
+        plotted = curves if name == "unseen_models_fi_points" else plotted
     return out, plotted
 
 
@@ -198,20 +195,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         report["groups"][group] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
         predictions[group] = (rows, pred, true)
     for group, (rows, pred, true) in predictions.items():
-        fi_err, rheo_err, curves = [], [], []
-        for m, fi_p, fi_t in _fi_curves_per_model(ds, rows, pred, true, window):
-            fi_err.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
-            try:
-                rheo_err.append(abs(threshold_current(fi_p) - threshold_current(fi_t)))
-            except ValueError:
-                rheo_err.append(np.nan)
-            curves.append({"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(),
-                           "rates_true_Hz": fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()})
-        g = report["groups"][group]
-        g["fi_mean_abs_error_Hz"] = float(np.mean(fi_err))
-        rheo = np.asarray(rheo_err, dtype=float)
-        g["rheobase_abs_error_nA_median"] = float(np.nanmedian(rheo)) if np.isfinite(rheo).any() else None
-        g["rheobase_undefined_models"] = int(np.isnan(rheo_err).sum())
+        curves = _fi_and_rheobase(report["groups"][group], ds, rows, pred, true, window)
         if group == "unseen_models":
             report["fi_curves_unseen"] = curves
     if s.backbones and "in_distribution" in predictions:
@@ -252,6 +236,25 @@ def _fi_curves_per_model(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarra
         amps = ds.amp_nA[rows][sel]
         yield (m, fi_curve(amps, pred[sel], ds.dt_ms, window[0], window[1] - window[0]),
                fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0]))
+
+
+def _fi_and_rheobase(g: dict[str, Any], ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> list[dict]:
+    """Into group `g`: the FI-curve error (Hz, mean over models) and the rheobase error (nA, median over models
+    where both curves have one); returns the per-model FI curves (for the plots)."""
+    fi_err, rheo_err, curves = [], [], []
+    for m, fi_p, fi_t in _fi_curves_per_model(ds, rows, pred, true, window):
+        fi_err.append(float(np.mean(np.abs(fi_p.rates_Hz - fi_t.rates_Hz))))
+        try:
+            rheo_err.append(abs(threshold_current(fi_p) - threshold_current(fi_t)))
+        except ValueError:
+            rheo_err.append(np.nan)
+        curves.append({"model_id": ds.model_ids[m], "amps_nA": fi_t.amps_nA.tolist(),
+                       "rates_true_Hz": fi_t.rates_Hz.tolist(), "rates_pred_Hz": fi_p.rates_Hz.tolist()})
+    g["fi_mean_abs_error_Hz"] = float(np.mean(fi_err))
+    rheo = np.asarray(rheo_err, dtype=float)
+    g["rheobase_abs_error_nA_median"] = float(np.nanmedian(rheo)) if np.isfinite(rheo).any() else None
+    g["rheobase_undefined_models"] = int(np.isnan(rheo).sum())
+    return curves
 
 
 def _fi_error_Hz(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> float:
@@ -394,7 +397,8 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                                "after_step_rmse_mV_median", "interspike_rmse_mV_median")),
                  # unseen models given their measured FI points, and the same rows from features alone
                  *(f"{key}_unseen_models_{given}" for given in ("fi_points", "recorded_trains", "fi_points_features_only")
-                   for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz", "gamma_1ms_median")),
+                   for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz", "gamma_1ms_median",
+                               "rheobase_abs_error_nA_median")),
                  # the network's own spike phase, where step trains answer in its place
                  *(f"{key}_{group}_learned_spikes" for group in ("in_distribution", "unseen_models")
                    for key in ("rel_l2_mean", "spike_count_rel_error_firing", "firing_mismatch_rate")))
