@@ -280,6 +280,19 @@ def _interpolation_group(s: Surrogate, ds, rows: np.ndarray, train_rows: np.ndar
     return out
 
 
+def _sampled_distances(table: dict, splits, amps: np.ndarray, rates: np.ndarray) -> dict[str, Any]:
+    """How far the sampled neurons' FI curves (N, A) lie from the unseen models' (`populations`), beside how far
+    the training models' lie from them (the scale: a population of the family itself)."""
+    from .populations import population_distances
+
+    hof = {split: [(table["fi_amps_nA"][m], table["fi_rates_Hz"][m]) for m in range(len(splits)) if splits[m] == split]
+           for split in ("train", "unseen")}
+    return {"what": "per FI-curve statistic, the Wasserstein distance to the 10 unseen models' in units of their "
+                    "standard deviation (evaluation/populations.py)", "n_sampled": int(len(rates)),
+            "sampled_vs_unseen": population_distances([(amps, r) for r in rates], hof["unseen"]),
+            "training_vs_unseen": population_distances(hof["train"], hof["unseen"])}
+
+
 def _shown_path(path: str | Path) -> str:
     """A path as results JSON should hold it: relative to the working directory when inside it, else its name."""
     p = Path(path).resolve()
@@ -328,7 +341,8 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     sampled = s.sample_features(n_sampled, seed=0)
     p0 = json.loads(ds.protocols_json[ds.protocol_index[ds.rows(kind="long_square")[0]]])
     lo, hi = s.amp_range_nA
-    grid = long_square_grid(np.linspace(lo, hi, 19), delay_ms=p0["delay_ms"], dur_ms=p0["dur_ms"],
+    # 10 pA apart: a stuttering-to-tonic jump is resolved as finely as the statistics compare it
+    grid = long_square_grid(np.arange(lo, hi + 1e-9, 0.01), delay_ms=p0["delay_ms"], dur_ms=p0["dur_ms"],
                             total_ms=p0["total_ms"])
     stim = np.stack([p.render(ds.dt_ms) for p in grid])
     amps = np.array([p.step_nA for p in grid])
@@ -340,6 +354,8 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
     plot_fi_curves(list(table["fi_amps_nA"]) + [amps] * len(sampled), list(table["fi_rates_Hz"]) + list(rates),
                    list(ds.model_splits) + ["sampled"] * len(sampled), out / "accuracy_sampled_fi.png",
                    title=f"HoF models vs {len(sampled)} surrogate neurons sampled in the feature hull")
+
+    report["sampled_neurons"] = _sampled_distances(table, ds.model_splits, amps, rates)
 
     g = report["groups"]
     result = {
@@ -372,7 +388,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
                                        "spike_count_error": 0.03, "AP1_width_error": [0.27, 0.33]}},
         "groups": g,
         "fi_curves_unseen": report.get("fi_curves_unseen"),
-        "sampled_neurons": {"n": int(len(sampled)), "features": sampled.tolist()},
+        "sampled_neurons": {"n": int(len(sampled)), "features": sampled.tolist(), **report["sampled_neurons"]},
         "wall_s": time.perf_counter() - start,
         "machine": machine_info(),
     }
