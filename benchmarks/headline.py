@@ -191,6 +191,17 @@ def render() -> str:
                      f"{_pct(cmp_['spike_count_rel_error_firing_unseen_models'])}; "
                      f"{out['pipeline_checkpoint_spikes']} vs {out['detailed_spikes']} spikes (now warned)",
                      "one command; ≤ 3 % / ≤ 10 %", "pipeline_family.json"))
+    l5pc = RESULTS / "own_model_l5pc.json"
+    if l5pc.is_file():
+        pm = json.loads(l5pc.read_text())
+        hl = pm["headline"]
+        rows.append(("`build-surrogate` on a published L5 pyramidal cell (Hay et al. 2011, ModelDB 139653; 4 variants, "
+                     "defaults, first try): wall time; spike-count error and relative L2, training variants at held-out "
+                     "amplitudes / held-out variant", f"{pm['wall_s_end_to_end'] / 60:.0f} min; "
+                     f"{_pct(hl['spike_count_rel_error_firing_in_distribution'])} / "
+                     f"{_pct(hl['spike_count_rel_error_firing_unseen_models'])}, "
+                     f"{_pct(hl['rel_l2_in_distribution'])} / {_pct(hl['rel_l2_unseen_models'])}",
+                     "one command, first try", "own_model_l5pc.json"))
     dates = sorted({_measured_on(src, _load(src)) for *_, src in rows})
     head = (f"Measured on {machine['cpu']}, {machine['cpu_count']} CPU cores, no GPU "
             f"({', '.join(dates)}; NEURON {machine['neuron']}, torch {machine['torch']}). Misses are misses: "
