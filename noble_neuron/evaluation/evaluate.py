@@ -145,11 +145,15 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
     scored, trains, plotted = [], {}, []
     for m in np.unique(ds.model_index[rows]):
         mine = rows[ds.model_index[rows] == m]
-        mine = mine[np.argsort(ds.amp_nA[mine])]
+        mine = mine[np.unique(ds.amp_nA[mine], return_index=True)[1]]  # one row per amplitude, ascending
+        if mine.size < 4:  # too few to measure on half and score on the other
+            continue
         spikes = [spike_times(v, ds.dt_ms) - window[0] for v in ds.read(mine[0::2])]
         dur = single_step(ds.read(mine[-1:], "stimulus_nA")[0], ds.dt_ms)[2]  # as the samples give it
         trains[m] = recorded_trains(ds.amp_nA[mine[0::2]], [t[t >= 0] for t in spikes], dur)
         scored.append(mine[1::2])
+    if not scored:
+        return {}, []
     scored = np.concatenate(scored)
     true = ds.read(scored)
     out = {}
@@ -287,6 +291,8 @@ def _sampled_distances(table: dict, splits, amps: np.ndarray, rates: np.ndarray)
 
     hof = {split: [(table["fi_amps_nA"][m], table["fi_rates_Hz"][m]) for m in range(len(splits)) if splits[m] == split]
            for split in ("train", "unseen")}
+    if not hof["unseen"]:
+        return {"what": "no unseen models in the dataset: nothing to compare the sampled neurons with"}
     return {"what": "per FI-curve statistic, the Wasserstein distance to the 10 unseen models' in units of their "
                     "standard deviation (evaluation/populations.py)", "n_sampled": int(len(rates)),
             "sampled_vs_unseen": population_distances([(amps, r) for r in rates], hof["unseen"]),

@@ -25,6 +25,9 @@ def curve_statistics(amps_nA: np.ndarray, rates_Hz: np.ndarray) -> dict[str, flo
     a, r = np.asarray(amps_nA, float), np.asarray(rates_Hz, float)
     keep = np.isfinite(a) & np.isfinite(r)
     a, r = a[keep], r[keep]
+    if a.size < 2:  # a model whose FI curve is undefined: every statistic undefined
+        return {"rheobase_nA": float("nan"), **{f"rate_at_{1000 * amp:.0f}pA_Hz": float("nan") for amp in RATE_AT_NA},
+                "largest_jump_Hz": float("nan")}
     order = np.argsort(a)
     a, r = a[order], r[order]
     out = {"rheobase_nA": float(a[np.argmax(r > 0)]) if (r > 0).any() else float("nan")}
@@ -37,17 +40,18 @@ def curve_statistics(amps_nA: np.ndarray, rates_Hz: np.ndarray) -> dict[str, flo
 
 
 def population_distances(curves: Sequence[tuple[np.ndarray, np.ndarray]],
-                         reference: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """{statistic: Wasserstein distance between the populations / the reference's standard deviation}."""
+                         reference: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, float | None]:
+    """{statistic: Wasserstein distance between the populations / the reference's standard deviation}; None where
+    either population has no value of it or the reference does not spread (JSON-safe)."""
     from scipy.stats import wasserstein_distance
 
     mine = [curve_statistics(*c) for c in curves]
     ref = [curve_statistics(*c) for c in reference]
-    out = {}
-    for key in ref[0]:
+    out: dict[str, float | None] = {}
+    for key in curve_statistics(np.zeros(0), np.zeros(0)):
         x = np.array([m[key] for m in mine])
         y = np.array([m[key] for m in ref])
         x, y = x[np.isfinite(x)], y[np.isfinite(y)]
         sd = float(np.std(y))
-        out[key] = float(wasserstein_distance(x, y) / sd) if x.size and y.size > 1 and sd > 0 else float("nan")
+        out[key] = float(wasserstein_distance(x, y) / sd) if x.size and y.size > 1 and sd > 0 else None
     return out

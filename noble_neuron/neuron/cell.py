@@ -90,12 +90,23 @@ def _available_memory_bytes() -> int | None:
 _CAVEATS_SHOWN: set[tuple[int, bool]] = set()  # one AccuracyWarning per checkpoint and cell kind per process
 
 
-def _warn_accuracy_once(s: Surrogate, own_step_trains: bool) -> None:
+def _check_measured_applies(s: Surrogate, model_id: str | None) -> None:
+    """Refuse fi_curve/step_trains where they would be ignored: a training model (it fires its own trains) or a
+    checkpoint without step trains."""
+    if not s.config.is_event_model or not any(getattr(b, "trains", None) is not None for b in s.backbones.values()):
+        raise ValueError("fi_curve and step_trains choose among the step trains a checkpoint's backbones carry; this "
+                         "checkpoint has none (refit them with `noble-neuron fit-backbone`)")
+    if model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None:
+        raise ValueError(f"{model_id} is a training model: it fires its own step trains, so fi_curve and step_trains "
+                         "would be ignored; they are for neurons given by features and for unseen models")
+
+
+def _warn_accuracy_once(s: Surrogate, own_step_trains: bool, measured: bool = False) -> None:
     caveat = s.whole_trace_caveat(own_step_trains)
     if caveat is not None and (id(s), own_step_trains) not in _CAVEATS_SHOWN:
         _CAVEATS_SHOWN.add((id(s), own_step_trains))
-        hint = "" if own_step_trains else ("; give its measured FI curve (fi_curve=(amps_nA, rates_Hz)) or recorded "
-                                           "trains (step_trains=) for its counts")
+        hint = "" if own_step_trains or measured else (
+            "; give its measured FI curve (fi_curve=(amps_nA, rates_Hz)) or recorded trains (step_trains=) for its counts")
         ev = s.metrics.get("evaluation") or {}
         with_fi = ev.get("spike_count_rel_error_firing_unseen_models_fi_points")
         if hint and with_fi is not None:
@@ -153,6 +164,7 @@ class SurrogateCell:
     def __new__(cls, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
                 network: bool | str = False, fi_curve=None, step_trains=None, _drive=None):
+        network = bool(network) if isinstance(network, np.bool_) else network
         if network not in NETWORK_CHOICES or isinstance(network, (int, float)) and not isinstance(network, bool):
             raise ValueError(f"network must be one of {NETWORK_CHOICES}, got {network!r}: True gives the most "
                              "faithful network cell there is for the neuron, 'streaming' the streaming surrogate")
@@ -191,9 +203,11 @@ class SurrogateCell:
             raise TypeError("step_trains must be a StepTrains: build it from your recorded steps with "
                             "noble_neuron.surrogate.measured.recorded_trains(amps_nA, spike_times_ms, dur_ms)")
         self.measured = step_trains if step_trains is not None else None if fi_curve is None else as_fi_curve(fi_curve)
+        if self.measured is not None:
+            _check_measured_applies(s, model_id if features is None else None)
         # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
         own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
-        _warn_accuracy_once(s, own)
+        _warn_accuracy_once(s, own, measured=self.measured is not None)
         self._warned: set[str] = set()
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
         self._amplitude: float | None = None

@@ -50,7 +50,7 @@ def resting_potential(spec: CellSpec, cell, dt_ms: float = 0.025) -> float:
     soma = soma_section(cell)
     v_rec = h.Vector().record(soma(0.5)._ref_v, dt_ms)
     try:
-        how = steady_state_initialize(h, float(h.v_init))
+        how = steady_state_initialize(h, float(h.v_init), soma.wholetree())
         v_rest = float(soma(0.5).v)
         h.continuerun(CHECK_MS)
         v = v_rec.as_numpy().copy()

@@ -41,22 +41,22 @@ class RestInit:
         return self.still_moving_mV <= (BIG_STEP_TOL_MV if self.method == "big step" else SETTLE_TOL_MV)
 
 
-def _segment_voltages(h) -> np.ndarray:
-    return np.array([seg.v for sec in h.allsec() for seg in sec])
+def _segment_voltages(sections) -> np.ndarray:
+    return np.array([seg.v for sec in sections for seg in sec])
 
 
-def _settle(h, v_mV: float) -> RestInit:
+def _settle(h, v_mV: float, sections) -> RestInit:
     """Run without input from `v_mV` (at t < 0) until every segment stops moving, or for SETTLE_MAX_MS."""
     h.finitialize(float(v_mV))
     h.dt = SETTLE_DT_MS
     steps = int(round(SETTLE_CHUNK_MS / SETTLE_DT_MS))
     h.t = -SETTLE_MAX_MS - SETTLE_CHUNK_MS
-    before, elapsed, moved = _segment_voltages(h), 0.0, float("inf")
+    before, elapsed, moved = _segment_voltages(sections), 0.0, float("inf")
     while elapsed < SETTLE_MAX_MS:
         for _ in range(steps):
             h.fadvance()
         elapsed += SETTLE_CHUNK_MS
-        now = _segment_voltages(h)
+        now = _segment_voltages(sections)
         moved = float(np.max(np.abs(now - before))) if now.size else 0.0
         before = now
         if moved <= SETTLE_TOL_MV:
@@ -64,23 +64,28 @@ def _settle(h, v_mV: float) -> RestInit:
     return RestInit("settled", elapsed, moved)
 
 
-def steady_state_initialize(h, v_mV: float) -> RestInit:
+def steady_state_initialize(h, v_mV: float, sections=None) -> RestInit:
     """`finitialize(v_mV)`, then bring every state to the unstimulated cell's steady state before t = 0.
 
-    Fixed step only (CVode off). Returns how (`RestInit`); a cell that fires or drifts without input ends wherever
-    its last chunk left it (`RestInit.converged` False): the caller decides (`calibration.resting_potential`)."""
+    Fixed step only (CVode off). Convergence is judged on `sections` (a cell's own, e.g. ``soma.wholetree()``;
+    None: every section in the process, all of which are initialised). Returns how (`RestInit`); a cell that fires
+    or drifts without input ends wherever its last chunk left it (`RestInit.converged` False): the caller decides
+    (`calibration.resting_potential`). t and dt are restored whatever happens."""
+    sections = list(h.allsec()) if sections is None else list(sections)
     dt = float(h.dt)
-    h.finitialize(float(v_mV))
-    h.t, h.dt = -1e12, 1e9
-    for _ in range(BIG_STEPS - 1):
+    try:
+        h.finitialize(float(v_mV))
+        h.t, h.dt = -1e12, 1e9
+        for _ in range(BIG_STEPS - 1):
+            h.fadvance()
+        before = _segment_voltages(sections)
         h.fadvance()
-    before = _segment_voltages(h)
-    h.fadvance()
-    moved = float(np.max(np.abs(_segment_voltages(h) - before))) if before.size else 0.0
-    how = RestInit("big step", 0.0, moved)
-    if not how.converged:
-        how = _settle(h, v_mV)
-    h.t, h.dt = 0.0, dt
+        moved = float(np.max(np.abs(_segment_voltages(sections) - before))) if before.size else 0.0
+        how = RestInit("big step", 0.0, moved)
+        if not how.converged:
+            how = _settle(h, v_mV, sections)
+    finally:
+        h.t, h.dt = 0.0, dt
     h.fcurrent()
     h.frecord_init()
     return how

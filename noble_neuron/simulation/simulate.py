@@ -96,7 +96,7 @@ def simulate(
     try:
         v0 = h.v_init if v_init_mV is None else float(v_init_mV)
         if steady_state and not cvode:
-            steady_state_initialize(h, v0)
+            steady_state_initialize(h, v0, soma.wholetree())
         else:
             h.finitialize(v0)
         h.continuerun(protocol.total_ms)

@@ -141,7 +141,8 @@ def _feature_cell_train(surrogate, ids: list[str], near: np.ndarray, weights: np
         if step is not None and measured.covers(step[0], min(step[2], measured.dur_ms)) \
                 and step[2] <= measured.dur_ms + 2 * dt:
             amp, onset, dur = step
-            return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, False
+            after = surrogate.backbones[ids[near[0]]].fires_after_step(amp)  # rebound: as its nearest model's
+            return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, after
         measured = trains_fi_curve(measured)
     names = list(surrogate.config.feature_names)
     thr = names.index("I_thr_nA") if "I_thr_nA" in names else None

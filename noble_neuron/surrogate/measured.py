@@ -106,19 +106,24 @@ def measured_count(curve: FICurve, amp_nA: float, dur_ms: float) -> int | None:
 
 
 def stretch_to_count(train_ms: np.ndarray, n: int, dur_ms: float) -> np.ndarray:
-    """`train_ms` (ms from onset) stretched in time so that exactly `n` spikes fall within `dur_ms`: the end of the
-    step halfway (geometrically) between its n-th and (n+1)-th spike. A train shorter than n + 1 spikes continues
-    at its last interval; an empty one becomes a regular train."""
+    """`train_ms` (ms from onset) with its intervals stretched (its first latency kept) so that exactly `n` spikes
+    fall within `dur_ms`: the end of the step halfway (geometrically) between its n-th and (n+1)-th spike. A train
+    shorter than n + 1 spikes continues at its last interval; an empty one, or one whose first spike comes after the
+    step, becomes a regular train of n spikes."""
     if n <= 0:
         return np.zeros(0)
     t = np.asarray(train_ms, dtype=float)
-    if t.size == 0:
-        t = (np.arange(n + 1) + 0.5) * dur_ms / n
-    elif t.size < n + 1:
-        step = t[-1] - t[-2] if t.size > 1 else t[0]
+    if t.size == 0 or t[0] >= dur_ms:
+        return (np.arange(n) + 0.5) * dur_ms / n
+    if t.size < n + 1:
+        step = t[-1] - t[-2] if t.size > 1 else 0.0
+        step = step if step > 0 else (dur_ms - t[0]) / n
         t = np.concatenate([t, t[-1] + step * np.arange(1, n + 2 - t.size)])
-    factor = dur_ms / np.sqrt(max(t[n - 1], 1e-3) * max(t[n], 1e-3))
-    return t[:n] * factor
+    lat, span = t[0], np.maximum(t - t[0], 1e-3)  # from the first spike on
+    if n == 1:
+        return t[:1]
+    factor = (dur_ms - lat) / np.sqrt(span[n - 1] * span[n])
+    return lat + factor * (t[:n] - lat)
 
 
 def training_fi_rates(trains: Sequence, rheobases_nA: Sequence[float]) -> np.ndarray:

@@ -28,3 +28,10 @@ def test_distances_are_zero_for_the_same_population_and_grow_with_a_shift():
     shifted = population_distances([_curve(0.04 + 0.01 * i, 0.3 + 0.02 * i, 60.0) for i in range(8)], ref)
     assert shifted["largest_jump_Hz"] > 1.0 and shifted["rate_at_300pA_Hz"] > 0.5
     assert shifted["rheobase_nA"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_undefined_curves_and_empty_populations_give_undefined_distances():
+    nan = curve_statistics(np.array([0.1, 0.2]), np.array([np.nan, np.nan]))
+    assert all(np.isnan(v) for v in nan.values())
+    got = population_distances([_curve(0.05, 0.25, 100.0)], [])
+    assert set(got) == set(nan) and all(v is None for v in got.values())

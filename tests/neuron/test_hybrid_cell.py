@@ -282,3 +282,8 @@ def test_netpyne_default_swap_is_hybrid_only_for_a_shipped_model():
     assert net.popParams["PV"]["cellType"] == "PV_surrogate"
     nn_netpyne.swap_population(net, "PV", model_id="hof_017")
     assert net.popParams["PV"]["cellType"] == "PV_hybrid"
+    from noble_neuron.neuron.cell import resolve_surrogate
+
+    features = resolve_surrogate(None, network=True).features_of("hof_017")
+    nn_netpyne.swap_population(net, "PV", features=features)  # a neuron without a detailed model: streaming
+    assert net.popParams["PV"]["cellType"] == "PV_surrogate"

@@ -56,11 +56,28 @@ def test_the_count_is_the_curves_and_the_train_is_stretched_to_it():
     assert measured_count(curve, 0.35, 400.0) is None  # beyond the curve
     train = np.array([5.0, 30.0, 60.0, 95.0, 135.0])  # adapting: intervals 25, 30, 35, 40 ms
     out = stretch_to_count(train, 3, 100.0)
-    assert out.size == 3 and out[-1] < 100.0 and out[-1] * 95.0 / 60.0 > 100.0  # the 4th would fall after the end
-    assert np.allclose(np.diff(np.log(out)), np.diff(np.log(train[:3])))  # the same pattern, stretched
-    longer = stretch_to_count(train, 8, 100.0)  # beyond the train: continued at its last interval
-    assert longer.size == 8 and np.all(np.diff(longer) > 0) and longer[-1] < 100.0
+    assert out.size == 3 and out[0] == 5.0 and out[-1] < 100.0  # the first latency kept
+    gaps = np.diff(out) / np.diff(train[:3])
+    assert np.allclose(gaps, gaps[0]) and out[-1] + 35.0 * gaps[0] > 100.0  # the same intervals, stretched; the 4th after
+    longer = stretch_to_count(train, 40, 100.0)  # beyond the train: continued at its last interval, compressed
+    assert longer.size == 40 and longer[0] == 5.0 and np.all(np.diff(longer) > 0) and longer[-1] < 100.0
     assert stretch_to_count(np.zeros(0), 4, 100.0).size == 4 and stretch_to_count(train, 0, 100.0).size == 0
+    late = stretch_to_count(np.array([150.0]), 2, 100.0)  # the neighbour's first spike after the step: regular
+    assert late == pytest.approx([25.0, 75.0])
+    assert np.all(np.diff(stretch_to_count(np.array([0.0]), 5, 100.0)) > 0)  # one spike at onset: no coincident spikes
+
+
+def test_measured_responses_where_they_would_be_ignored_are_refused():
+    import warnings
+
+    from noble_neuron import SurrogateCell
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="is a training model"):
+            SurrogateCell("hof_017", fi_curve=([0.1, 0.2], [10.0, 20.0]))
+        with pytest.raises(ValueError, match="network cells do not use them"):
+            SurrogateCell("hof_054", fi_curve=([0.1, 0.2], [10.0, 20.0]), network=True)
 
 
 def test_training_rates_come_from_the_step_trains():
