@@ -151,7 +151,9 @@ class SurrogateCell:
     ``"hof_017"``, training or unseen split), or ``features``: the raw values of the checkpoint's
     feature set (``surrogate.config.feature_names``), in that order or as a dict by name;
     neither → `default_model_id`. ``checkpoint`` a path, a loaded `Surrogate`, or None for
-    the shipped one. ``fi_curve=(amplitudes_nA, rates_Hz)`` (or an `FICurve`): the neuron's measured FI curve (steps
+    the shipped one. ``network=True`` with the id of a family model whose detailed model ships returns a
+    `HybridCell` (not a SurrogateCell: no ``features``, ``surrogate`` or ``inject_current``; ``name`` and ``strict``
+    do not apply); ``network="streaming"`` keeps the streaming surrogate. ``fi_curve=(amplitudes_nA, rates_Hz)`` (or an `FICurve`): the neuron's measured FI curve (steps
     as long as the training steps): a neuron given by features then fires its count under a step within those
     amplitudes, in the pattern of the training models nearest in rheobase and FI (`surrogate.measured`).
     ``step_trains``: the spike trains of its recorded steps (`surrogate.measured.recorded_trains`), which it then
