@@ -157,13 +157,14 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
     scored = np.concatenate(scored)
     true = ds.read(scored)
     out = {}
-    for name, given in (("unseen_models_fi_points", [trains_fi_curve(trains[m]) for m in ds.model_index[scored]]),
+    curves = {m: trains_fi_curve(t) for m, t in trains.items()}
+    for name, given in (("unseen_models_fi_points", [curves[m] for m in ds.model_index[scored]]),
                         ("unseen_models_recorded_trains", [trains[m] for m in ds.model_index[scored]]),
                         ("unseen_models_fi_points_features_only", None)):
         pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
-        curves = _fi_and_rheobase(out[name], ds, scored, pred, true, window)
-        plotted = curves if name == "unseen_models_fi_points" else plotted
+        fi = _fi_and_rheobase(out[name], ds, scored, pred, true, window)
+        plotted = fi if name == "unseen_models_fi_points" else plotted
     return out, plotted
 
 

@@ -59,13 +59,13 @@ def register_drive_adopter(adopt: Callable[[Any, Any, Any], EngineCell]) -> None
 INPUT_CHECK_MS = 5.0
 
 
-
 def _measured_bytes(measured: Any) -> bytes:
     """A cell's measured responses (FICurve, StepTrains or None) as bytes for its prediction's cache key."""
     if measured is None:
         return b""
     arrays = [getattr(measured, n) for n in ("amps_nA", "rates_Hz", "counts", "times_ms") if hasattr(measured, n)]
     return b"".join(np.asarray(a).tobytes() for a in arrays) + str(getattr(measured, "dur_ms", "")).encode()
+
 
 class _Engine:
     """Process-wide singleton; holds weak references to cells so deleting a cell frees it."""

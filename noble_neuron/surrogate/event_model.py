@@ -135,12 +135,13 @@ def _feature_cell_train(surrogate, ids: list[str], near: np.ndarray, weights: np
     from .step_trains import StepTrains, single_step
 
     dt = surrogate.dt_ms
+    step = single_step(stim_nA, dt)
+    if step is None:
+        return None
+    amp, onset, dur = step
     if isinstance(measured, StepTrains):
-        step = single_step(stim_nA, dt)
         # a recorded step's duration, read off its samples, may differ from the current's by a sample or two
-        if step is not None and measured.covers(step[0], min(step[2], measured.dur_ms)) \
-                and step[2] <= measured.dur_ms + 2 * dt:
-            amp, onset, dur = step
+        if measured.covers(amp, min(dur, measured.dur_ms)) and dur <= measured.dur_ms + 2 * dt:
             after = surrogate.backbones[ids[near[0]]].fires_after_step(amp)  # rebound: as its nearest model's
             return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, after
         measured = trains_fi_curve(measured)
@@ -152,19 +153,10 @@ def _feature_cell_train(surrogate, ids: list[str], near: np.ndarray, weights: np
     rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near]
     found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near], weights,
                                  0.0 if thr is None else features[thr], rheobases, stim_nA, dt)
-    if found is not None and measured is not None:
-        found = (_with_measured_count(found[0], measured, stim_nA, dt), *found[1:])
+    n = None if found is None or measured is None else measured_count(measured, amp, dur)
+    if n is not None:  # the neighbours' train stretched to the count the neuron's own FI curve gives
+        found = (onset + stretch_to_count(found[0] - onset, n, dur), *found[1:])
     return found
-
-
-def _with_measured_count(spikes_ms: np.ndarray, curve, stim_nA: np.ndarray, dt_ms: float) -> np.ndarray:
-    """A neighbour train (ms) stretched to the count the neuron's own FI curve gives for its step, where the
-    step's amplitude lies within the curve's (`measured.stretch_to_count`)."""
-    from .step_trains import single_step
-
-    amp, onset, dur = single_step(stim_nA, dt_ms)
-    n = measured_count(curve, amp, dur)
-    return spikes_ms if n is None else onset + stretch_to_count(spikes_ms - onset, n, dur)
 
 
 def _training_fi_table(surrogate, ids: list[str], thr: int) -> np.ndarray:
