@@ -179,6 +179,16 @@ def render() -> str:
         rows.append((f"network model offline, unseen models, {label}: rate surrogate vs detailed, Γ (±2 ms)",
                      f"{k['rate_Hz_surrogate_mean']:.1f} vs {k['rate_Hz_detailed_mean']:.1f} Hz, "
                      f"Γ {k['gamma_2ms_median']:.2f}", "≤ 10 %, Γ ≥ 0.9", "network_rollout.json"))
+    curve = RESULTS / "learning_curve.json"
+    if curve.is_file():
+        lc = json.loads(curve.read_text())
+        with_training = [r for r in lc["curve"] if r["training_models"]]
+        rows.append(("unseen models from their features, as the reference neurons grow (the 50 training models + n "
+                     "of an acceptance-sampled population, none near a held-out model; `noble-neuron add-references`): "
+                     "spike-count error, FI-curve error at n = " + " / ".join(str(r["population_models"])
+                                                                             for r in with_training),
+                     " / ".join(f"{_pct(r['spike_count_rel_error_firing'])}, {r['fi_mean_abs_error_Hz']:.1f} Hz"
+                                for r in with_training), "≤ 8 %, ≤ 6 Hz", "learning_curve.json"))
     family = RESULTS / "pipeline_family.json"
     if family.is_file():
         pf = json.loads(family.read_text())

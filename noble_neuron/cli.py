@@ -66,6 +66,18 @@ def _cmd_build_mechanisms(args) -> int:
     return 0
 
 
+def _cmd_build_population(args) -> int:
+    from .detailed.pv_family.population import POPULATION_FILE, build_population
+
+    index = build_population(args.out, n_models=args.n_models, seed=args.seed, spread=args.spread,
+                             exclusion=args.exclusion, n_workers=args.workers, first_id=args.first_id)
+    proc = index["procedure"]
+    print(f"wrote {len(index['models'])} models ({proc['candidates']} candidates, refused {proc['refused']}) to "
+          f"{Path(args.out) / POPULATION_FILE}; simulate them with `noble-neuron generate --models "
+          f"{Path(args.out) / POPULATION_FILE} --protocol population_draws --out population.h5`")
+    return 0
+
+
 def _cmd_build_family(args) -> int:
     from .detailed.pv_family import FAMILY_DIR
     from .detailed.pv_family.family_builder import build_family
@@ -214,6 +226,17 @@ def _cmd_fit_backbone(args) -> int:
     return 0
 
 
+def _cmd_add_references(args) -> int:
+    from .surrogate.checkpoint import load_surrogate
+    from .training.references import add_references
+
+    protocol = None if args.feature_protocol == "dataset" else args.feature_protocol
+    path = add_references(args.checkpoint, args.data, args.out, replace=args.replace, feature_protocol=protocol)
+    n = len(load_surrogate(path).references)
+    print(f"wrote {path} with {n} reference neurons (neurons given by features borrow their step trains)")
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
@@ -282,7 +305,7 @@ def _model_arguments(s, default_protocol: str, default_v_init: str) -> None:
                    f"model's resting potential, found by a pre-run and stored), or mV (default {default_v_init})")
     s.add_argument("--protocol", default=default_protocol, help="preset name (demo, train, heldout_amps, fi_fine, "
                    "waveforms, network; train_draws: 24 Long Square amplitudes drawn per model over -0.11 .. 0.5 nA, "
-                   "train_draws_48: 48 of them; "
+                   "train_draws_48: 48 of them; population_draws: 16 of them; "
                    "adaptive: 24 amplitudes per model over -0.5 .. 3 x its own rheobase, found by a search first) or "
                    f"YAML/JSON file (default {default_protocol})")
     s.add_argument("--max-models", type=_positive_count, default=None, help="only the first N models (N >= 1)")
@@ -311,6 +334,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--candidates", type=int, default=240)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=_cmd_build_family)
+
+    s = sub.add_parser("build-population", help="acceptance-sample a training population of PV parameter sets "
+                       "around the family's training models (none near a held-out model) → population.json")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--n-models", type=_positive_count, default=200)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--spread", type=float, default=0.25, help="s.d. of the log-normal perturbation")
+    s.add_argument("--exclusion", type=float, default=0.45,
+                   help="refuse candidates closer than this to a held-out model (normalised parameter units)")
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--first-id", type=int, default=0, help="number the models pop_NNNN from here (another seed's "
+                   "population: its --n-models)")
+    s.set_defaults(func=_cmd_build_population)
 
     s = sub.add_parser("generate", help="simulate models × protocols into an HDF5 dataset (resumable)")
     _model_arguments(s, default_protocol="train", default_v_init="template")
@@ -380,6 +416,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="the dataset the checkpoint was trained on")
     s.add_argument("--out", default=None, help="checkpoint to write (default: in place)")
     s.set_defaults(func=_cmd_fit_backbone)
+
+    s = sub.add_parser("add-references", help="store the step trains of a population's models (not trained on) in "
+                       "a whole-trace checkpoint: neurons given by features borrow them from their nearest neighbours")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--data", required=True, nargs="+", help="dataset(s) with a feature table (`noble-neuron features`)")
+    s.add_argument("--out", default=None, help="checkpoint to write (default: in place)")
+    s.add_argument("--replace", action="store_true", help="drop the reference neurons already stored")
+    s.add_argument("--feature-protocol", required=True, help="the per-model preset the checkpoint's own features were "
+                   "measured on (the shipped checkpoint's: train_draws_48), on which the references' features are "
+                   "measured too (features depend on the protocol: docs/surrogate.md); 'dataset': as the dataset's "
+                   "feature table has them, when both were simulated on the same protocol")
+    s.set_defaults(func=_cmd_add_references)
 
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)

@@ -239,14 +239,15 @@ def load_model_file(path: str | Path, *, template: str | None = None, template_n
         except json.JSONDecodeError as exc:
             raise ValueError(f"model file {f} is not valid JSON: {exc}") from None
         if isinstance(data, dict) and "models" in data:
-            shared, entries = {k: v for k, v in data.items() if k != "models"}, data["models"]
+            shared = {k: v for k, v in data.items() if k not in ("models", "procedure")}
+            entries = data["models"]
         else:
             shared, entries = {}, data
         entries = entries if isinstance(entries, list) else [entries]
         unknown = set(shared) - {"template", "template_name", "template_args", "preload", "mechanisms"}
         if unknown:
             raise ValueError(f"model file {f}: unknown shared key(s) {sorted(unknown)}; allowed: template, template_name, "
-                             "template_args, preload, mechanisms, models")
+                             "template_args, preload, mechanisms, models, procedure (a record of how the file was made)")
         for e in entries:
             if not isinstance(e, dict) or "parameters" not in e:
                 raise ValueError(f"model file {f}: every model needs a 'parameters' mapping (and a 'model_id')")

@@ -172,6 +172,9 @@ PER_MODEL_PRESETS: dict[str, callable] = {
     # twice the draws (12 pA bins): the event model fits 24 amplitudes per model 100x better than it
     # predicts the held-out ones, so more amplitudes per model is what it needs
     "train_draws_48": lambda model_index: long_square_draws(model_index, n_hyper=6, n_depol=42),
+    # a training population of hundreds of models (`noble-neuron build-population`): 16 draws each (31 pA bins),
+    # a third of train_draws_48, for ~4x the models at the same simulation count (issue 26)
+    "population_draws": lambda model_index: long_square_draws(model_index, n_hyper=2, n_depol=14),
     "streaming": lambda model_index: streaming_draws(model_index),
 }
 

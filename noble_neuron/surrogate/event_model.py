@@ -17,8 +17,7 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .measured import (fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, training_fi_rates,
-                       trains_fi_curve)
+from .measured import fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, trains_fi_curve
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -100,7 +99,7 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
             else:
-                found = _feature_cell_train(surrogate, ids, near[r], weights[r], features_raw[r], measured[r], stim[r])
+                found = _feature_cell_train(surrogate, features_raw[r], measured[r], stim[r])
             if found is not None:
                 spikes[r], ends[r], needs_network[r] = found
     v_between = None
@@ -125,50 +124,44 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
 
 
-def _feature_cell_train(surrogate, ids: list[str], near: np.ndarray, weights: np.ndarray, features: np.ndarray,
-                        measured, stim_nA: np.ndarray) -> tuple[np.ndarray, float, bool] | None:
+def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray
+                        ) -> tuple[np.ndarray, float, bool] | None:
     """(spike times ms, end of the step ms, whether the network's spikes after it are wanted) of a neuron given by
-    features under a current (L,) nA, or None where it is not one step: its own recorded trains where they cover the
-    step (`measured.recorded_trains`); else its nearest training models' (in features `near`/`weights`, or, given its
-    FI curve (the recorded trains' own beyond their amplitudes), in rheobase and FI points) stretched to that curve's
-    count (`neighbour_step_train`, `measured`)."""
+    raw features (F,) under a current (L,) nA, or None where it is not one step: its own recorded trains where they
+    cover the step (`measured.recorded_trains`); else the trains of its nearest neurons with trains (training models
+    and reference neurons, `references.train_sources`: in features, or, given its FI curve (the recorded trains' own
+    beyond their amplitudes), in rheobase and FI points) stretched to that curve's count (`neighbour_step_train`,
+    `measured`)."""
+    from .decoder import nearest_weights
+    from .references import sources_fi_table, train_sources
     from .step_trains import StepTrains, single_step
 
     dt = surrogate.dt_ms
     step = single_step(stim_nA, dt)
-    if step is None:
+    ids, points, sources = train_sources(surrogate)
+    if step is None or not ids:
         return None
     amp, onset, dur = step
+    scaler = surrogate.feature_scaler
+    near, weights = (a[0] for a in nearest_weights(scaler.transform(features[None]), scaler.transform(points)))
     if isinstance(measured, StepTrains):
         # a recorded step's duration, read off its samples, may differ from the current's by a sample or two
         if measured.covers(amp, min(dur, measured.dur_ms)) and dur <= measured.dur_ms + 2 * dt:
-            after = surrogate.backbones[ids[near[0]]].fires_after_step(amp)  # rebound: as its nearest model's
+            after = sources[near[0]].fires_after_step(amp)  # rebound: as its nearest neuron's
             return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, after
         measured = trains_fi_curve(measured)
     names = list(surrogate.config.feature_names)
     thr = names.index("I_thr_nA") if "I_thr_nA" in names else None
-    points = None if measured is None or thr is None else rates_at_multiples(measured, features[thr])
-    if points is not None and np.isfinite(points).any():
-        near, weights = fi_neighbours(np.r_[features[thr], points], _training_fi_table(surrogate, ids, thr))
-    rheobases = [0.0 if thr is None else surrogate.features_of(ids[j])[thr] for j in near]
-    found = neighbour_step_train([surrogate.backbones[ids[j]] for j in near], weights,
+    fi_points = None if measured is None or thr is None else rates_at_multiples(measured, features[thr])
+    if fi_points is not None and np.isfinite(fi_points).any():
+        near, weights = fi_neighbours(np.r_[features[thr], fi_points], sources_fi_table(surrogate, thr))
+    rheobases = [0.0 if thr is None else points[j, thr] for j in near]
+    found = neighbour_step_train([sources[j] for j in near], weights,
                                  0.0 if thr is None else features[thr], rheobases, stim_nA, dt)
     n = None if found is None or measured is None else measured_count(measured, amp, dur)
     if n is not None:  # the neighbours' train stretched to the count the neuron's own FI curve gives
         found = (onset + stretch_to_count(found[0] - onset, n, dur), *found[1:])
     return found
-
-
-def _training_fi_table(surrogate, ids: list[str], thr: int) -> np.ndarray:
-    """(M, 1 + len(FI_MULTIPLES)): each training model's rheobase (nA) and FI points (Hz) from its step trains,
-    computed once per surrogate."""
-    cached = getattr(surrogate, "_fi_table", None)
-    if cached is None or cached[0] != tuple(ids):
-        rheobases = [surrogate.features_of(m)[thr] for m in ids]
-        rates = training_fi_rates([surrogate.backbones[m].trains for m in ids], rheobases)
-        cached = (tuple(ids), np.column_stack([rheobases, rates]))
-        surrogate._fi_table = cached
-    return cached[1]
 
 
 #: a learned spike after the step is kept beside the model's own train only this long (ms) after its last spike

@@ -27,7 +27,9 @@ import torch
 from .._version import __version__
 from .config import SurrogateConfig, positive_float, positive_int
 from .domain import FeatureDomain, refuse_absurd_current
+from . import caveats
 from .measured import measured_list
+from .references import references_from_json
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input, characteristic_amplitude, scale_amplitude
 from .spectral import fast_fft_length
 from ..features.scaler import FeatureScaler
@@ -122,7 +124,9 @@ class Surrogate(FeatureDomain):
     ``backbones`` {model id: `noble_neuron.surrogate.backbone.ModelBackbone`}, each training model's
     own voltage below threshold and between spikes (checkpoints without them decode the network's
     interspike channel instead), and its own spike trains under its training steps, which answer a single
-    step of a training model in place of the network's spike phase while ``use_own_step_trains`` is True.
+    step of a training model in place of the network's spike phase while ``use_own_step_trains`` is True;
+    ``references`` {model id: `noble_neuron.surrogate.references.ReferenceNeuron`} add neurons whose trains only
+    (not their voltage) feature-given cells may borrow.
     """
 
     def __init__(
@@ -146,6 +150,7 @@ class Surrogate(FeatureDomain):
         ap_templates_mV: dict | None = None,
         ap_post_ms: float | None = None,
         backbones: dict | None = None,
+        references: dict | None = None,
     ) -> None:
         if not isinstance(config, SurrogateConfig):
             raise TypeError(f"config must be a SurrogateConfig, got {type(config).__name__}")
@@ -178,6 +183,7 @@ class Surrogate(FeatureDomain):
             self._set_ap_templates(ap_templates_mV, ap_post_ms)
         self.backbones = {}
         self.set_backbones(backbones)
+        self.references = references_from_json(references)  # {id: ReferenceNeuron}: trains beyond the training set
         self.use_own_step_trains = True
         if not math.isfinite(float(spike_logit_shift)):
             raise ValueError(f"spike_logit_shift must be finite, got {spike_logit_shift!r}")
@@ -280,6 +286,7 @@ class Surrogate(FeatureDomain):
             "ap_templates_mV": {k: list(v) for k, v in self.ap_templates_mV.items()},
             "ap_post_ms": self.ap_post_ms,
             "backbones": {k: v.to_json() for k, v in sorted(self.backbones.items())},
+            "references": {k: v.to_json() for k, v in sorted(self.references.items())},
             "metrics": self.metrics,
             "noble_neuron_version": self.version,
             "n_parameters": count_parameters(self.model),
@@ -300,7 +307,7 @@ class Surrogate(FeatureDomain):
             spike_logit_shift=meta.get("spike_logit_shift", 0.0),
             spike_refractory_samples=meta.get("spike_refractory_samples"),
             ap_templates_mV=meta.get("ap_templates_mV"), ap_post_ms=meta.get("ap_post_ms"),
-            backbones=meta.get("backbones"),
+            backbones=meta.get("backbones"), references=meta.get("references"),
             metrics=meta.get("metrics"),
             version=meta.get("noble_neuron_version", "unknown"), device=device,
         )
@@ -309,53 +316,13 @@ class Surrogate(FeatureDomain):
         """Weights only, as a plain dict of CPU tensors (neuraloperator's pickled ``_metadata`` dropped)."""
         return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if isinstance(v, torch.Tensor)}
 
-
     def closed_loop_caveat(self) -> str | None:
-        """Why this network (streaming) checkpoint's closed-loop accuracy is not validated, or None if it is.
-
-        Reads ``metrics["closed_loop"]`` (written by benchmarks/network.py --record): the
-        checkpoint counts as validated when that run met its targets (population rate within
-        10 %, median coincidence Gamma >= 0.9)."""
-        if not self.is_streaming:
-            return None
-        cl = self.metrics.get("closed_loop")
-        if not cl:
-            return "its closed-loop accuracy in a network has not been measured"
-        if cl.get("population_rate_rel_diff", 1.0) <= 0.1 and cl.get("gamma_2ms_median", 0.0) >= 0.9:
-            return None
-        base = cl.get("adex_baseline")
-        return (f"measured closed loop against the detailed twins ({cl.get('n_cells')} cells, synaptic drive): "
-                f"firing rate {cl.get('rate_Hz_surrogate_mean', float('nan')):.1f} Hz vs "
-                f"{cl.get('rate_Hz_detailed_mean', float('nan')):.1f} Hz detailed, spike coincidence Gamma "
-                f"{cl.get('gamma_2ms_median', float('nan')):.2f}, subthreshold RMSE "
-                f"{cl.get('subthreshold_rmse_mV_median', float('nan')):.1f} mV"
-                + (f" (a fitted AdEx in the same run: {base['rate_Hz_adex_mean']:.1f} Hz, Gamma "
-                   f"{base['gamma_2ms_median']:.2f}, RMSE {base['subthreshold_rmse_mV_median']:.1f} mV)" if base else ""))
+        """Why this network checkpoint's closed-loop accuracy is not validated, or None (`caveats.closed_loop`)."""
+        return caveats.closed_loop(self)
 
     def whole_trace_caveat(self, own_step_trains: bool = True) -> str | None:
-        """Why this whole-trace checkpoint's spikes should not be trusted, from its own recorded evaluation
-        (``metrics["evaluation"]``, written by ``noble-neuron evaluate --record``), or None (also when it was
-        never evaluated). Flagged: spike-count error on firing traces above 10 %, firing mismatches above
-        5 % or relative L2 above 15 % on held-out amplitudes of its training models; with
-        ``own_step_trains=False`` (cells given by features, which blend neighbours) on its unseen models."""
-        ev = self.metrics.get("evaluation")
-        if self.is_streaming or not ev:
-            return None
-        suffix = "_in_distribution"
-        if not own_step_trains and "spike_count_rel_error_firing_unseen_models" in ev:
-            suffix = "_unseen_models"
-        count = ev.get("spike_count_rel_error_firing" + suffix)
-        mismatch = ev.get("firing_mismatch_rate" + suffix)
-        rel = ev.get("rel_l2_mean" + suffix, ev.get("rel_l2" + suffix))
-        bad = ((count is not None and count > 0.10) or (mismatch is not None and mismatch > 0.05)
-               or (rel is not None and rel > 0.15))
-        if not bad:
-            return None
-        parts = [f"{what} {100 * value:.0f} %" for what, value in (
-            ("spike counts off by", count), ("firing mismatches", mismatch), ("relative L2", rel)) if value is not None]
-        where = ("held-out step amplitudes of its training models" if suffix == "_in_distribution" else
-                 "its unseen models, which a neuron given by features is like")
-        return f"measured on {where}: " + ", ".join(parts)
+        """Why this whole-trace checkpoint's spikes should not be trusted, or None (`caveats.whole_trace`)."""
+        return caveats.whole_trace(self, own_step_trains)
 
     @property
     def is_streaming(self) -> bool:

@@ -78,6 +78,8 @@ class StepTrains:
         steps = _intervals(self._rates(amp_nA))
         times = np.cumsum(np.concatenate([steps[:1], np.maximum(steps[1:], MIN_INTERVAL_MS)]))
         count = max(0.0, float(self._count(amp_nA)))
+        if abs(count - round(count)) < 1e-6:  # at a training amplitude (to float precision): its own count
+            count = float(round(count))
         # of the two counts around the interpolated one, that whose last spike still falls within the step
         n = int(np.clip((times < self.dur_ms).sum(), np.floor(count), np.ceil(count)))
         i = int(np.clip(np.searchsorted(self.amps_nA, amp_nA), 1, self.amps_nA.size - 1))
