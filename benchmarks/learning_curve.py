@@ -94,7 +94,7 @@ def main() -> None:
     from noble_neuron.training.references import SHIPPED_FEATURE_PROTOCOL, add_references
 
     t0 = time.perf_counter()
-    s = load_surrogate(args.checkpoint)
+    s = load_surrogate(args.checkpoint)  # its own reference neurons, if any, are set aside: each row sets its own
     names = list(s.config.feature_names)
     training = dict(s.backbones)
 
@@ -102,6 +102,7 @@ def main() -> None:
         population = load_surrogate(add_references(args.checkpoint, args.population, Path(tmp) / "r.pt",
                                                    feature_protocol=SHIPPED_FEATURE_PROTOCOL)).references
     pop_ids = sorted(population)
+    sizes = sorted({min(n, len(pop_ids)) for n in args.sizes})  # the whole population at the largest size
 
     ds = open_dataset(args.data)
     table = ds.features()
@@ -124,7 +125,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     curve = []
-    for n in [n for n in args.sizes if n <= len(pop_ids)]:
+    for n in sizes:
         for with_training in (True, False):
             if not with_training and n < 25:
                 continue
@@ -146,7 +147,7 @@ def main() -> None:
     # the same on the 50 training models as queries (population references only: none of them is a query): the
     # validation set on which choices are made, apart from the unseen models
     validation = []
-    for n in [n for n in args.sizes if 25 <= n <= len(pop_ids)]:
+    for n in [n for n in sizes if n >= 25]:
         reps = 1 if n == len(pop_ids) else args.repeats
         results = [score({}, {m: population[m] for m in (rng.choice(pop_ids, n, replace=False)
                                                          if n < len(pop_ids) else pop_ids)}, training_queries)

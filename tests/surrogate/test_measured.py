@@ -100,8 +100,9 @@ def test_neighbours_are_chosen_on_the_points_measured():
 
 @pytest.mark.slow
 def test_an_unseen_model_given_its_fi_curve_fires_as_the_detailed_one():
-    """hof_054 (unseen split) at 0.3 nA: from its features alone the neighbours' trains give 67 spikes; given its FI
-    curve measured at other amplitudes (pv_draws48.h5, 0.297 nA left out) the count is within 2 of NEURON's."""
+    """hof_054 (unseen split) at 0.3 nA, NEURON 48 spikes: from its features alone the 50 training models' trains gave
+    67, with the checkpoint's 399 reference neurons 50 (`surrogate.references`); given its FI curve measured at other
+    amplitudes (pv_draws48.h5, 0.297 nA left out) the count is within 2 of NEURON's."""
     import warnings
 
     from neuron import h
@@ -129,7 +130,7 @@ def test_an_unseen_model_given_its_fi_curve_fires_as_the_detailed_one():
             counts[name] = count_spikes(v.as_numpy(), 0.025, window_ms=(15.0, 415.0))
             del stim, cell
     assert abs(counts["fi_curve"] - counts["detailed"]) <= 2
-    assert abs(counts["features"] - counts["detailed"]) > 10
+    assert abs(counts["features"] - counts["detailed"]) <= 4
     with pytest.raises(ValueError, match="network cells do not use them"):
         SurrogateCell("hof_054", fi_curve=(amps, rates), network=True)
     with pytest.raises(ValueError, match="at least 2"):
