@@ -1,14 +1,17 @@
 """Unseen-model spike trains vs the number of reference neurons (issue 26's learning curve).
 
     python benchmarks/learning_curve.py --checkpoint noble_neuron/checkpoints/pv_fno_cpu.pt \
-        --data pv_draws48.h5 --population population.h5 [--population population2.h5]
+        --data pv_draws48.h5 --population population.h5 population2.h5
 
-A neuron given by its features fires, under a step, the blended trains of its nearest reference neurons
+A neuron given by its features fires, under a step, the blended trains of its nearest neurons with trains
 (`noble_neuron.surrogate.event_model.neighbour_step_train`, the shipped path for the 10 unseen family
 models). This measures how that answer improves with more reference neurons: the checkpoint's 50 training
-models, plus the first n of an acceptance-sampled population (`noble-neuron build-population`, none near a
-held-out model, 16 draws each: `--protocol population_draws`), on every step of the 10 unseen models of
-`--data`. Also: models × draws per model at a fixed simulation count (a model's trains thinned to fewer draws).
+models plus n random members (several subsets each) of an acceptance-sampled population (`noble-neuron
+build-population`, none near a held-out model, 16 draws each: `--protocol population_draws`), or the population
+alone, on every step of the 10 unseen models of `--data`; the same with the 50 training models as queries
+(population only: the validation set); and models × draws per model at a fixed simulation count (a model's trains
+thinned to fewer draws). The population's features are measured on the checkpoint's own protocol, as
+`noble-neuron add-references --feature-protocol train_draws_48` stores them.
 
 Writes benchmarks/results/learning_curve.json.
 """
