@@ -97,10 +97,16 @@ def rates_at_multiples(curve: FICurve, rheobase_nA: float) -> np.ndarray:
     return np.where((x >= a[0]) & (x <= a[-1]), np.interp(x, a, curve.rates_Hz), np.nan)
 
 
+#: a measured FI curve's rate at its first/last amplitude holds this far (nA) beyond it. Leave-one-model-out on the
+#: 50 training models (rates of every other amplitude given, 399 reference neurons): on the 50 steps just above the
+#: curve's last point the neighbours' own counts were off by 16.7 % (18.2 Hz), the held edge rate by 1.6 % (2.8 Hz)
+EDGE_HOLD_NA = 0.03
+
+
 def measured_count(curve: FICurve, amp_nA: float, dur_ms: float) -> int | None:
-    """The spikes a step of `amp_nA` lasting `dur_ms` fires by the curve (its rate, linear between its points, times
-    the duration, rounded); None outside its amplitudes."""
-    if not curve.amps_nA[0] <= amp_nA <= curve.amps_nA[-1]:
+    """The spikes a step of `amp_nA` lasting `dur_ms` fires by the curve (its rate, linear between its points and held
+    `EDGE_HOLD_NA` beyond its ends, times the duration, rounded); None farther outside."""
+    if not curve.amps_nA[0] - EDGE_HOLD_NA <= amp_nA <= curve.amps_nA[-1] + EDGE_HOLD_NA:
         return None
     return int(round(float(np.interp(amp_nA, curve.amps_nA, curve.rates_Hz)) * dur_ms / 1000.0))
 

@@ -53,7 +53,9 @@ def test_recorded_trains_are_a_neurons_own_step_trains():
 def test_the_count_is_the_curves_and_the_train_is_stretched_to_it():
     curve = as_fi_curve(([0.1, 0.3], [10.0, 50.0]))
     assert measured_count(curve, 0.2, 400.0) == 12  # 30 Hz for 0.4 s
-    assert measured_count(curve, 0.35, 400.0) is None  # beyond the curve
+    assert measured_count(curve, 0.32, 400.0) == 20  # just beyond its last point: that point's rate, held
+    assert measured_count(curve, 0.08, 400.0) == 4
+    assert measured_count(curve, 0.35, 400.0) is None  # farther beyond the curve: the neighbours' count
     train = np.array([5.0, 30.0, 60.0, 95.0, 135.0])  # adapting: intervals 25, 30, 35, 40 ms
     out = stretch_to_count(train, 3, 100.0)
     assert out.size == 3 and out[0] == 5.0 and out[-1] < 100.0  # the first latency kept
