@@ -131,3 +131,24 @@ def tiny_streaming(tiny_dataset, tmp_path_factory):
                                                   closed_loop_from_epoch=2, closed_loop_every=1),
                     out, progress=False, device="cpu")
     return out, metrics
+
+
+@pytest.fixture(scope="session")
+def tiny_phase(tiny_dataset, tmp_path_factory):
+    """A tiny whole-trace event model (spike phase, backbones with step trains) overfit on `tiny_dataset`."""
+    import torch
+
+    from noble_neuron.surrogate.model import SurrogateConfig
+    from noble_neuron.training.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_phase") / "p.pt"
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(tiny_dataset, SurrogateConfig(n_layers=2, hidden_channels=16, n_modes=64, event_output="phase",
+                                            time_coarsening=4, pad_to_fast_length=True),
+              TrainConfig(epochs=60, batch_size=8, lr=0.01, val_every_kth_amplitude=0), out, progress=False,
+              device="cpu")
+    finally:
+        torch.set_num_threads(n)
+    return out

@@ -35,8 +35,8 @@ import numpy as np
 
 from .step_trains import StepTrains, fit_step_trains
 
-__all__ = ["AFTER_STEP_SPIKE_MS", "LINEAR_TAUS_MS", "REST_TAUS_MS", "ModelBackbone", "compose_between",
-           "fit_model_backbone", "spikes_the_cell_fires",
+__all__ = ["AFTER_STEP_SPIKE_MS", "LINEAR_TAUS_MS", "REST_TAUS_MS", "ModelBackbone", "after_step_firing",
+           "compose_between", "fit_model_backbone", "spikes_the_cell_fires",
            "interval_times", "step_windows", "warped_phase"]
 
 #: time constants (ms) of the low-pass filters whose weighted sum is the linear somatic response
@@ -87,6 +87,14 @@ def step_windows(stim_nA: np.ndarray, dt_ms: float) -> tuple[np.ndarray, np.ndar
     first = np.where(any_on, on.argmax(axis=1) * dt_ms, np.inf)
     last = np.where(any_on, (stim_nA.shape[1] - on[:, ::-1].argmax(axis=1)) * dt_ms, np.inf)
     return amp, first, last
+
+
+def after_step_firing(amp_nA: np.ndarray, end_ms: np.ndarray, spikes_ms: list[np.ndarray]) -> np.ndarray:
+    """The amplitudes (nA, ascending) of the steps (`step_windows`) after whose end the cell fired on: a spike more
+    than `AFTER_STEP_SPIKE_MS` after the current ended (depolarisation block released, rebound)."""
+    return np.sort(np.array([amp_nA[i] for i, st in enumerate(spikes_ms)
+                             if np.isfinite(end_ms[i]) and (np.asarray(st) > end_ms[i] + AFTER_STEP_SPIKE_MS).any()],
+                            dtype=float))
 
 
 def _lowpass_bank(stim_nA: np.ndarray, dt_ms: float, taus_ms=LINEAR_TAUS_MS) -> np.ndarray:
@@ -342,8 +350,6 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         fake = ModelBackbone(dt_ms, rest_coefs, kernel_amps, kernel_coefs, *([np.zeros(0)] * 3),
                              np.zeros((0, PHASE_POINTS)), np.zeros(0), post_ms, np.zeros((0, POST_POINTS)), np.zeros(0))
         lin_f = fake.linear(stim[firing], amp[firing])
-    after_firing = [amp[i] for i in firing if np.isfinite(end[i])
-                    and (np.asarray(spikes_ms[i]) > end[i] + AFTER_STEP_SPIKE_MS).any()]
     first_keys, first_rows = [], []
     for j, i in enumerate(firing):
         st = np.sort(np.asarray(spikes_ms[i], dtype=float))
@@ -378,7 +384,7 @@ def fit_model_backbone(stim_nA: np.ndarray, volt_mV: np.ndarray, dt_ms: float,
         dt_ms=float(dt_ms), rest_coefs=rest_coefs, kernel_amps_nA=kernel_amps, kernel_coefs=kernel_coefs,
         isi_ms=isi_grid, isi_mV=_tabulate(isi_keys, isi_rows, isi_grid) if isi_keys.size else isi_rows,
         latency_ms=lat_grid, first_mV=first,
-        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=np.sort(np.array(after_firing)),
+        post_amps_nA=post_grid, post_ms=post_ms, post_mV=post, after_step_firing_nA=after_step_firing(amp, end, spikes_ms),
         first_isi_ms=first_grid, first_isi_mV=first_isi, trains=fit_step_trains(stim, spikes_ms, dt_ms))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backbone import AFTER_STEP_FIRING_TOL_NA, AFTER_STEP_SPIKE_MS, step_windows
+from .backbone import AFTER_STEP_FIRING_TOL_NA, after_step_firing, step_windows
 from .step_trains import StepTrains, fit_step_trains
 
 __all__ = ["ReferenceNeuron", "fit_reference", "references_from_json", "sources_fi_table", "train_sources"]
@@ -57,9 +57,7 @@ def fit_reference(stim_nA: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: float
     if trains is None:
         return None
     amp, _, end = step_windows(np.asarray(stim_nA, dtype=np.float64), dt_ms)
-    after = [amp[i] for i, st in enumerate(spikes_ms)
-             if np.isfinite(end[i]) and (np.asarray(st) > end[i] + AFTER_STEP_SPIKE_MS).any()]
-    return ReferenceNeuron(features, trains, np.sort(np.asarray(after, dtype=float)))
+    return ReferenceNeuron(features, trains, after_step_firing(amp, end, spikes_ms))
 
 
 def references_from_json(entries: dict | None) -> dict[str, ReferenceNeuron]:
@@ -97,10 +95,11 @@ def sources_fi_table(surrogate, thr: int) -> np.ndarray:
     population references): spike-count error 6.9 → 5.9 %, order-matched timing 1.26 → 1.08 ms. Cached."""
     from .measured import training_fi_rates
 
-    ids, points, sources = train_sources(surrogate)
+    found = train_sources(surrogate)
+    _, points, sources = found
     cached = getattr(surrogate, "_fi_table", None)
-    if cached is None or cached[0] != _sources_key(surrogate):
+    if cached is None or cached[0] is not found:  # train_sources returns the same object while nothing changed
         rates = training_fi_rates([src.trains for src in sources], list(points[:, thr]))
-        cached = (_sources_key(surrogate), np.column_stack([points[:, thr], rates]))
+        cached = (found, np.column_stack([points[:, thr], rates]))
         surrogate._fi_table = cached
     return cached[1]

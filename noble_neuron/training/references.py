@@ -35,7 +35,10 @@ def features_on_protocol(names: list[str], amps_nA: np.ndarray, traces_mV: np.nd
                                   threshold_current, threshold_slope)
     from ..features.spikes import count_spikes
 
-    own = model_features(amps_nA, traces_mV, dt_ms, stim_start_ms=stim_start_ms, stim_dur_ms=stim_dur_ms)
+    efel_names = [n[5:] for n in names if n.startswith("efel.")]
+    spiking = [n for n in efel_names if n not in SUBTHRESHOLD_EFEL_FEATURES]  # measured below, on every firing trace
+    own = model_features(amps_nA, traces_mV, dt_ms, stim_start_ms=stim_start_ms, stim_dur_ms=stim_dur_ms,
+                         efel_names=[n for n in efel_names if n not in spiking])
     grid = np.sort(protocol_amps_nA[(protocol_amps_nA >= trains.amps_nA[0]) & (protocol_amps_nA <= trains.amps_nA[-1])])
     rates = [trains.train(a, min(stim_dur_ms, trains.dur_ms)).size / (stim_dur_ms * 1e-3) if a > 0 else 0.0
              for a in grid]
@@ -45,7 +48,6 @@ def features_on_protocol(names: list[str], amps_nA: np.ndarray, traces_mV: np.nd
     for name in names:
         if name.startswith("rate_at_") and name.endswith("x_I_thr_Hz"):
             out[name] = rate_at(fi, float(name[len("rate_at_"):-len("x_I_thr_Hz")]) * i_thr)
-    spiking = [n[5:] for n in names if n.startswith("efel.") and n[5:] not in SUBTHRESHOLD_EFEL_FEATURES]
     window = (stim_start_ms, stim_start_ms + stim_dur_ms)
     firing = [i for i, v in enumerate(traces_mV) if count_spikes(v, dt_ms, window_ms=window)]
     if spiking and firing:

@@ -89,26 +89,6 @@ def test_template_blend_gives_a_training_model_its_own_and_interpolates_between(
     assert 1.0 < mid[0] < 2.0
 
 
-@pytest.fixture(scope="module")
-def tiny_phase(tiny_dataset, tmp_path_factory):
-    import torch
-
-    from noble_neuron.surrogate.model import SurrogateConfig
-    from noble_neuron.training.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("tiny_phase") / "p.pt"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(tiny_dataset, SurrogateConfig(n_layers=2, hidden_channels=16, n_modes=64, event_output="phase",
-                                            time_coarsening=4, pad_to_fast_length=True),
-              TrainConfig(epochs=60, batch_size=8, lr=0.01, val_every_kth_amplitude=0), out, progress=False,
-              device="cpu")
-    finally:
-        torch.set_num_threads(n)
-    return out
-
-
 def test_refractory_period_is_the_shortest_interspike_interval_of_the_data():
     """Streaming models never fire again within it; spikes are each trace's upward −20 mV crossings."""
     v = np.full((2, 50), -70.0)

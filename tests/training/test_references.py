@@ -6,26 +6,6 @@ from conftest import DATA, TINY_AMPS_NA, short_step
 
 
 @pytest.fixture(scope="module")
-def event_checkpoint(tiny_dataset, tmp_path_factory):
-    """A tiny whole-trace event model (1 epoch) of the tiny dataset: 3 training models, bs3 held out."""
-    import torch
-
-    from noble_neuron.surrogate.model import SurrogateConfig
-    from noble_neuron.training.train import TrainConfig, train
-
-    out = tmp_path_factory.mktemp("refs") / "e.pt"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        train(tiny_dataset, SurrogateConfig(n_layers=1, hidden_channels=8, n_modes=16, event_output="phase",
-                                            time_coarsening=4),
-              TrainConfig(epochs=1, batch_size=8, val_every_kth_amplitude=0), out, progress=False, device="cpu")
-    finally:
-        torch.set_num_threads(n)
-    return out
-
-
-@pytest.fixture(scope="module")
 def population(tmp_path_factory):
     """Two ball-and-stick cells the checkpoint never saw (other Na density and capacitance), with features."""
     from noble_neuron.detailed.spec import CellSpec
@@ -41,15 +21,15 @@ def population(tmp_path_factory):
     return out
 
 
-def test_a_neuron_with_a_references_features_fires_its_trains(event_checkpoint, population, tmp_path):
+def test_a_neuron_with_a_references_features_fires_its_trains(tiny_phase, population, tmp_path):
     from noble_neuron.data.dataset import open_dataset
     from noble_neuron.features.spikes import spike_times
     from noble_neuron.surrogate.checkpoint import load_surrogate
     from noble_neuron.surrogate.references import ReferenceNeuron
     from noble_neuron.training.references import add_references
 
-    out = add_references(event_checkpoint, [population], tmp_path / "with_refs.pt", feature_protocol=None)
-    s, before = load_surrogate(out, device="cpu"), load_surrogate(event_checkpoint, device="cpu")
+    out = add_references(tiny_phase, [population], tmp_path / "with_refs.pt", feature_protocol=None)
+    s, before = load_surrogate(out, device="cpu"), load_surrogate(tiny_phase, device="cpu")
     assert sorted(s.references) == ["ref0", "ref1"] and before.references == {}
     ds = open_dataset(population)
     names = list(s.config.feature_names)
@@ -77,24 +57,24 @@ def test_a_neuron_with_a_references_features_fires_its_trains(event_checkpoint, 
     assert differs  # the training models' trains alone do not give them
 
 
-def test_references_that_would_leak_or_lack_features_are_refused(event_checkpoint, tiny_dataset, population,
+def test_references_that_would_leak_or_lack_features_are_refused(tiny_phase, tiny_dataset, population,
                                                                 tmp_path, tiny_trained):
     from noble_neuron.detailed.spec import CellSpec
     from noble_neuron.simulation.datagen import generate
     from noble_neuron.training.references import add_references
 
     with pytest.raises(ValueError, match=r"already knows.*\['bs3'\] among its held-out models.*leak"):
-        add_references(event_checkpoint, [tiny_dataset], tmp_path / "x.pt")
+        add_references(tiny_phase, [tiny_dataset], tmp_path / "x.pt")
     bare = generate([CellSpec("ref9", str(DATA / "ball_stick.hoc"), "BallStick", None,
                               {"somatic.gnabar_hh": 0.12, "global.celsius": 6.3})],
                     [short_step(a, 60.0) for a in TINY_AMPS_NA[:3]], tmp_path / "bare.h5", engine="serial",
                     progress=False)
     with pytest.raises(ValueError, match="no feature table.*noble-neuron features --data"):
-        add_references(event_checkpoint, [bare], tmp_path / "x.pt")
+        add_references(tiny_phase, [bare], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a whole-trace event model"):
         add_references(tiny_trained[0], [population], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a per-model preset"):
-        add_references(event_checkpoint, [population], tmp_path / "x.pt", feature_protocol="nonsense")
+        add_references(tiny_phase, [population], tmp_path / "x.pt", feature_protocol="nonsense")
     assert not (tmp_path / "x.pt").exists()
 
 
