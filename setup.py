@@ -36,6 +36,8 @@ setup(
         "netpyne",
         "neuron-reduce>=0.0.7",  # the neuron_reduce baseline (noble_neuron.baselines.neuron_reduce)
         "tqdm",
+        "pynwb",  # NWB current-clamp recordings (noble_neuron.recordings.readers)
+        "neo",  # ABF and the other electrophysiology formats neo reads
         "matplotlib",
         "pyyaml",
     ],

@@ -127,6 +127,17 @@ def render() -> str:
          f"{acc['fi_mean_abs_error_Hz_unseen_models_recorded_trains']:.1f} Hz, "
          f"{acc['gamma_1ms_median_unseen_models_recorded_trains']:.2f}, "
          f"{_pct(acc['rel_l2_mean_unseen_models_recorded_trains'])}", "≤ 8 %, ≤ 6 Hz, ≥ 0.7, ≤ 8 %", "accuracy.json"),
+        ("whole-trace: unseen models measured on the same steps with their voltage (`noble-neuron measure`, "
+         "`SurrogateCell(neuron=...)`: its own backbone and action potential, as a recording or seconds of its "
+         "detailed model give them): relative L2, spike-count error, Γ (±1 ms), RMSE below threshold / between "
+         "spikes, AHP depth error",
+         f"{_pct(acc['rel_l2_mean_unseen_models_own_cell'])}, "
+         f"{_pct(acc['spike_count_rel_error_firing_unseen_models_own_cell'])}, "
+         f"{acc['gamma_1ms_median_unseen_models_own_cell']:.2f}, "
+         f"{acc['subthreshold_rmse_mV_median_unseen_models_own_cell']:.2f} / "
+         f"{acc['interspike_rmse_mV_median_unseen_models_own_cell']:.2f} mV, "
+         f"{_pct(acc['AHP_depth_rel_error_unseen_models_own_cell'])}",
+         "≤ 8 % (NOBLE 11.7 %), ≤ 8 %, ≥ 0.7, ≤ 0.3 / ≤ 1 mV, ≤ 10 %", "accuracy.json"),
         ("whole-trace: spike timing Γ (±1 ms) median, same groups [interpolation baseline]",
          f"{acc['gamma_1ms_median_in_distribution']:.2f} / {acc['gamma_1ms_median_unseen_models']:.2f} "
          f"[{acc['gamma_1ms_median_in_distribution_interpolation']:.2f}]", "≥ 0.9 / ≥ 0.7", "accuracy.json"),

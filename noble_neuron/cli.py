@@ -9,43 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+from .detailed.selection import load_cell_specs, parse_template_args  # the --models loader, re-exported
+
 SEED_STRIDE = 10007  # --vary-seeds: seed offset per model index (a prime, so streams of nearby models never coincide)
 
 __all__ = ["main", "load_cell_specs"]
 
 log = logging.getLogger("noble_neuron.cli")
-
-
-def load_cell_specs(models: str, template: str | None, template_name: str | None, mechanisms: str | None,
-                    max_models: int | None = None, template_args=None, preload=None):
-    """(specs, splits) from 'family', 'family:train', 'family:unseen', a model JSON file or a folder
-    of them (`noble_neuron.detailed.spec.load_model_file`: template, constructor arguments, preloads and
-    mechanisms come from the file or from these arguments). Splits not given are None."""
-    if models.startswith("family"):
-        from .detailed.pv_family import load_family
-
-        split = models.split(":", 1)[1] if ":" in models else None
-        family = load_family(split=split)
-        family = family[:max_models] if max_models else family
-        return [m.cell_spec() for m in family], [m.split for m in family]
-    from .detailed.spec import load_model_file
-
-    specs, splits = load_model_file(models, template=template, template_name=template_name, mechanisms=mechanisms,
-                                    template_args=template_args, preload=preload)
-    return (specs[:max_models], splits[:max_models]) if max_models else (specs, splits)
-
-
-def _template_args(values: list[str] | None):
-    """--template-args: numbers where they parse as numbers (hoc $1), strings otherwise ($s1)."""
-    if values is None:
-        return None
-    out = []
-    for v in values:
-        try:
-            out.append(float(v) if any(c in v for c in ".eE") else int(v))
-        except ValueError:
-            out.append(v)
-    return out
 
 
 def _positive_count(text: str) -> int:
@@ -92,7 +62,7 @@ def _specs_and_splits(args):
     from .detailed.spec import assign_splits
 
     specs, splits = load_cell_specs(args.models, args.template, args.template_name, args.mechanisms, args.max_models,
-                                    _template_args(args.template_args), args.preload)
+                                    parse_template_args(args.template_args), args.preload)
     return specs, assign_splits([s.model_id for s in specs], splits, unseen=args.unseen,
                                 unseen_fraction=args.unseen_fraction, seed=args.split_seed)
 
@@ -115,7 +85,6 @@ def _cmd_generate(args) -> int:
     from .simulation.datagen import generate
     from .features.table import extract_features
     from .stimuli.presets import load_model_protocols
-
     from .data.dataset import open_dataset
 
     specs, splits = _specs_and_splits(args)
@@ -234,6 +203,27 @@ def _cmd_add_references(args) -> int:
     path = add_references(args.checkpoint, args.data, args.out, replace=args.replace, feature_protocol=protocol)
     n = len(load_surrogate(path).references)
     print(f"wrote {path} with {n} reference neurons (neurons given by features borrow their step trains)")
+    return 0
+
+
+def _cmd_measure(args) -> int:
+    import warnings
+
+    from .recordings.measure import measure_file
+
+    if (args.recording is None) == (args.data is None) or (args.data is not None) != (args.model_id is not None):
+        raise SystemExit("measure needs --recording FILE, or --data DATASET with --model-id ID")
+    protocol = {"checkpoint": "checkpoint", "sweeps": None}.get(args.feature_protocol, args.feature_protocol)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        neuron = measure_file(args.checkpoint, args.out, recording=args.recording, data=args.data,
+                              model_id=args.model_id, feature_protocol=protocol, own_cell=not args.no_own_cell)
+    for w in caught:
+        print(f"warning: {w.message}")
+    print(f"{neuron.source}: " + ", ".join(f"{k} {v:.4g}" for k, v in neuron.features.items()))
+    print(f"wrote {args.out}" + (" (with its own backbone and action potential)" if neuron.cell is not None else
+                                 " (trains and features; no voltage-fitted backbone)")
+          + f"; use it as SurrogateCell(neuron='{args.out}', checkpoint='{args.checkpoint}')")
     return 0
 
 
@@ -428,6 +418,19 @@ def _parser() -> argparse.ArgumentParser:
                    "measured too (features depend on the protocol: docs/surrogate.md); 'dataset': as the dataset's "
                    "feature table has them, when both were simulated on the same protocol")
     s.set_defaults(func=_cmd_add_references)
+
+    s = sub.add_parser("measure", help="a neuron's step sweeps measured for a whole-trace checkpoint: features on its "
+                       "protocol, trains and, with voltage, its own backbone -> JSON for SurrogateCell(neuron=...)")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--recording", default=None, help=".nwb, a neo-readable file (voltage and current signals), or a "
+                   ".csv with columns amp_nA|amp_pA, delay_ms, dur_ms, spike_times_ms")
+    s.add_argument("--data", default=None, help="a dataset of a detailed model's steps (noble-neuron generate)")
+    s.add_argument("--model-id", default=None, help="the model of --data to measure")
+    s.add_argument("--out", required=True, help="the measured neuron's JSON file")
+    s.add_argument("--feature-protocol", default="checkpoint", help="'checkpoint' (its reference neurons'; default), "
+                   "a per-model preset, or 'sweeps' (the sweeps' own amplitudes, as a dataset's feature table)")
+    s.add_argument("--no-own-cell", action="store_true", help="do not fit its own backbone and action potential")
+    s.set_defaults(func=_cmd_measure)
 
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "noble_neuron"
 #: data-flow order: a subpackage may import only from itself and the ones before it (lazily too)
 ORDER = ["constants", "errors", "_version", "config_io", "detailed", "stimuli", "data", "features", "simulation",
-         "surrogate", "training", "evaluation", "neuron", "integrations", "pipeline", "cli"]
+         "surrogate", "recordings", "training", "evaluation", "neuron", "integrations", "pipeline", "cli"]
 NEURON_MODULES = {"detailed.instantiate", "baselines.neuron_reduce", "detailed.mechanisms", "detailed.bluepyopt_models", "detailed.pv_family",
                   "simulation", "neuron", "integrations", "stimuli.synaptic_drive", "cli"}
 

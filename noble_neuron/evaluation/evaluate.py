@@ -13,12 +13,15 @@ carry the models' own step trains (which answer ``in_distribution``; their neare
 ``unseen_models``), ``*_learned_spikes`` (the network's spike phase in their place), and ``unseen_models_fi_points``: the unseen
 models given their measured FI curve (every other amplitude measured, the others scored),
 ``unseen_models_recorded_trains`` (given the spike trains of those amplitudes) and
-``unseen_models_fi_points_features_only`` (the same rows from the features alone).
+``unseen_models_fi_points_features_only`` (the same rows from the features alone) and ``unseen_models_own_cell``
+(measured on those amplitudes' sweeps with their voltage, `noble_neuron.recordings.measure`: its own features,
+trains, backbone and action potential).
 """
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +142,25 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
     """Unseen models given their measured FI curve (`surrogate.measured`): the rates of every other amplitude of
     each model's steps (sorted) measured, the other half scored; beside it the same half from features alone.
     Also the scored half's FI curves given the measured ones (for the plot)."""
+    from ..recordings.measure import measure_neuron
+    from ..recordings.sweeps import StepSweeps
     from ..surrogate.measured import recorded_trains, trains_fi_curve
     from ..surrogate.step_trains import single_step
 
-    scored, trains, plotted = [], {}, []
+    scored, trains, neurons, plotted = [], {}, {}, []
     for m in np.unique(ds.model_index[rows]):
         mine = rows[ds.model_index[rows] == m]
         mine = mine[np.unique(ds.amp_nA[mine], return_index=True)[1]]  # one row per amplitude, ascending
         if mine.size < 4:  # too few to measure on half and score on the other
             continue
-        spikes = [spike_times(v, ds.dt_ms) - window[0] for v in ds.read(mine[0::2])]
+        volt = ds.read(mine[0::2])
+        spikes = [spike_times(v, ds.dt_ms) - window[0] for v in volt]
         dur = single_step(ds.read(mine[-1:], "stimulus_nA")[0], ds.dt_ms)[2]  # as the samples give it
         trains[m] = recorded_trains(ds.amp_nA[mine[0::2]], [t[t >= 0] for t in spikes], dur)
+        sweeps = StepSweeps.from_traces(ds.read(mine[0::2], "stimulus_nA"), volt, ds.dt_ms, ds.model_ids[m])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a half without a hyperpolarising step: the median features, logged
+            neurons[m] = measure_neuron(sweeps, s)
         scored.append(mine[1::2])
     if not scored:
         return {}, []
@@ -165,6 +175,13 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
         fi = _fi_and_rheobase(out[name], ds, scored, pred, true, window)
         plotted = fi if name == "unseen_models_fi_points" else plotted
+    # measured on the same half of its sweeps with their voltage (recordings.measure): its own features, trains,
+    # backbone and action potential: what a user with the detailed model (or a recording) at hand gets
+    own = np.stack([neurons[m].feature_vector(s.config.feature_names) for m in ds.model_index[scored]])
+    pred = s.predict(ds.read(scored, "stimulus_nA"), own, ds.dt_ms, batch_size=batch_size, check_domain=False,
+                     measured=[neurons[m].measured for m in ds.model_index[scored]])
+    out["unseen_models_own_cell"] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
+    _fi_and_rheobase(out["unseen_models_own_cell"], ds, scored, pred, true, window)
     return out, plotted
 
 
@@ -408,7 +425,7 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
 
 GROUPS = ("in_distribution", "unseen_models", "in_distribution_interpolation", "in_distribution_true_spikes",
           "in_distribution_learned_spikes", "unseen_models_learned_spikes", "unseen_models_fi_points",
-          "unseen_models_recorded_trains", "unseen_models_fi_points_features_only")
+          "unseen_models_recorded_trains", "unseen_models_fi_points_features_only", "unseen_models_own_cell")
 HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_exact_match_rate_in_distribution",
                  "spike_count_exact_match_rate_unseen_models", "median_spike_time_error_ms_unseen_models",
                  "rheobase_abs_error_nA_median_unseen_models", "fi_mean_abs_error_Hz_unseen_models",
@@ -419,9 +436,12 @@ HEADLINE_KEYS = ("rel_l2_in_distribution", "rel_l2_unseen_models", "spike_count_
                                "mean_AP_amplitude_rel_error", "AHP_depth_rel_error", "subthreshold_rmse_mV_median",
                                "after_step_rmse_mV_median", "interspike_rmse_mV_median")),
                  # unseen models given their measured FI points, and the same rows from features alone
-                 *(f"{key}_unseen_models_{given}" for given in ("fi_points", "recorded_trains", "fi_points_features_only")
+                 *(f"{key}_unseen_models_{given}"
+                   for given in ("fi_points", "recorded_trains", "fi_points_features_only", "own_cell")
                    for key in ("spike_count_rel_error_firing", "fi_mean_abs_error_Hz", "gamma_1ms_median",
                                "rheobase_abs_error_nA_median")),
+                 *(f"{key}_unseen_models_own_cell" for key in ("rel_l2_mean", "subthreshold_rmse_mV_median",
+                                                               "interspike_rmse_mV_median", "AHP_depth_rel_error")),
                  # the network's own spike phase, where step trains answer in its place
                  *(f"{key}_{group}_learned_spikes" for group in ("in_distribution", "unseen_models")
                    for key in ("rel_l2_mean", "spike_count_rel_error_firing", "firing_mismatch_rate")))

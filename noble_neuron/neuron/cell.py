@@ -130,6 +130,18 @@ def default_model_id(surrogate: Surrogate) -> str:
 NETWORK_CHOICES = (False, True, "streaming", "hybrid")
 
 
+def _measured_neuron(neuron, s: Surrogate):
+    """(features (F,), `MeasuredNeuron`) of ``neuron=``: a `MeasuredNeuron` or the path of its JSON file."""
+    from ..recordings.measure import MeasuredNeuron, load_neuron
+
+    if not isinstance(neuron, MeasuredNeuron):
+        if not isinstance(neuron, (str, Path)):
+            raise TypeError("neuron must be a MeasuredNeuron or the path of its JSON file (noble-neuron measure), got "
+                            f"{type(neuron).__name__}")
+        neuron = load_neuron(neuron)
+    return neuron.feature_vector(s.config.feature_names), neuron
+
+
 def _network_cell_is_hybrid(network, model_id, features, checkpoint, drive) -> bool:
     """Whether ``SurrogateCell(..., network=network)`` builds a `HybridCell` (refusing a 'hybrid' it cannot build)."""
     from .hybrid_cell import has_shipped_load
@@ -157,7 +169,9 @@ class SurrogateCell:
     as long as the training steps): a neuron given by features then fires its count under a step within those
     amplitudes, in the pattern of the training models nearest in rheobase and FI (`surrogate.measured`).
     ``step_trains``: the spike trains of its recorded steps (`surrogate.measured.recorded_trains`), which it then
-    fires as a training model fires its own, interpolated in amplitude.
+    fires as a training model fires its own, interpolated in amplitude. ``neuron``: a neuron measured on its
+    sweeps (`recordings.measure.MeasuredNeuron` or its JSON file from ``noble-neuron measure``): its features,
+    trains and, measured with voltage, its own backbone and action potential.
     ``strict=True`` raises instead of warning when the cell or its input
     is outside the training domain (features outside the convex hull of the training
     models, input amplitude outside the trained range).
@@ -165,14 +179,14 @@ class SurrogateCell:
 
     def __new__(cls, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                 checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                network: bool | str = False, fi_curve=None, step_trains=None, _drive=None):
+                network: bool | str = False, fi_curve=None, step_trains=None, neuron=None, _drive=None):
         network = bool(network) if isinstance(network, np.bool_) else network
         if network not in NETWORK_CHOICES or isinstance(network, (int, float)) and not isinstance(network, bool):
             raise ValueError(f"network must be one of {NETWORK_CHOICES}, got {network!r}: True gives the most "
                              "faithful network cell there is for the neuron, 'streaming' the streaming surrogate")
-        if (fi_curve is not None or step_trains is not None) and network:
-            raise ValueError("fi_curve and step_trains choose the spike trains a whole-trace surrogate fires; network "
-                             "cells do not use them (leave network=False)")
+        if (fi_curve is not None or step_trains is not None or neuron is not None) and network:
+            raise ValueError("fi_curve, step_trains and neuron choose the spike trains a whole-trace surrogate fires; "
+                             "network cells do not use them (leave network=False)")
         if _network_cell_is_hybrid(network, model_id, features, checkpoint, _drive):
             from .hybrid_cell import HybridCell
 
@@ -181,7 +195,7 @@ class SurrogateCell:
 
     def __init__(self, model_id: str | None = None, *, features: Sequence[float] | Mapping[str, float] | None = None,
                  checkpoint: str | Path | Surrogate | None = None, strict: bool = False, name: str | None = None,
-                 network: bool | str = False, fi_curve=None, step_trains=None, _drive=None):
+                 network: bool | str = False, fi_curve=None, step_trains=None, neuron=None, _drive=None):
         from neuron import h
 
         from ..detailed.mechanisms import load_mechanisms
@@ -193,6 +207,11 @@ class SurrogateCell:
         s = self.surrogate
         if model_id is not None and features is not None:
             raise ValueError("pass model_id or features, not both")
+        if neuron is not None:
+            if model_id is not None or features is not None or fi_curve is not None or step_trains is not None:
+                raise ValueError("a measured neuron carries its features and trains: pass neuron alone, without "
+                                 "model_id, features, fi_curve or step_trains")
+            features, neuron = _measured_neuron(neuron, s)
         if features is None:
             model_id = default_model_id(s) if model_id is None else str(model_id)
             self.features = s.features_of(model_id)
@@ -205,6 +224,7 @@ class SurrogateCell:
             raise TypeError("step_trains must be a StepTrains: build it from your recorded steps with "
                             "noble_neuron.surrogate.measured.recorded_trains(amps_nA, spike_times_ms, dur_ms)")
         self.measured = step_trains if step_trains is not None else None if fi_curve is None else as_fi_curve(fi_curve)
+        self.measured = neuron.measured if neuron is not None else self.measured
         if self.measured is not None:
             _check_measured_applies(s, model_id if features is None else None)
         # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ

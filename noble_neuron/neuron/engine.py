@@ -60,9 +60,14 @@ INPUT_CHECK_MS = 5.0
 
 
 def _measured_bytes(measured: Any) -> bytes:
-    """A cell's measured responses (FICurve, StepTrains or None) as bytes for its prediction's cache key."""
+    """A cell's measured responses (FICurve, StepTrains, MeasuredCell or None) as bytes for its prediction's cache
+    key."""
     if measured is None:
         return b""
+    if hasattr(measured, "backbone"):  # a MeasuredCell: its backbone's tables, trains and action potential
+        arrays = list(measured.backbone.to_arrays().values()) + [
+            np.zeros(0) if measured.ap_template_mV is None else measured.ap_template_mV]
+        return b"".join(np.asarray(a).tobytes() for a in arrays) + _measured_bytes(measured.backbone.trains)
     arrays = [getattr(measured, n) for n in ("amps_nA", "rates_Hz", "counts", "times_ms") if hasattr(measured, n)]
     return b"".join(np.asarray(a).tobytes() for a in arrays) + str(getattr(measured, "dur_ms", "")).encode()
 

@@ -17,7 +17,7 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .measured import fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, trains_fi_curve
+from .measured import MeasuredCell, fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, trains_fi_curve
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -98,6 +98,9 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         for r in range(stim.shape[0]) if surrogate.use_own_step_trains else ():
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
+            elif isinstance(measured[r], MeasuredCell):  # its own trains; beyond them, the FI curve they give
+                found = (own_step_train(measured[r].backbone, stim[r], surrogate.dt_ms)
+                         or _feature_cell_train(surrogate, features_raw[r], measured[r].backbone.trains, stim[r]))
             else:
                 found = _feature_cell_train(surrogate, features_raw[r], measured[r], stim[r])
             if found is not None:
@@ -114,14 +117,18 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         if ids:
             from .backbone import spikes_the_cell_fires
 
+            cells = [measured[r].backbone if isinstance(measured[r], MeasuredCell) else None for r in rows]
             for j in np.unique(nearest[rows]):
-                mine = np.flatnonzero(nearest[rows] == j)
+                mine = np.flatnonzero((nearest[rows] == j) & np.array([c is None for c in cells]))
                 kept = spikes_the_cell_fires(surrogate.backbones[ids[j]], stim[rows[mine]], [learned[m] for m in mine])
                 for m, st in zip(mine, kept):
                     learned[m] = st
+            for m, cell in enumerate(cells):  # a measured cell's own backbone decides which spikes it fires
+                if cell is not None:
+                    learned[m] = spikes_the_cell_fires(cell, stim[rows[m:m + 1]], [learned[m]])[0]
         for r, st in zip(rows, learned):
             spikes[r] = st if spikes[r] is None else with_learned_after_step(spikes[r], ends[r], st)
-    return compose_voltage(surrogate, stim, spikes, features_raw, v_between)
+    return compose_voltage(surrogate, stim, spikes, features_raw, v_between, measured)
 
 
 def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray
@@ -230,13 +237,21 @@ BACKBONE_AP_RECOVERY_MS = 0.2
 
 
 def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], features_raw: np.ndarray,
-                    v_between_coarse: np.ndarray | None = None) -> np.ndarray:
+                    v_between_coarse: np.ndarray | None = None, measured: list | None = None) -> np.ndarray:
     """(B, L) voltages (mV) for currents (B, L) nA and spike times (ms) per item: each item's action potential
     pasted on the backbone's voltage between spikes (the 3 training models nearest to its features, blended;
-    a training model's own features give its own backbone) or, for a checkpoint without backbones, on the
-    network's coarse interspike channel `v_between_coarse` (B, Lc)."""
+    a training model's own features give its own backbone; a `MeasuredCell` in `measured` its own backbone and
+    action potential) or, for a checkpoint without backbones, on the network's coarse interspike channel
+    `v_between_coarse` (B, Lc)."""
     c = surrogate.config
     templates = surrogate.templates_for(features_raw)
+    cells = {r: m for r, m in enumerate(measured or ()) if isinstance(m, MeasuredCell)}
+    for r, cell in cells.items():
+        if cell.ap_template_mV is not None:
+            if cell.ap_template_mV.shape != templates.shape[1:]:
+                raise ValueError(f"a measured cell's action potential has {cell.ap_template_mV.size} samples, this "
+                                 f"checkpoint's window {templates.shape[1]}: measure it with this checkpoint")
+            templates[r] = cell.ap_template_mV
     if not surrogate.backbones:
         if v_between_coarse is None:
             raise ValueError("this checkpoint has no backbone: pass the network's interspike voltage")
@@ -251,6 +266,9 @@ def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], fe
     weights /= weights.sum(axis=1, keepdims=True)
     near = np.where(weights > 0, near, -1)
     between = np.zeros(stim_nA.shape)
+    for r, cell in cells.items():
+        near[r] = -1
+        between[r] = compose_between(cell.backbone, stim_nA[r:r + 1], [spikes[r]])[0]
     for j in np.unique(near[near >= 0]):
         rows, slot = np.nonzero(near == j)
         between[rows] += weights[rows, slot, None] * compose_between(surrogate.backbones[ids[j]], stim_nA[rows],

@@ -18,9 +18,14 @@ Rates are spikes per second during the step (Hz), for steps as long as the check
 Given the spike times of its recorded steps (`recorded_trains`), a neuron fires its own trains as a training model
 does (`step_trains.StepTrains`, interpolated in amplitude), within the recorded amplitudes and duration; beyond them
 it falls back to the FI curve those trains give.
+
+Given its own sweeps with voltage (a recording, or seconds of NEURON on its detailed model: `recordings.measure`), a
+neuron is a `MeasuredCell`: its own physics backbone (linear response, interspike trajectory, step trains) and action
+potential, so that its voltage is its own, not a blend of its neighbours'.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -28,11 +33,28 @@ import numpy as np
 from ..features.ephys import FICurve
 from .step_trains import StepTrains
 
-__all__ = ["FI_MULTIPLES", "as_fi_curve", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
+__all__ = ["FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
            "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
 
 #: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
 FI_MULTIPLES = (2.0, 3.0, 4.0)
+
+
+@dataclass
+class MeasuredCell:
+    """A neuron's own responses, fitted on its sweeps: its backbone (`backbone.ModelBackbone`, with its step trains)
+    and its average action potential (mV, the checkpoint's window: −ap_pre_ms … +ap_post_ms at its dt; None: the
+    nearest training models' blend)."""
+
+    backbone: Any
+    ap_template_mV: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.backbone.trains is None:
+            raise ValueError("a measured cell needs step trains: its sweeps must include >= 2 step amplitudes of "
+                             "one duration")
+        if self.ap_template_mV is not None:
+            self.ap_template_mV = np.asarray(self.ap_template_mV, dtype=np.float64)
 
 
 def as_fi_curve(curve: Any) -> FICurve:
@@ -50,14 +72,14 @@ def as_fi_curve(curve: Any) -> FICurve:
 
 
 def measured_list(items: Sequence[Any] | None, n_items: int) -> list[FICurve | StepTrains | None] | None:
-    """Per item its measured responses: a `StepTrains` (`recorded_trains`), an `FICurve` (from one or from
-    (amplitudes nA, rates Hz)) or None; None when none is given. ValueError on another length."""
+    """Per item its measured responses: a `MeasuredCell`, a `StepTrains` (`recorded_trains`), an `FICurve` (from one
+    or from (amplitudes nA, rates Hz)) or None; None when none is given. ValueError on another length."""
     if items is None:
         return None
     items = list(items)
     if len(items) != n_items:
         raise ValueError(f"measured needs one FI curve, StepTrains or None per item: {n_items} items, {len(items)} given")
-    return [None if m is None else m if isinstance(m, StepTrains) else as_fi_curve(m) for m in items]
+    return [None if m is None else m if isinstance(m, (StepTrains, MeasuredCell)) else as_fi_curve(m) for m in items]
 
 
 def recorded_trains(amps_nA: Sequence[float], spike_times_ms: Sequence[Sequence[float]], dur_ms: float) -> StepTrains:

@@ -374,7 +374,7 @@ class Surrogate(FeatureDomain):
         it is). Batches of ``batch_size`` go through the network at once (default: 16 traces on CPU,
         where larger chunks fall out of cache (benchmarks/speedup.py), 1024 on CUDA). ``measured``: per
         item the neuron's measured FI curve ((amps nA, rates Hz), `FICurve`), recorded step trains
-        (`measured.recorded_trains`) or None (`measured`). ``check_domain=False`` skips the domain warnings (for
+        (`measured.recorded_trains`), its own fitted responses (`measured.MeasuredCell`) or None (`measured`). ``check_domain=False`` skips the domain warnings (for
         callers such as the SurrogateCell engine that report per cell); dt, shape and NaN checks always
         run. Streaming surrogates run step by step instead (`noble_neuron.training.rollout.rollout`).
         """

@@ -11,52 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SHIPPED_FEATURE_PROTOCOL", "add_references", "features_on_protocol"]
+__all__ = ["SHIPPED_FEATURE_PROTOCOL", "add_references"]
 
 #: the amplitude protocol the shipped checkpoint's features were measured on (pv_draws48.h5: 48 draws per model)
 SHIPPED_FEATURE_PROTOCOL = "train_draws_48"
 
 log = logging.getLogger(__name__)
-
-
-def features_on_protocol(names: list[str], amps_nA: np.ndarray, traces_mV: np.ndarray, trains, dt_ms: float,
-                         protocol_amps_nA: np.ndarray, stim_start_ms: float, stim_dur_ms: float) -> np.ndarray:
-    """A neuron's features `names` (raw) as another amplitude protocol would have measured them.
-
-    Features depend on the protocol, not only on the cell: the 60 family models measured on 16 of their 48 draws
-    move I_thr by +11 pA and the rate at 2 × I_thr by +22 Hz (a coarser grid finds the first firing step later), and
-    neighbours chosen on such features fire trains 13 points further off (docs/surrogate.md). So the FI features
-    (I_thr, s_thr, rates at k × I_thr) are measured on `protocol_amps_nA` (nA), reading the neuron's interpolated
-    step trains (`StepTrains`) there (on the family: I_thr bias −0.5 pA, rate at 2 × I_thr −3 Hz); the passive
-    eFEL features on its most negative step, as `model_features` does; the spiking ones (AP1_width) as the median
-    over its firing traces (`traces_mV` (N, L) mV at `amps_nA`): one trace's value scatters by ±0.1 ms between
-    neighbouring amplitudes, so a single-trace reading moves a neuron across its neighbours at random."""
-    from ..features.ephys import (FICurve, SUBTHRESHOLD_EFEL_FEATURES, efel_features, model_features, rate_at,
-                                  threshold_current, threshold_slope)
-    from ..features.spikes import count_spikes
-
-    efel_names = [n[5:] for n in names if n.startswith("efel.")]
-    spiking = [n for n in efel_names if n not in SUBTHRESHOLD_EFEL_FEATURES]  # measured below, on every firing trace
-    own = model_features(amps_nA, traces_mV, dt_ms, stim_start_ms=stim_start_ms, stim_dur_ms=stim_dur_ms,
-                         efel_names=[n for n in efel_names if n not in spiking])
-    grid = np.sort(protocol_amps_nA[(protocol_amps_nA >= trains.amps_nA[0]) & (protocol_amps_nA <= trains.amps_nA[-1])])
-    rates = [trains.train(a, min(stim_dur_ms, trains.dur_ms)).size / (stim_dur_ms * 1e-3) if a > 0 else 0.0
-             for a in grid]
-    fi = FICurve(grid, np.asarray(rates))
-    i_thr = threshold_current(fi)
-    out = dict(own) | {"I_thr_nA": i_thr, "s_thr_Hz_per_nA": threshold_slope(fi, i_thr, n_points=3, window_nA=0.1)}
-    for name in names:
-        if name.startswith("rate_at_") and name.endswith("x_I_thr_Hz"):
-            out[name] = rate_at(fi, float(name[len("rate_at_"):-len("x_I_thr_Hz")]) * i_thr)
-    window = (stim_start_ms, stim_start_ms + stim_dur_ms)
-    firing = [i for i, v in enumerate(traces_mV) if count_spikes(v, dt_ms, window_ms=window)]
-    if spiking and firing:
-        got = [efel_features(traces_mV[i], dt_ms, stim_start_ms, stim_start_ms + stim_dur_ms, float(amps_nA[i]),
-                             spiking) for i in firing]
-        for k in spiking:
-            values = np.array([g[k] for g in got], dtype=float)
-            out[f"efel.{k}"] = float(np.median(values[np.isfinite(values)])) if np.isfinite(values).any() else None
-    return np.array([np.nan if out.get(n) is None else float(out[n]) for n in names])
 
 
 def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_path: str | Path | None = None,
@@ -135,6 +95,7 @@ def _on_protocol(names: list[str], ds, rows: np.ndarray, volt: np.ndarray, train
     """`features_on_protocol` for dataset rows of one model (Long Square steps of one delay and duration)."""
     import json
 
+    from ..recordings.measure import features_on_protocol
     from ..stimuli.protocols import protocol_from_dict
 
     first = protocol_from_dict(json.loads(ds.protocols_json[ds.protocol_index[rows[0]]]))

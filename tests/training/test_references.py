@@ -85,7 +85,7 @@ def test_features_on_the_datasets_own_amplitudes_are_the_measured_ones(populatio
     from noble_neuron.features.ephys import model_features
     from noble_neuron.features.spikes import spike_times
     from noble_neuron.surrogate.step_trains import fit_step_trains
-    from noble_neuron.training.references import features_on_protocol
+    from noble_neuron.recordings.measure import features_on_protocol
 
     ds = open_dataset(population)
     rows = ds.rows(model_id="ref0")

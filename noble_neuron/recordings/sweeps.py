@@ -1,0 +1,159 @@
+"""One cell's current-clamp step sweeps, as plain data: what a recording or a NEURON run of a detailed model gives.
+
+A `StepSweeps` holds the amplitude (nA) of each sweep's rectangular current step, the steps' common onset and
+duration (ms), the spike times (ms from the sweep's start) and, where recorded, the voltage (mV) on one time grid.
+Readers (`recordings.readers`) turn NWB, neo-readable (ABF, ...) and table files into one; `recordings.measure`
+measures a neuron's features on it the way a checkpoint measured its own.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["StepSweeps", "AMPLITUDE_DECIMALS", "ONSET_TOLERANCE_MS"]
+
+log = logging.getLogger(__name__)
+
+#: step amplitudes read off a sampled stimulus are rounded to this many decimals of nA (0.1 pA)
+AMPLITUDE_DECIMALS = 4
+#: sweeps whose steps start or last differently by more than this (ms) are not one protocol
+ONSET_TOLERANCE_MS = 0.5
+
+
+@dataclass
+class StepSweeps:
+    """Step sweeps of one cell. ``amps_nA`` (N,) the step amplitudes (0: a sweep without current);
+    ``delay_ms``/``dur_ms`` the steps' onset and duration; ``spikes_ms`` per sweep, from the sweep's start;
+    ``dt_ms`` and ``voltage_mV`` (N, L) where the voltage was recorded (None: spike times only)."""
+
+    amps_nA: np.ndarray
+    delay_ms: float
+    dur_ms: float
+    spikes_ms: list = field(default_factory=list)
+    dt_ms: float | None = None
+    voltage_mV: np.ndarray | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        where = f" ({self.source})" if self.source else ""
+        self.amps_nA = np.asarray(self.amps_nA, dtype=np.float64)
+        if self.amps_nA.ndim != 1 or self.amps_nA.size == 0 or not np.isfinite(self.amps_nA).all():
+            raise ValueError(f"step sweeps{where} need a 1-D array of finite step amplitudes (nA), got "
+                             f"shape {self.amps_nA.shape}")
+        if not (np.isfinite(self.delay_ms) and self.delay_ms >= 0 and np.isfinite(self.dur_ms) and self.dur_ms > 0):
+            raise ValueError(f"step sweeps{where} need a step onset >= 0 ms and a duration > 0 ms, got "
+                             f"{self.delay_ms!r} and {self.dur_ms!r}")
+        if len(self.spikes_ms) != self.amps_nA.size:
+            raise ValueError(f"step sweeps{where}: {self.amps_nA.size} amplitudes but {len(self.spikes_ms)} spike-"
+                             "time lists; give one list (possibly empty) per sweep")
+        spikes = []
+        for t in self.spikes_ms:
+            t = np.sort(np.asarray(t, dtype=np.float64).ravel())
+            if t.size and (not np.isfinite(t).all() or t[0] < 0):
+                raise ValueError(f"spike times{where} must be finite ms from the sweep's start (>= 0)")
+            spikes.append(t)
+        self.spikes_ms = spikes
+        if self.voltage_mV is not None:
+            v = np.asarray(self.voltage_mV, dtype=np.float64)
+            if v.ndim != 2 or v.shape[0] != self.amps_nA.size:
+                raise ValueError(f"voltage{where} must be (sweeps, samples) = ({self.amps_nA.size}, L) mV, got "
+                                 f"shape {v.shape}")
+            if self.dt_ms is None or not (np.isfinite(self.dt_ms) and self.dt_ms > 0):
+                raise ValueError(f"voltage{where} needs its sampling interval dt_ms > 0")
+            if (self.delay_ms + self.dur_ms) > v.shape[1] * self.dt_ms + 1e-9:
+                raise ValueError(f"the step{where} ends at {self.delay_ms + self.dur_ms:g} ms, after the recorded "
+                                 f"{v.shape[1] * self.dt_ms:g} ms")
+            if not np.isfinite(v).all():
+                raise ValueError(f"voltage{where} contains NaN/inf; drop or repair those sweeps first")
+            self.voltage_mV = v
+
+    @property
+    def n_sweeps(self) -> int:
+        return int(self.amps_nA.size)
+
+    @property
+    def has_voltage(self) -> bool:
+        return self.voltage_mV is not None
+
+    @classmethod
+    def from_traces(cls, stim_nA: np.ndarray, voltage_mV: np.ndarray, dt_ms: float, source: str = "",
+                    threshold_mV: float | None = None) -> "StepSweeps":
+        """Sweeps from their currents and voltages (N, L) on one grid (`dt_ms`): each current must be one
+        rectangular step (or zero), all steps with one onset and duration; spikes are the voltage's upward
+        threshold crossings (`features.spikes.spike_times`)."""
+        from ..constants import SPIKE_THRESHOLD_MV
+        from ..features.spikes import spike_times
+        from ..surrogate.step_trains import single_step
+
+        where = f" in {source}" if source else ""
+        stim, volt = np.atleast_2d(np.asarray(stim_nA, float)), np.atleast_2d(np.asarray(voltage_mV, float))
+        if stim.shape != volt.shape:
+            raise ValueError(f"stimulus{where} is {stim.shape} but voltage {volt.shape}: each sweep needs its current "
+                             "and voltage on the same samples (resample one of them first)")
+        steps = [single_step(s, dt_ms) for s in stim]
+        bad = [i for i, (s, x) in enumerate(zip(steps, stim)) if s is None and np.abs(x).max() > 1e-6]
+        if bad:
+            raise ValueError(f"sweeps {bad[:5]}{where} are not one rectangular current step (ramps, chirps and "
+                             "multi-step protocols are not step sweeps); select the Long Square sweeps")
+        found = [s for s in steps if s is not None]
+        if not found:
+            raise ValueError(f"no sweep{where} has a current step: all stimuli are zero (was the stimulus recorded "
+                             "in the file's units?)")
+        onsets, durs = np.array([s[1] for s in found]), np.array([s[2] for s in found])
+        if np.ptp(onsets) > ONSET_TOLERANCE_MS or np.ptp(durs) > ONSET_TOLERANCE_MS:
+            raise ValueError(f"the steps{where} start at {onsets.min():g}–{onsets.max():g} ms and last "
+                             f"{durs.min():g}–{durs.max():g} ms; one set of sweeps must share one step timing "
+                             "(split the file by protocol)")
+        thr = SPIKE_THRESHOLD_MV if threshold_mV is None else threshold_mV
+        # stimuli are stored in float32 by most rigs and files: amplitudes to 0.1 pA, as protocols set them
+        return cls(np.round([0.0 if s is None else s[0] for s in steps], AMPLITUDE_DECIMALS), float(np.median(onsets)),
+                   float(np.median(durs)), [spike_times(v, dt_ms, thr) for v in volt], float(dt_ms), volt, source)
+
+    def stimulus_nA(self, dt_ms: float | None = None, n_samples: int | None = None) -> np.ndarray:
+        """(N, L) the sweeps' currents (nA) on the grid `dt_ms` (default the recording's) of `n_samples`."""
+        dt = self.dt_ms if dt_ms is None else dt_ms
+        if dt is None:
+            raise ValueError("spike-time sweeps have no time grid; pass dt_ms and n_samples")
+        n = self.voltage_mV.shape[1] if n_samples is None and self.voltage_mV is not None else n_samples
+        if n is None:
+            raise ValueError("pass n_samples for sweeps without voltage")
+        t = np.arange(int(n)) * dt
+        on = (t >= self.delay_ms - 1e-9) & (t < self.delay_ms + self.dur_ms - 1e-9)
+        return self.amps_nA[:, None] * on[None, :]
+
+    def resampled(self, dt_ms: float, total_ms: float | None = None) -> "StepSweeps":
+        """The voltage linearly interpolated onto a grid of `dt_ms` (ms), `total_ms` long (default: as recorded;
+        a recording shorter than `total_ms` raises). Spike times are kept as detected on the recorded grid."""
+        if self.voltage_mV is None:
+            raise ValueError("spike-time sweeps have no voltage to resample")
+        recorded_ms = self.voltage_mV.shape[1] * self.dt_ms
+        total = recorded_ms if total_ms is None else float(total_ms)
+        if total > recorded_ms + self.dt_ms + 1e-9:
+            raise ValueError(f"the sweeps{' of ' + self.source if self.source else ''} are {recorded_ms:g} ms long, "
+                             f"{total:g} ms are needed")
+        t_old = np.arange(self.voltage_mV.shape[1]) * self.dt_ms
+        t_new = np.arange(int(round(total / dt_ms))) * dt_ms
+        v = np.stack([np.interp(t_new, t_old, row) for row in self.voltage_mV])
+        return StepSweeps(self.amps_nA, self.delay_ms, self.dur_ms, self.spikes_ms, float(dt_ms), v, self.source)
+
+    def distinct(self) -> "StepSweeps":
+        """One sweep per amplitude (within 0.1 pA): the first of repeats (logged; trial-to-trial spread is not
+        averaged into one train)."""
+        keys = np.round(self.amps_nA, AMPLITUDE_DECIMALS)
+        _, first = np.unique(keys, return_index=True)
+        if first.size < self.n_sweeps:
+            log.info("%s: %d repeated sweeps dropped (the first of each amplitude kept)", self.source or "sweeps",
+                     self.n_sweeps - first.size)
+        keep = np.sort(first)
+        return StepSweeps(self.amps_nA[keep], self.delay_ms, self.dur_ms, [self.spikes_ms[i] for i in keep],
+                          self.dt_ms, None if self.voltage_mV is None else self.voltage_mV[keep], self.source)
+
+    def trains(self):
+        """The neuron's own `StepTrains` (spike times from the step's onset, during the step), one per amplitude
+        (`surrogate.measured.recorded_trains`); repeats keep their first sweep."""
+        from ..surrogate.measured import recorded_trains
+
+        d = self.distinct()
+        return recorded_trains(d.amps_nA, [t[t >= d.delay_ms] - d.delay_ms for t in d.spikes_ms], d.dur_ms)
