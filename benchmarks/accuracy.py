@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--data", required=True, help="dataset with Long Square rows of train + unseen models")
     ap.add_argument("--out-dir", default=str(RESULTS))
-    ap.add_argument("--n-sampled", type=int, default=50, help="neurons sampled inside the feature hull")
+    ap.add_argument("--n-sampled", type=int, default=50, help="new neurons sampled (SurrogateCell.sample: population neurons, and in the feature hull)")
     ap.add_argument("--efel-limit", type=int, default=200)
     ap.add_argument("--record", action="store_true", help="store the headline figures in the checkpoint")
     args = ap.parse_args()
@@ -35,6 +35,8 @@ def main() -> None:
     args_text = " ".join(Path(a).name if Path(a).suffix == ".h5" else a for a in sys.argv[1:])
     result["command"] = f"python benchmarks/accuracy.py {args_text}"
     (Path(args.out_dir) / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    sampled = Path(args.out_dir) / "sampled_neurons.json"
+    sampled.write_text(json.dumps(json.loads(sampled.read_text()) | {"command": result["command"]}, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in HEADLINE_KEYS}, indent=1))
 
 

@@ -200,6 +200,26 @@ def render() -> str:
                                                                              for r in with_training),
                      " / ".join(f"{_pct(r['spike_count_rel_error_firing'])}, {r['fi_mean_abs_error_Hz']:.1f} Hz"
                                 for r in with_training), "≤ 8 %, ≤ 6 Hz", "learning_curve.json"))
+    needed = RESULTS / "sweeps_needed.json"
+    if needed.is_file():
+        sn = {r["sweeps"]: r["with_voltage"] for r in json.loads(needed.read_text())["curve"]}
+        shown = [k for k in (8, 12, 16, 24) if k in sn]
+        rows.append(("unseen models measured on k of their steps with voltage (`noble-neuron measure`; a fixed "
+                     "protocol: 2 hyperpolarising, k − 2 evenly over 0–0.5 nA), scored on the others: spike-count "
+                     "error, FI error, Γ (±1 ms), relative L2 at k = " + " / ".join(map(str, shown)),
+                     " / ".join(f"{_pct(sn[k]['spike_count_rel_error_firing'])}, {sn[k]['fi_mean_abs_error_Hz']:.1f} Hz, "
+                                f"{sn[k]['gamma_1ms_median']:.2f}, {_pct(sn[k]['rel_l2_mean'])}" for k in shown),
+                     "≤ 8 %, ≤ 6 Hz, ≥ 0.7, ≤ 8 %", "sweeps_needed.json"))
+        sampled = json.loads((RESULTS / "sampled_neurons.json").read_text())
+        rows.append(("`SurrogateCell.sample(50)` (population neurons) vs the 10 unseen models: Wasserstein distance "
+                     "in s.d. of rheobase, rate at 0.3 nA, largest jump [feature-hull blends; the training models]",
+                     ", ".join(f"{sampled['population_vs_unseen'][k]:.2f}" for k in
+                               ("rheobase_nA", "rate_at_300pA_Hz", "largest_jump_Hz"))
+                     + " [" + ", ".join(f"{sampled['hull_vs_unseen'][k]:.2f}" for k in
+                                        ("rheobase_nA", "rate_at_300pA_Hz", "largest_jump_Hz"))
+                     + "; " + ", ".join(f"{sampled['training_vs_unseen'][k]:.2f}" for k in
+                                        ("rheobase_nA", "rate_at_300pA_Hz", "largest_jump_Hz")) + "]",
+                     "as the training models", "sampled_neurons.json"))
     family = RESULTS / "pipeline_family.json"
     if family.is_file():
         pf = json.loads(family.read_text())

@@ -159,8 +159,10 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
         trains[m] = recorded_trains(ds.amp_nA[mine[0::2]], [t[t >= 0] for t in spikes], dur)
         sweeps = StepSweeps.from_traces(ds.read(mine[0::2], "stimulus_nA"), volt, ds.dt_ms, ds.model_ids[m])
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a half without a hyperpolarising step: the median features, logged
+            warnings.simplefilter("ignore")  # what it could not measure is in `filled`, logged here
             neurons[m] = measure_neuron(sweeps, s)
+        if neurons[m].filled:
+            log.info("%s measured on half its steps: %s from the training median", ds.model_ids[m], neurons[m].filled)
         scored.append(mine[1::2])
     if not scored:
         return {}, []
@@ -173,7 +175,7 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
                         ("unseen_models_fi_points_features_only", None)):
         pred = _predict_rows(s, ds, scored, feats, batch_size, False, given)
         out[name] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
-        fi = _fi_and_rheobase(out[name], ds, scored, pred, true, window)
+        fi = fi_and_rheobase(out[name], ds, scored, pred, true, window)
         plotted = fi if name == "unseen_models_fi_points" else plotted
     # measured on the same half of its sweeps with their voltage (recordings.measure): its own features, trains,
     # backbone and action potential: what a user with the detailed model (or a recording) at hand gets
@@ -181,7 +183,7 @@ def _fi_points_groups(s: Surrogate, ds, rows: np.ndarray, feats: np.ndarray, win
     pred = s.predict(ds.read(scored, "stimulus_nA"), own, ds.dt_ms, batch_size=batch_size, check_domain=False,
                      measured=[neurons[m].measured for m in ds.model_index[scored]])
     out["unseen_models_own_cell"] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[scored])
-    _fi_and_rheobase(out["unseen_models_own_cell"], ds, scored, pred, true, window)
+    fi_and_rheobase(out["unseen_models_own_cell"], ds, scored, pred, true, window)
     return out, plotted
 
 
@@ -217,7 +219,7 @@ def evaluate_surrogate(s: Surrogate, data_path: str | Path, *, val_every_kth_amp
         report["groups"][group] = trace_metrics(pred, true, ds.dt_ms, window, efel_limit, ds.amp_nA[rows])
         predictions[group] = (rows, pred, true)
     for group, (rows, pred, true) in predictions.items():
-        curves = _fi_and_rheobase(report["groups"][group], ds, rows, pred, true, window)
+        curves = fi_and_rheobase(report["groups"][group], ds, rows, pred, true, window)
         if group == "unseen_models":
             report["fi_curves_unseen"] = curves
     if s.backbones and "in_distribution" in predictions:
@@ -260,7 +262,7 @@ def _fi_curves_per_model(ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarra
                fi_curve(amps, true[sel], ds.dt_ms, window[0], window[1] - window[0]))
 
 
-def _fi_and_rheobase(g: dict[str, Any], ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> list[dict]:
+def fi_and_rheobase(g: dict[str, Any], ds, rows: np.ndarray, pred: np.ndarray, true: np.ndarray, window) -> list[dict]:
     """Into group `g`: the FI-curve error (Hz, mean over models) and the rheobase error (nA, median over models
     where both curves have one); returns the per-model FI curves (for the plots)."""
     fi_err, rheo_err, curves = [], [], []
@@ -302,9 +304,9 @@ def _interpolation_group(s: Surrogate, ds, rows: np.ndarray, train_rows: np.ndar
     return out
 
 
-def _sampled_distances(table: dict, splits, amps: np.ndarray, rates: np.ndarray) -> dict[str, Any]:
-    """How far the sampled neurons' FI curves (N, A) lie from the unseen models' (`populations`), beside how far
-    the training models' lie from them (the scale: a population of the family itself)."""
+def _sampled_distances(table: dict, splits, amps: np.ndarray, rates: dict, default: str) -> dict[str, Any]:
+    """How far the sampled neurons' FI curves ({sampler: (N, A)}) lie from the unseen models' (`populations`),
+    beside how far the training models' lie from them (the scale: a population of the family itself)."""
     from .populations import population_distances
 
     hof = {split: [(table["fi_amps_nA"][m], table["fi_rates_Hz"][m]) for m in range(len(splits)) if splits[m] == split]
@@ -312,8 +314,11 @@ def _sampled_distances(table: dict, splits, amps: np.ndarray, rates: np.ndarray)
     if not hof["unseen"]:
         return {"what": "no unseen models in the dataset: nothing to compare the sampled neurons with"}
     return {"what": "per FI-curve statistic, the Wasserstein distance to the 10 unseen models' in units of their "
-                    "standard deviation (evaluation/populations.py)", "n_sampled": int(len(rates)),
-            "sampled_vs_unseen": population_distances([(amps, r) for r in rates], hof["unseen"]),
+                    "standard deviation (evaluation/populations.py)", "n_sampled": int(len(rates[default])),
+            "sampler": default, "sampled_vs_unseen": population_distances([(amps, r) for r in rates[default]],
+                                                                          hof["unseen"]),
+            **{f"{name}_vs_unseen": population_distances([(amps, r) for r in rr], hof["unseen"])
+               for name, rr in rates.items()},
             "training_vs_unseen": population_distances(hof["train"], hof["unseen"])}
 
 
@@ -361,8 +366,8 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         plot_fi_comparison(report["fi_curves_unseen"], out / "accuracy_fi_unseen.png",
                            report.get("fi_curves_unseen_given_curve"))
 
-    # ensembles: neurons sampled inside the training-feature hull (NOBLE's latent sampling)
-    sampled = s.sample_features(n_sampled, seed=0)
+    # ensembles: new neurons of the family, as `SurrogateCell.sample` draws them (its population's neurons where the
+    # checkpoint carries reference neurons; features inside the population's hull, NOBLE's latent sampling, beside)
     p0 = json.loads(ds.protocols_json[ds.protocol_index[ds.rows(kind="long_square")[0]]])
     lo, hi = s.amp_range_nA
     # 10 pA apart: a stuttering-to-tonic jump is resolved as finely as the statistics compare it
@@ -370,16 +375,27 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
                             total_ms=p0["total_ms"])
     stim = np.stack([p.render(ds.dt_ms) for p in grid])
     amps = np.array([p.step_nA for p in grid])
-    v = s.predict(np.tile(stim, (len(sampled), 1)), np.repeat(sampled, len(grid), axis=0), ds.dt_ms)
-    rates = np.stack([fi_curve(amps, v[i * len(grid):(i + 1) * len(grid)], ds.dt_ms, p0["delay_ms"],
-                               p0["dur_ms"]).rates_Hz
-                      for i in range(len(sampled))])
-    table = ds.features()
-    plot_fi_curves(list(table["fi_amps_nA"]) + [amps] * len(sampled), list(table["fi_rates_Hz"]) + list(rates),
-                   list(ds.model_splits) + ["sampled"] * len(sampled), out / "accuracy_sampled_fi.png",
-                   title=f"HoF models vs {len(sampled)} surrogate neurons sampled in the feature hull")
+    samplers = {"hull": (s.sample_features(n_sampled, seed=0), None)}
+    if s.references:
+        from ..surrogate.references import sample_references
 
-    report["sampled_neurons"] = _sampled_distances(table, ds.model_splits, amps, rates)
+        picked = [s.references[r] for r in sample_references(s.references, min(n_sampled, len(s.references)))]
+        samplers["population"] = (np.stack([r.features for r in picked]), [r.trains for r in picked])
+    rates = {}
+    for name, (feats_s, trains) in samplers.items():
+        v = s.predict(np.tile(stim, (len(feats_s), 1)), np.repeat(feats_s, len(grid), axis=0), ds.dt_ms,
+                      check_domain=False, measured=None if trains is None else [t for t in trains for _ in grid])
+        rates[name] = np.stack([fi_curve(amps, v[i * len(grid):(i + 1) * len(grid)], ds.dt_ms, p0["delay_ms"],
+                                         p0["dur_ms"]).rates_Hz for i in range(len(feats_s))])
+    default = "population" if "population" in samplers else "hull"
+    sampled = samplers[default][0]
+    table = ds.features()
+    plot_fi_curves(list(table["fi_amps_nA"]) + [amps] * len(sampled),
+                   list(table["fi_rates_Hz"]) + list(rates[default]),
+                   list(ds.model_splits) + ["sampled"] * len(sampled), out / "accuracy_sampled_fi.png",
+                   title=f"HoF models vs {len(sampled)} sampled surrogate neurons "
+                         f"({'population neurons' if default == 'population' else 'in the feature hull'})")
+    report["sampled_neurons"] = _sampled_distances(table, ds.model_splits, amps, rates, default)
 
     g = report["groups"]
     result = {
@@ -417,6 +433,9 @@ def write_report(checkpoint: str | Path, data: str | Path, out_dir: str | Path, 
         "machine": machine_info(),
     }
     (out / "accuracy.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "sampled_neurons.json").write_text(json.dumps(
+        {**result["sampled_neurons"], "png": "accuracy_sampled_fi.png", "checkpoint": result["checkpoint"],
+         "machine": result["machine"]}, indent=1) + "\n")
     if record:
         s.metrics["evaluation"] = {k: result[k] for k in HEADLINE_KEYS} | {"dataset": Path(data).name}
         save_surrogate(s, checkpoint)

@@ -139,6 +139,7 @@ def _measured_neuron(neuron, s: Surrogate):
             raise TypeError("neuron must be a MeasuredNeuron or the path of its JSON file (noble-neuron measure), got "
                             f"{type(neuron).__name__}")
         neuron = load_neuron(neuron)
+    neuron.for_surrogate(s)  # refused when measured for another checkpoint's features or grid
     return neuron.feature_vector(s.config.feature_names), neuron
 
 
@@ -235,7 +236,8 @@ class SurrogateCell:
         self._amplitude: float | None = None
         if not self._features_in_hull:
             self.report_domain("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
-                                           "are outside the convex hull of the training models' features")
+                                           "are outside the convex hull of the training population's features "
+                                           "(training models and reference neurons)")
 
         eng = engine()
         self.index = eng.register(self)
@@ -259,8 +261,11 @@ class SurrogateCell:
     # ---------------------------------------------------------------- construction helpers
     @classmethod
     def sample(cls, n: int, seed: int = 0, *, checkpoint: str | Path | Surrogate | None = None,
-               strict: bool = False, network: bool = False) -> list["SurrogateCell"]:
-        """n new neurons with features drawn uniformly inside the convex hull of the training features."""
+               strict: bool = False, network: bool = False, source: str | None = None) -> list["SurrogateCell"]:
+        """n new neurons of the family. ``source="population"`` (the default where the checkpoint carries reference
+        neurons): n distinct neurons of its acceptance-sampled population, each firing its own step trains;
+        ``"hull"``: features drawn uniformly inside the convex hull of the training population's features, firing their
+        neighbours' blended trains (smooths the stuttering-to-tonic jumps: benchmarks/results/sampled_neurons.json)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"sample(n): n must be a whole number of neurons >= 1, got {n!r}")
         s = resolve_surrogate(checkpoint, network)
@@ -272,6 +277,17 @@ class SurrogateCell:
                 f"({BYTES_PER_SAMPLE_PER_CELL * s.n_samples / 2**20:.2f} MiB per cell for its {s.n_samples}-sample "
                 f"prediction), and {free / 2**30:.1f} GiB are free; "
                 "sample fewer (several processes or MPI ranks can each hold a share)")
+        source = source or ("population" if s.references and not network else "hull")
+        if source == "population":
+            from ..surrogate.references import sample_references
+
+            if network:
+                raise ValueError("population neurons fire their step trains, a whole-trace answer: sample network cells "
+                                 "with source='hull'")
+            picked = [s.references[r] for r in sample_references(s.references, int(n), seed)]
+            return [cls(features=r.features, step_trains=r.trains, checkpoint=s, strict=strict) for r in picked]
+        if source != "hull":
+            raise ValueError(f"sample(source={source!r}): 'population' (the checkpoint's reference neurons) or 'hull'")
         return [cls(features=f, checkpoint=s, strict=strict)
                 for i, f in enumerate(s.sample_features(n, seed))]
 

@@ -99,11 +99,22 @@ class MeasuredNeuron:
     filled: list = field(default_factory=list)
     feature_protocol: str | None = None
     source: str = ""
+    dt_ms: float | None = None  # the checkpoint's grid it was measured on (its backbone's)
+    checkpoint: str = ""  # the checkpoint it was measured for (its file name)
 
     @property
     def measured(self):
         """What `Surrogate.predict(measured=...)` takes for this neuron: its `MeasuredCell`, else its trains."""
         return self.cell if self.cell is not None else self.trains
+
+    def for_surrogate(self, surrogate) -> tuple[np.ndarray, object]:
+        """(raw features in the checkpoint's order, what its `predict(measured=...)` takes), refused where the
+        neuron was measured for a checkpoint of other features or another time grid."""
+        if self.cell is not None and abs(self.cell.backbone.dt_ms - surrogate.dt_ms) > 1e-9:
+            raise ValueError(f"the measured neuron's backbone is on a {self.cell.backbone.dt_ms} ms grid (measured for "
+                             f"{self.checkpoint or 'another checkpoint'}), this checkpoint's on {surrogate.dt_ms} ms; "
+                             "measure it again with this checkpoint (noble-neuron measure --checkpoint ...)")
+        return self.feature_vector(surrogate.config.feature_names), self.measured
 
     def feature_vector(self, names: Sequence[str]) -> np.ndarray:
         missing = [n for n in names if n not in self.features]
@@ -116,7 +127,8 @@ class MeasuredNeuron:
         cell = None if self.cell is None else {
             "backbone": self.cell.backbone.to_json(),
             "ap_template_mV": None if self.cell.ap_template_mV is None else np.round(self.cell.ap_template_mV, 4).tolist()}
-        return {"format": FORMAT, "source": self.source, "feature_protocol": self.feature_protocol,
+        return {"format": FORMAT, "source": self.source, "checkpoint": self.checkpoint, "dt_ms": self.dt_ms,
+                "feature_protocol": self.feature_protocol,
                 "features": {k: float(v) for k, v in self.features.items()}, "filled": list(self.filled),
                 "trains": self.trains.to_json(), "cell": cell}
 
@@ -133,7 +145,8 @@ class MeasuredNeuron:
         if cell is not None:
             cell = MeasuredCell(ModelBackbone.from_json(cell["backbone"]), cell.get("ap_template_mV"))
         return cls(dict(entry["features"]), StepTrains.from_json(entry["trains"]), cell, list(entry.get("filled", [])),
-                   entry.get("feature_protocol"), entry.get("source", ""))
+                   entry.get("feature_protocol"), entry.get("source", ""), entry.get("dt_ms"),
+                   entry.get("checkpoint", ""))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -188,6 +201,13 @@ def measure_neuron(sweeps: StepSweeps, surrogate, feature_protocol: str | Sequen
         total = sweeps.voltage_mV.shape[1] * sweeps.dt_ms
         on_grid = sweeps if abs(sweeps.dt_ms - surrogate.dt_ms) < 1e-9 else sweeps.resampled(surrogate.dt_ms, total)
     trains = sweeps.trains()
+    depolarising = sweeps.amps_nA > 0
+    if depolarising.any():
+        first = int(np.flatnonzero(depolarising)[np.argmin(sweeps.amps_nA[depolarising])])
+        if trains.train(sweeps.amps_nA[first], trains.dur_ms).size:
+            warnings.warn(f"{sweeps.source or 'the sweeps'}: the smallest depolarising step "
+                          f"({sweeps.amps_nA[first] * 1e3:.0f} pA) already fires, so its rheobase lies below it and "
+                          "I_thr is an upper bound; add smaller steps", stacklevel=2)
     traces = None if on_grid is None else on_grid.voltage_mV
     dt = surrogate.dt_ms
     if feature_protocol is None:
@@ -210,13 +230,14 @@ def measure_neuron(sweeps: StepSweeps, surrogate, feature_protocol: str | Sequen
         values = np.where(np.isfinite(values), values, median)
         warnings.warn(f"{sweeps.source or 'the sweeps'} give no {filled}: the training models' median stands in "
                       "(add a hyperpolarising step and the voltage to measure them)", stacklevel=2)
-    cell = _own_cell(on_grid, surrogate) if own_cell and on_grid is not None else None
-    return MeasuredNeuron(dict(zip(names, map(float, values))), trains, cell, filled, label, sweeps.source)
+    cell = _own_cell(on_grid, surrogate, trains) if own_cell and on_grid is not None else None
+    return MeasuredNeuron(dict(zip(names, map(float, values))), trains, cell, filled, label, sweeps.source,
+                          float(surrogate.dt_ms))
 
 
-def _own_cell(sweeps: StepSweeps, surrogate):
-    """The neuron's `MeasuredCell` from sweeps on the checkpoint's grid, or None (logged) where they cannot give a
-    backbone (fewer than 2 non-firing steps, no step firing twice)."""
+def _own_cell(sweeps: StepSweeps, surrogate, trains):
+    """The neuron's `MeasuredCell` from sweeps on the checkpoint's grid, firing `trains` (those of its recorded
+    grid), or None (logged) where they cannot give a backbone (fewer than 2 non-firing steps, none firing twice)."""
     from ..features.spikes import spike_times
     from ..surrogate.backbone import fit_model_backbone
     from ..surrogate.decoder import ap_waveform
@@ -234,6 +255,7 @@ def _own_cell(sweeps: StepSweeps, surrogate):
         log.warning("%s: no backbone of its own (no step fires twice); its voltage will be its neighbours'",
                     sweeps.source)
         return None
+    backbone.trains = trains  # one set of trains: the recorded grid's spike times, not the resampled grid's
     wave = ap_waveform(sweeps.voltage_mV, spikes, dt, surrogate.config.ap_pre_ms, surrogate.ap_post_ms)
     return MeasuredCell(backbone, wave)
 
@@ -251,5 +273,6 @@ def measure_file(checkpoint, out: str | Path, *, recording: str | Path | None = 
     sweeps = read_sweeps(recording) if recording is not None else sweeps_from_dataset(data, model_id)
     surrogate = checkpoint if hasattr(checkpoint, "predict") else load_surrogate(checkpoint, device="cpu")
     neuron = measure_neuron(sweeps, surrogate, feature_protocol, own_cell=own_cell)
+    neuron.checkpoint = Path(checkpoint).name if isinstance(checkpoint, (str, Path)) else ""
     neuron.save(out)
     return neuron

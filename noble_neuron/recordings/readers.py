@@ -25,20 +25,21 @@ CURRENT_UNITS = {"amperes": 1e9, "ampere": 1e9, "a": 1e9, "na": 1.0, "nanoampere
 TABLE_COLUMNS = ("amp_nA | amp_pA", "delay_ms", "dur_ms", "spike_times_ms (space-separated, ms from the sweep's start)")
 
 
-def read_sweeps(path: str | Path, **kwargs) -> StepSweeps:
+def read_sweeps(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
     """The step sweeps of the recording `path`, by its suffix: ``.nwb`` (`read_nwb`), ``.csv``/``.tsv``
-    (`read_spike_table`), anything else through neo (`read_neo`). Every sweep must be one step; at least one
-    must fire."""
+    (`read_spike_table`), anything else through neo (`read_neo`); at least one must fire during its step.
+    `threshold_mV`: the spike detector's threshold for recorded voltages (default `constants.SPIKE_THRESHOLD_MV`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no recording at {path}")
     suffix = path.suffix.lower()
-    sweeps = (read_nwb(path, **kwargs) if suffix == ".nwb" else read_spike_table(path, **kwargs)
-              if suffix in (".csv", ".tsv") else read_neo(path, **kwargs))
-    if not any(t.size for t in sweeps.spikes_ms):
-        raise ValueError(f"{path}: no sweep has a spike (threshold crossings of the voltage); a neuron cannot be "
-                         "measured from subthreshold sweeps alone: include steps above its rheobase (or check "
-                         "the voltage units)")
+    sweeps = (read_nwb(path, threshold_mV) if suffix == ".nwb" else read_spike_table(path)
+              if suffix in (".csv", ".tsv") else read_neo(path, threshold_mV))
+    end = sweeps.delay_ms + sweeps.dur_ms
+    if not any(((t >= sweeps.delay_ms) & (t < end)).any() for t in sweeps.spikes_ms):
+        raise ValueError(f"{path}: no sweep has a spike during its step (threshold crossings of the voltage); a "
+                         "neuron cannot be measured from subthreshold sweeps alone: include steps above its rheobase "
+                         "(or check the voltage units)")
     return sweeps
 
 
@@ -70,12 +71,13 @@ def read_nwb(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
     """Step sweeps from an NWB file: its CurrentClampSeries (acquisition) and CurrentClampStimulusSeries
     (stimulus), paired by sweep number (else in order), in the series' units times their conversion."""
     from pynwb import NWBHDF5IO
-    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries
 
     where = str(path)
     with NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
-        responses = [s for s in nwb.acquisition.values() if isinstance(s, CurrentClampSeries)]
+        responses = [s for s in nwb.acquisition.values()
+                     if isinstance(s, CurrentClampSeries) and not isinstance(s, IZeroClampSeries)]
         stimuli = [s for s in nwb.stimulus.values() if isinstance(s, CurrentClampStimulusSeries)]
         if not responses:
             raise ValueError(f"{where}: no CurrentClampSeries in its acquisition; only current-clamp sweeps can be "
@@ -87,6 +89,9 @@ def read_nwb(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
         stim_rows, volt_rows, rate = [], [], None
         for response, stimulus in _pair_by_sweep(responses, stimuli, where):
             label = f"{where} ({response.name})"
+            if response.rate is None or stimulus.rate is None:
+                raise ValueError(f"{label}: sampled at irregular timestamps, not at a rate; resample the sweep onto a "
+                                 "regular grid first")
             r_rate, s_rate = float(response.rate), float(stimulus.rate)
             if abs(r_rate - s_rate) > 1e-6 * r_rate:
                 raise ValueError(f"{label}: the voltage is sampled at {r_rate:g} Hz but its stimulus at {s_rate:g} Hz; "
@@ -127,9 +132,8 @@ def read_neo(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
     except (IOError, OSError, ValueError) as exc:
         raise ValueError(f"{where}: neo cannot read this format ({exc}); convert it to NWB or give the sweeps as a "
                          "table of amplitudes and spike times (.csv)") from None
-    blocks = io.read(lazy=False) if not hasattr(io, "read_block") else [io.read_block(lazy=False)]
     stim_rows, volt_rows, rate = [], [], None
-    for seg in (s for b in blocks for s in b.segments):
+    for seg in (s for b in io.read(lazy=False) for s in b.segments):
         found: dict[str, tuple] = {}
         for sig in seg.analogsignals:
             kind, factor = _signal_kind(sig)

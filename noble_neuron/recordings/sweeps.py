@@ -8,18 +8,65 @@ measures a neuron's features on it the way a checkpoint measured its own.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["StepSweeps", "AMPLITUDE_DECIMALS", "ONSET_TOLERANCE_MS"]
+__all__ = ["StepSweeps", "RecordedStep", "recorded_step", "AMPLITUDE_DECIMALS", "ONSET_TOLERANCE_MS"]
 
 log = logging.getLogger(__name__)
 
 #: step amplitudes read off a sampled stimulus are rounded to this many decimals of nA (0.1 pA)
 AMPLITUDE_DECIMALS = 4
-#: sweeps whose steps start or last differently by more than this (ms) are not one protocol
-ONSET_TOLERANCE_MS = 0.5
+#: sweeps whose steps start or last differently by more than this (ms; or 2 samples) are not one protocol
+ONSET_TOLERANCE_MS = 0.1
+#: a recorded current's noise floor: levels closer than this many noise s.d. (or 1 fA) are one level
+NOISE_SDS = 8.0
+#: a test pulse is a stretch off the holding level before the step, at most this fraction of the step's length
+MAX_PULSE_FRACTION = 0.2
+
+
+class RecordedStep(NamedTuple):
+    """One sweep's step as its recorded current shows it: amplitude above the holding level (nA; 0: no step),
+    onset and duration (ms), the holding level (nA) and where a test pulse before the step ended (ms; 0: none)."""
+
+    amp_nA: float
+    onset_ms: float
+    dur_ms: float
+    holding_nA: float
+    pulse_end_ms: float
+
+
+def recorded_step(current_nA: np.ndarray, dt_ms: float) -> RecordedStep | None:
+    """The step of one recorded current (L,) nA, or None where it is not one rectangular step. The holding level
+    is the current's level at the end of the sweep; samples within `NOISE_SDS` noise s.d. of a level (noise from
+    the sample-to-sample differences, robustly) belong to it. Besides the step (the longest stretch off the
+    holding level) only a short test pulse before it is allowed (`MAX_PULSE_FRACTION` of the step)."""
+    x = np.asarray(current_nA, dtype=np.float64)
+    d = np.diff(x)
+    sigma = 1.4826 * float(np.median(np.abs(d - np.median(d)))) / np.sqrt(2.0)
+    tol = max(1e-6, NOISE_SDS * sigma)
+    tail = x[-max(3, x.size // 50):]
+    holding = float(np.median(tail))
+    off = np.abs(x - holding) > tol
+    if not off.any():
+        return RecordedStep(0.0, 0.0, 0.0, holding, 0.0)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], off.astype(np.int8), [0]])))
+    runs = list(zip(edges[0::2], edges[1::2]))  # [start, end) of each stretch off the holding level
+    lengths = np.array([b - a for a, b in runs])
+    a, b = runs[int(np.argmax(lengths))]
+    level = x[a:b]
+    if np.ptp(level) > 2 * tol + 1e-3 * abs(float(np.median(level)) - holding):
+        return None  # not flat: a ramp, a chirp, noise on a step far above the floor
+    others = [(ra, rb) for ra, rb in runs if (ra, rb) != (a, b)]
+    if any(rb > a or (rb - ra) > MAX_PULSE_FRACTION * (b - a) for ra, rb in others):
+        return None  # another step after it, or a long one before it: a multi-step protocol
+    pulse_end = max((rb for _, rb in others), default=0) * dt_ms
+    holding = float(np.median(x[~off]))  # every sample at the holding level, not the tail alone
+    return RecordedStep(float(np.median(level)) - holding, float(a * dt_ms), float((b - a) * dt_ms), holding,
+                        float(pulse_end))
 
 
 @dataclass
@@ -80,35 +127,53 @@ class StepSweeps:
     @classmethod
     def from_traces(cls, stim_nA: np.ndarray, voltage_mV: np.ndarray, dt_ms: float, source: str = "",
                     threshold_mV: float | None = None) -> "StepSweeps":
-        """Sweeps from their currents and voltages (N, L) on one grid (`dt_ms`): each current must be one
-        rectangular step (or zero), all steps with one onset and duration; spikes are the voltage's upward
-        threshold crossings (`features.spikes.spike_times`)."""
+        """Sweeps from their recorded currents and voltages (N, L) on one grid (`dt_ms`). Each current is read
+        as a rig records it (`recorded_step`): a holding level (subtracted), noise, and at most a short test pulse
+        before one rectangular step. Sweeps that are not one step (ramps, chirps, multi-step protocols) are left
+        out with a warning naming them; steps of another onset or duration than the others are refused. With a
+        test pulse, every sweep is cut to start halfway between its end and the step. Spikes are the voltage's
+        upward threshold crossings (`features.spikes.spike_times`)."""
         from ..constants import SPIKE_THRESHOLD_MV
         from ..features.spikes import spike_times
-        from ..surrogate.step_trains import single_step
 
         where = f" in {source}" if source else ""
         stim, volt = np.atleast_2d(np.asarray(stim_nA, float)), np.atleast_2d(np.asarray(voltage_mV, float))
         if stim.shape != volt.shape:
             raise ValueError(f"stimulus{where} is {stim.shape} but voltage {volt.shape}: each sweep needs its current "
                              "and voltage on the same samples (resample one of them first)")
-        steps = [single_step(s, dt_ms) for s in stim]
-        bad = [i for i, (s, x) in enumerate(zip(steps, stim)) if s is None and np.abs(x).max() > 1e-6]
+        steps = [recorded_step(x, dt_ms) for x in stim]
+        bad = [i for i, st in enumerate(steps) if st is None]
+        if len(bad) == len(steps):
+            raise ValueError(f"no sweep{where} is one rectangular current step (ramps, chirps and multi-step "
+                             "protocols are not step sweeps); give the Long Square sweeps")
         if bad:
-            raise ValueError(f"sweeps {bad[:5]}{where} are not one rectangular current step (ramps, chirps and "
-                             "multi-step protocols are not step sweeps); select the Long Square sweeps")
-        found = [s for s in steps if s is not None]
+            warnings.warn(f"sweeps {bad[:8]}{where} are not one rectangular current step: left out", stacklevel=2)
+        keep = [i for i, st in enumerate(steps) if st is not None]
+        typical = np.median([steps[i].dur_ms for i in keep if steps[i].amp_nA != 0.0] or [0.0])
+        onset_typical = np.median([steps[i].onset_ms for i in keep if steps[i].dur_ms >= typical * MAX_PULSE_FRACTION]
+                                  or [0.0])
+        for i in keep:  # a sweep without a step whose test pulse alone stands off the holding level
+            st = steps[i]
+            if st.amp_nA != 0.0 and st.dur_ms < MAX_PULSE_FRACTION * typical and \
+                    st.onset_ms + st.dur_ms <= onset_typical:
+                steps[i] = RecordedStep(0.0, 0.0, 0.0, st.holding_nA, st.onset_ms + st.dur_ms)
+        found = [steps[i] for i in keep if steps[i].amp_nA != 0.0]
         if not found:
-            raise ValueError(f"no sweep{where} has a current step: all stimuli are zero (was the stimulus recorded "
+            raise ValueError(f"no sweep{where} has a current step: all stimuli are flat (was the stimulus recorded "
                              "in the file's units?)")
-        onsets, durs = np.array([s[1] for s in found]), np.array([s[2] for s in found])
-        if np.ptp(onsets) > ONSET_TOLERANCE_MS or np.ptp(durs) > ONSET_TOLERANCE_MS:
+        onsets, durs = np.array([f.onset_ms for f in found]), np.array([f.dur_ms for f in found])
+        tol = max(ONSET_TOLERANCE_MS, 2 * dt_ms)
+        if np.ptp(onsets) > tol or np.ptp(durs) > tol:
             raise ValueError(f"the steps{where} start at {onsets.min():g}–{onsets.max():g} ms and last "
                              f"{durs.min():g}–{durs.max():g} ms; one set of sweeps must share one step timing "
                              "(split the file by protocol)")
+        onset = float(np.median(onsets))
+        pulse_end = max(steps[i].pulse_end_ms for i in keep)
+        start = int(round(0.5 * (pulse_end + onset) / dt_ms)) if pulse_end > 0 else 0
+        volt = volt[keep, start:]
         thr = SPIKE_THRESHOLD_MV if threshold_mV is None else threshold_mV
         # stimuli are stored in float32 by most rigs and files: amplitudes to 0.1 pA, as protocols set them
-        return cls(np.round([0.0 if s is None else s[0] for s in steps], AMPLITUDE_DECIMALS), float(np.median(onsets)),
+        return cls(np.round([steps[i].amp_nA for i in keep], AMPLITUDE_DECIMALS), onset - start * dt_ms,
                    float(np.median(durs)), [spike_times(v, dt_ms, thr) for v in volt], float(dt_ms), volt, source)
 
     def stimulus_nA(self, dt_ms: float | None = None, n_samples: int | None = None) -> np.ndarray:

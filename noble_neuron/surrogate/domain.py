@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import positive_int
 
-__all__ = ["FeatureDomain"]
+__all__ = ["FeatureDomain", "hull_vertices"]
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,29 @@ def refuse_absurd_current(peak_nA: np.ndarray, amp_range_nA: tuple[float, float]
                          f"({max(abs(a) for a in amp_range_nA):g} nA); currents are in nA (IClamp.amp = 0.3 is 300 pA)")
 
 
+def hull_vertices(points_scaled: np.ndarray) -> np.ndarray:
+    """The vertices of the convex hull of points (N, F) in scaled feature space: all distinct points where
+    they are too few or degenerate (the hull test then falls back to their bounding box)."""
+    hull = np.unique(np.asarray(points_scaled, dtype=float), axis=0)
+    if hull.shape[0] > hull.shape[1]:
+        from scipy.spatial import ConvexHull, QhullError
+
+        try:
+            hull = hull[ConvexHull(hull).vertices]
+        except QhullError:
+            pass
+    return hull
+
+
 class FeatureDomain:
     """Mixin of `Surrogate`: needs ``config`` (feature_names, scaled range), ``feature_scaler``,
     ``hull_points`` (H, F scaled), ``model_features`` ({id: {name: value}}) and ``_delaunay``."""
+
+    def set_hull(self, features_raw: np.ndarray) -> None:
+        """The domain becomes the convex hull of these neurons' raw features (N, F): the training models' and, once a
+        checkpoint carries reference neurons, theirs too (the training population's hull)."""
+        self.hull_points = hull_vertices(self.feature_scaler.transform(np.asarray(features_raw, dtype=float)))
+        self._delaunay = None
 
     def _triangulation(self):
         """Delaunay triangulation of the hull vertices (scaled), or False where they are degenerate."""
@@ -57,7 +77,7 @@ class FeatureDomain:
         return self._delaunay
 
     def in_hull(self, features: np.ndarray) -> np.ndarray:
-        """(B,) bool: raw features (B, F) inside the convex hull of the training features.
+        """(B,) bool: raw features (B, F) inside the convex hull of the training features (`set_hull`).
 
         Tested in scaled space with a Delaunay triangulation of the hull vertices. If
         the training features do not span F dimensions (too few or collinear models),

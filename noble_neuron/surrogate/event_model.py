@@ -247,6 +247,9 @@ def compose_voltage(surrogate, stim_nA: np.ndarray, spikes: list[np.ndarray], fe
     templates = surrogate.templates_for(features_raw)
     cells = {r: m for r, m in enumerate(measured or ()) if isinstance(m, MeasuredCell)}
     for r, cell in cells.items():
+        if abs(cell.backbone.dt_ms - surrogate.dt_ms) > 1e-9:
+            raise ValueError(f"a measured cell's backbone is on a {cell.backbone.dt_ms} ms grid, this checkpoint's on "
+                             f"{surrogate.dt_ms} ms: measure it with this checkpoint")
         if cell.ap_template_mV is not None:
             if cell.ap_template_mV.shape != templates.shape[1:]:
                 raise ValueError(f"a measured cell's action potential has {cell.ap_template_mV.size} samples, this "

@@ -71,14 +71,15 @@ def as_fi_curve(curve: Any) -> FICurve:
     return curve
 
 
-def measured_list(items: Sequence[Any] | None, n_items: int) -> list[FICurve | StepTrains | None] | None:
+def measured_list(items: Sequence[Any] | None, n_items: int) -> list[FICurve | StepTrains | MeasuredCell | None] | None:
     """Per item its measured responses: a `MeasuredCell`, a `StepTrains` (`recorded_trains`), an `FICurve` (from one
     or from (amplitudes nA, rates Hz)) or None; None when none is given. ValueError on another length."""
     if items is None:
         return None
     items = list(items)
     if len(items) != n_items:
-        raise ValueError(f"measured needs one FI curve, StepTrains or None per item: {n_items} items, {len(items)} given")
+        raise ValueError(f"measured needs one FI curve, StepTrains, MeasuredCell or None per item: {n_items} items, "
+                         f"{len(items)} given")
     return [None if m is None else m if isinstance(m, (StepTrains, MeasuredCell)) else as_fi_curve(m) for m in items]
 
 

@@ -111,7 +111,7 @@ class Surrogate(FeatureDomain):
     ``n_samples`` trained trace length; ``amp_range_nA`` (min, max) characteristic
     amplitude of the training stimuli; ``feature_scaler`` fit on training models;
     ``hull_points`` vertices (scaled feature space) of the convex hull of the training
-    models' features; ``train_model_ids``; ``model_features`` {model id: {"split": ...,
+    models' features (with reference neurons: theirs too, `FeatureDomain.set_hull`); ``train_model_ids``; ``model_features`` {model id: {"split": ...,
     feature name: raw value}} for every model of the training dataset (lets users ask for
     a neuron by id); ``stimulus_kinds`` protocol kinds of the training traces (e.g.
     ``("long_square",)``; empty = unknown); ``metrics`` (JSON-safe dict).
@@ -434,7 +434,7 @@ class Surrogate(FeatureDomain):
         if check_domain:
             self._domain(self.amplitude_in_range(amp),
                          f"have a characteristic amplitude outside the trained range [{lo:g}, {hi:g}] nA", strict)
-            self._domain(self.in_hull(f), "have features outside the convex hull of the training models' features",
+            self._domain(self.in_hull(f), "have features outside the convex hull of the training population's features",
                          strict)
 
         c = self.config

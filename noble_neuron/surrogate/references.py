@@ -17,7 +17,8 @@ import numpy as np
 from .backbone import AFTER_STEP_FIRING_TOL_NA, after_step_firing, step_windows
 from .step_trains import StepTrains, fit_step_trains
 
-__all__ = ["ReferenceNeuron", "fit_reference", "references_from_json", "sources_fi_table", "train_sources"]
+__all__ = ["ReferenceNeuron", "fit_reference", "references_from_json", "sample_references", "sources_fi_table",
+           "train_sources"]
 
 
 @dataclass
@@ -64,6 +65,17 @@ def references_from_json(entries: dict | None) -> dict[str, ReferenceNeuron]:
     """{model id: ReferenceNeuron} from checkpoint metadata (or already built ones); None → {}."""
     return {str(k): v if isinstance(v, ReferenceNeuron) else ReferenceNeuron.from_json(v)
             for k, v in (entries or {}).items()}
+
+
+def sample_references(references: dict[str, ReferenceNeuron], n: int, seed: int = 0) -> list[str]:
+    """n distinct reference ids drawn at random (seeded): new neurons of the family as its acceptance-sampled
+    population has them, abrupt stuttering-to-tonic jumps included (a blend of neighbours in feature space
+    smooths them away: benchmarks/results/sampled_neurons.json)."""
+    ids = sorted(references)
+    if n > len(ids):
+        raise ValueError(f"{n} neurons asked, the checkpoint carries {len(ids)} population neurons; ask for at most "
+                         f"{len(ids)}, or sample in feature space (source='hull')")
+    return [ids[i] for i in np.random.default_rng(seed).choice(len(ids), size=n, replace=False)]
 
 
 def train_sources(surrogate) -> tuple[list[str], np.ndarray, list]:

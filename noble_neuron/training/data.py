@@ -21,6 +21,7 @@ from ..features.scaler import FeatureScaler
 from ..surrogate.config import SurrogateConfig
 from ..surrogate.backbone import fit_model_backbone
 from ..surrogate.decoder import refractory_samples
+from ..surrogate.domain import hull_vertices
 from ..surrogate.encoding import AMPLITUDE_THRESHOLD_NA, characteristic_amplitude, scale_amplitude
 
 __all__ = ["TrainingData", "fit_backbones", "heldout_mask", "load_training_data", "model_ap_templates"]
@@ -138,14 +139,7 @@ def load_training_data(data_path: Path, sc: SurrogateConfig, kinds: Sequence[str
         raise ValueError(f"training stimuli all have the same amplitude {lo} nA; need a range of amplitudes")
     scaler = FeatureScaler.fit(fvals[train_models], sc.feature_names, sc.scaled_low, sc.scaled_high)
     pts = scaler.transform(fvals[train_models])
-    hull = np.unique(pts, axis=0)
-    if hull.shape[0] > hull.shape[1]:
-        from scipy.spatial import ConvexHull, QhullError
-
-        try:
-            hull = hull[ConvexHull(hull).vertices]
-        except QhullError:
-            pass  # degenerate: keep all points; Surrogate falls back to a bounding box
+    hull = hull_vertices(pts)
     amp_scaled = scale_amplitude(amps, (lo, hi), (sc.scaled_low, sc.scaled_high))
     n_fine = int(stim.shape[1])
     events, event_meta = None, {}

@@ -86,6 +86,9 @@ def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_pat
         log.info("%s: %d reference neurons (%d skipped: undefined features or fewer than 2 steps)", path,
                  len(ds.model_ids) - skipped, skipped)
     s.references = references
+    # the domain (hull warnings, sample(source="hull")) becomes the training population's: models and references
+    s.set_hull(np.vstack([np.stack([s.features_of(m) for m in s.train_model_ids if m in s.model_features])]
+                         + [r.features[None] for r in references.values()]))
     s.metrics["references"] = {"n": len(references), "feature_protocol": feature_protocol,
                                "data": [Path(p).name for p in data_paths]}
     return save_surrogate(s, out_path if out_path is not None else checkpoint)

@@ -51,6 +51,53 @@ def test_features_from_an_nwb_file_equal_those_neuron_gave(tiny_dataset, unseen_
     assert np.allclose(fine_features, measured, rtol=1e-3, atol=1e-6)
 
 
+def test_nwb_as_rigs_write_it_int16_offset_pa_numbered_out_of_order(unseen_sweeps, tmp_path):
+    """Voltage as int16 counts with a conversion and an offset, the stimulus in pA (conversion 1e-12), the series
+    numbered in the opposite order to their names: read back to the same sweeps."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries
+
+    f = NWBFile(session_description="x", identifier="x", session_start_time=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    e = f.create_icephys_electrode(name="e", description="x", device=f.create_device(name="d"))
+    rate, stim, n = 1000.0 / unseen_sweeps.dt_ms, unseen_sweeps.stimulus_nA(), unseen_sweeps.n_sweeps
+    for k in range(n):
+        counts = np.round((unseen_sweeps.voltage_mV[k] * 1e-3 + 0.07) / 1e-5).astype(np.int16)  # 10 µV per count
+        f.add_acquisition(CurrentClampSeries(name=f"v{k}", data=counts, conversion=1e-5, offset=-0.07, electrode=e,
+                                             gain=1.0, rate=rate, sweep_number=np.uint32(n - 1 - k)))
+        f.add_stimulus(CurrentClampStimulusSeries(name=f"i{k}", data=stim[n - 1 - k] * 1e3, conversion=1e-12,
+                                                  electrode=e, gain=1.0, rate=rate, sweep_number=np.uint32(k)))
+    with NWBHDF5IO(str(tmp_path / "rig.nwb"), "w") as io:
+        io.write(f)
+    got = read_sweeps(tmp_path / "rig.nwb")
+    order = np.argsort(got.amps_nA)
+    assert np.allclose(got.amps_nA[order], np.sort(unseen_sweeps.amps_nA), atol=1e-9)
+    assert np.abs(got.voltage_mV[order] - unseen_sweeps.voltage_mV[np.argsort(unseen_sweeps.amps_nA)]).max() < 0.006
+
+
+def test_a_recorded_current_with_holding_noise_and_a_test_pulse_is_read_as_its_step(unseen_sweeps):
+    """A rig's current: 20 pA holding, 1 pA noise, a −50 pA test pulse 2–4 ms; one ramp sweep among the steps:
+    the steps are found above the holding level, the sweeps cut after the pulse, the ramp left out (warned)."""
+    rng = np.random.default_rng(0)
+    stim = unseen_sweeps.stimulus_nA()
+    t = np.arange(stim.shape[1]) * unseen_sweeps.dt_ms
+    rig = stim + 0.02 + rng.normal(0.0, 0.001, stim.shape) - 0.05 * ((t >= 2.0) & (t < 4.0))
+    ramp = np.where((t >= 10) & (t < 50), (t - 10) / 40 * 0.2, 0.0)
+    with pytest.warns(UserWarning, match=r"sweeps \[10\] .* not one rectangular current step"):
+        got = StepSweeps.from_traces(np.vstack([rig, ramp]), np.vstack([unseen_sweeps.voltage_mV,
+                                                                        unseen_sweeps.voltage_mV[-1:]]),
+                                     unseen_sweeps.dt_ms, "rig")
+    assert got.n_sweeps == unseen_sweeps.n_sweeps
+    assert np.allclose(got.amps_nA, unseen_sweeps.amps_nA, atol=5e-4)
+    cut = got.voltage_mV.shape[1] - unseen_sweeps.voltage_mV.shape[1]
+    assert cut < 0 and got.delay_ms == pytest.approx(unseen_sweeps.delay_ms + cut * unseen_sweeps.dt_ms, abs=1e-9)
+    assert [t.size for t in got.spikes_ms] == [t.size for t in unseen_sweeps.spikes_ms]
+    late = np.where((t >= 12) & (t < 52), 0.1, 0.0)[None]
+    with pytest.raises(ValueError, match="one set of sweeps must share one step timing"):
+        StepSweeps.from_traces(np.vstack([stim[-1:], late]), unseen_sweeps.voltage_mV[-2:], unseen_sweeps.dt_ms)
+
+
 def test_neo_file_reads_the_same_sweeps(unseen_sweeps, tmp_path):
     import neo
     import quantities as pq
@@ -131,7 +178,7 @@ def test_bad_recordings_say_what_is_wrong(unseen_sweeps, tmp_path):
     with pytest.raises(ValueError, match="no sweep has a spike"):
         read_sweeps(_write_table(tmp_path / "d.csv", quiet))
     ramp = np.linspace(0, 0.1, unseen_sweeps.voltage_mV.shape[1])[None, :]
-    with pytest.raises(ValueError, match="not one rectangular current step"):
+    with pytest.raises(ValueError, match="no sweep is one rectangular current step"):
         StepSweeps.from_traces(ramp, unseen_sweeps.voltage_mV[:1], unseen_sweeps.dt_ms)
     with pytest.raises(FileNotFoundError):
         read_sweeps(tmp_path / "missing.nwb")
@@ -154,7 +201,7 @@ def test_own_cell_draws_its_own_voltage(tiny_dataset, phase, tmp_path):
     neuron = measure_neuron(sweeps, phase, feature_protocol=None)
     assert neuron.cell is not None
     stim, true = ds.read(scored, "stimulus_nA").astype(float), ds.read(scored)
-    f = np.broadcast_to(neuron.feature_vector(phase.config.feature_names), (len(scored), 2))
+    f = np.broadcast_to(neuron.feature_vector(phase.config.feature_names), (len(scored), len(phase.config.feature_names)))
     spikes = [spike_times(v, ds.dt_ms) for v in true]
     firing = np.array([t.size > 0 for t in spikes])
     assert firing.sum() >= 2
@@ -169,6 +216,10 @@ def test_own_cell_draws_its_own_voltage(tiny_dataset, phase, tmp_path):
     assert [spike_times(p, ds.dt_ms).size for _, p in covered] == [neuron.trains.train(a, d).size
                                                                    for (a, _, d), _ in covered]
     again = load_neuron(neuron.save(tmp_path / "bs3.json"))
+    moved = load_neuron(tmp_path / "bs3.json")
+    moved.cell.backbone.dt_ms = 0.025
+    with pytest.raises(ValueError, match="measure it again with this checkpoint"):
+        moved.for_surrogate(phase)
     assert json.loads((tmp_path / "bs3.json").read_text())["format"].startswith("noble_neuron.measured_neuron")
     repeat = phase.predict(stim, f, ds.dt_ms, measured=[again.measured] * len(scored), check_domain=False)
     assert np.abs(repeat - pred).max() < 0.05  # JSON keeps voltages to 0.1 µV, spike times to 0.1 µs (upstroke)

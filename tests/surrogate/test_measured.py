@@ -35,7 +35,7 @@ def test_one_curve_trains_or_none_per_item():
     trains = recorded_trains([0.1, 0.2], [[50.0], [20.0, 60.0]], 100.0)
     got = measured_list([None, ([0.1, 0.2], [5.0, 10.0]), trains], 3)
     assert got[0] is None and isinstance(got[1], FICurve) and got[2] is trains
-    with pytest.raises(ValueError, match="one FI curve, StepTrains or None per item"):
+    with pytest.raises(ValueError, match="one FI curve, StepTrains, MeasuredCell or None per item"):
         measured_list([None], 2)
 
 

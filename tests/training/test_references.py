@@ -36,6 +36,9 @@ def test_a_neuron_with_a_references_features_fires_its_trains(tiny_phase, popula
     table = ds.features()
     feats = table["values"][0, [table["names"].index(n) for n in names]]
     np.testing.assert_allclose(s.references["ref0"].features, feats)
+    # the domain is the training population's hull now: the references lie inside it, not inside the models' alone
+    refs = np.stack([r.features for r in s.references.values()])
+    assert s.in_hull(refs).all() and not before.in_hull(refs).all()
     again = ReferenceNeuron.from_json(s.references["ref0"].to_json())
     np.testing.assert_allclose(again.trains.times_ms, s.references["ref0"].trains.times_ms, atol=1e-4)
 
@@ -100,3 +103,27 @@ def test_features_on_the_datasets_own_amplitudes_are_the_measured_ones(populatio
     above = amps[amps >= own["I_thr_nA"]].min()
     below = amps[amps < own["I_thr_nA"]].max()
     assert below < fine[0] <= above
+
+
+def test_sampled_neurons_are_population_neurons_with_their_own_trains(tiny_phase, population, tmp_path):
+    import warnings
+
+    from noble_neuron import SurrogateCell
+    from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.training.references import add_references
+
+    s = load_surrogate(add_references(tiny_phase, [population], tmp_path / "refs.pt", feature_protocol=None),
+                       device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny checkpoint's accuracy caveats
+        cells = SurrogateCell.sample(2, seed=3, checkpoint=s)
+        assert sorted(tuple(c.features) for c in cells) == sorted(tuple(r.features) for r in s.references.values())
+        assert all(any(c.measured is r.trains for r in s.references.values()) for c in cells)  # their own trains
+        assert [tuple(c.features) for c in SurrogateCell.sample(2, seed=3, checkpoint=s)] == \
+            [tuple(c.features) for c in cells]
+        hull = SurrogateCell.sample(5, checkpoint=s, source="hull")
+        assert all(c.measured is None for c in hull) and s.in_hull(np.stack([c.features for c in hull])).all()
+        with pytest.raises(ValueError, match="carries 2 population neurons"):
+            SurrogateCell.sample(3, checkpoint=s)
+        with pytest.raises(ValueError, match="'population'"):
+            SurrogateCell.sample(1, checkpoint=s, source="latent")
