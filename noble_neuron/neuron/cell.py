@@ -94,8 +94,8 @@ def _check_measured_applies(s: Surrogate, model_id: str | None) -> None:
     """Refuse fi_curve/step_trains where they would be ignored: a training model (it fires its own trains) or a
     checkpoint without step trains."""
     if not s.config.is_event_model or not any(getattr(b, "trains", None) is not None for b in s.backbones.values()):
-        raise ValueError("fi_curve and step_trains choose among the step trains a checkpoint's backbones carry; this "
-                         "checkpoint has none (refit them with `noble-neuron fit-backbone`)")
+        raise ValueError("fi_curve, step_trains and neuron choose among the step trains a checkpoint's backbones "
+                         "carry; this checkpoint has none (refit them with `noble-neuron fit-backbone`)")
     if model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None:
         raise ValueError(f"{model_id} is a training model: it fires its own step trains, so fi_curve and step_trains "
                          "would be ignored; they are for neurons given by features and for unseen models")

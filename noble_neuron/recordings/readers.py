@@ -25,16 +25,17 @@ CURRENT_UNITS = {"amperes": 1e9, "ampere": 1e9, "a": 1e9, "na": 1.0, "nanoampere
 TABLE_COLUMNS = ("amp_nA | amp_pA", "delay_ms", "dur_ms", "spike_times_ms (space-separated, ms from the sweep's start)")
 
 
-def read_sweeps(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
+def read_sweeps(path: str | Path) -> StepSweeps:
     """The step sweeps of the recording `path`, by its suffix: ``.nwb`` (`read_nwb`), ``.csv``/``.tsv``
-    (`read_spike_table`), anything else through neo (`read_neo`); at least one must fire during its step.
-    `threshold_mV`: the spike detector's threshold for recorded voltages (default `constants.SPIKE_THRESHOLD_MV`)."""
+    (`read_spike_table`), anything else through neo (`read_neo`); at least one must fire during its step. Spikes
+    are found by the package's one detector (`features.spikes`, `constants.SPIKE_THRESHOLD_MV`), as on the
+    checkpoint's own training traces."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no recording at {path}")
     suffix = path.suffix.lower()
-    sweeps = (read_nwb(path, threshold_mV) if suffix == ".nwb" else read_spike_table(path)
-              if suffix in (".csv", ".tsv") else read_neo(path, threshold_mV))
+    sweeps = (read_nwb(path) if suffix == ".nwb" else read_spike_table(path)
+              if suffix in (".csv", ".tsv") else read_neo(path))
     end = sweeps.delay_ms + sweeps.dur_ms
     if not any(((t >= sweeps.delay_ms) & (t < end)).any() for t in sweeps.spikes_ms):
         raise ValueError(f"{path}: no sweep has a spike during its step (threshold crossings of the voltage); a "
@@ -67,7 +68,7 @@ def _pair_by_sweep(responses: list, stimuli: list, where: str) -> list[tuple]:
     return list(zip(responses, stimuli))
 
 
-def read_nwb(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
+def read_nwb(path: str | Path) -> StepSweeps:
     """Step sweeps from an NWB file: its CurrentClampSeries (acquisition) and CurrentClampStimulusSeries
     (stimulus), paired by sweep number (else in order), in the series' units times their conversion."""
     from pynwb import NWBHDF5IO
@@ -109,7 +110,7 @@ def read_nwb(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
             stim_rows.append(i[:n])
     n = min(r.size for r in volt_rows)
     return StepSweeps.from_traces(np.stack([r[:n] for r in stim_rows]), np.stack([r[:n] for r in volt_rows]),
-                                  1000.0 / rate, source=Path(path).name, threshold_mV=threshold_mV)
+                                  1000.0 / rate, source=Path(path).name)
 
 
 def _signal_kind(sig) -> tuple[str | None, float]:
@@ -121,7 +122,7 @@ def _signal_kind(sig) -> tuple[str | None, float]:
     return None, 0.0
 
 
-def read_neo(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
+def read_neo(path: str | Path) -> StepSweeps:
     """Step sweeps from any file neo reads (``neo.io.get_io``: ABF, Axograph, WinWCP, Igor, NeoMatlab, ...):
     one segment per sweep holding a voltage signal (V/mV) and the injected current (A/nA/pA) as signals."""
     import neo
@@ -160,7 +161,7 @@ def read_neo(path: str | Path, threshold_mV: float | None = None) -> StepSweeps:
         raise ValueError(f"{where}: no sweeps (segments) in the file")
     n = min(r.size for r in volt_rows)
     return StepSweeps.from_traces(np.stack([r[:n] for r in stim_rows]), np.stack([r[:n] for r in volt_rows]),
-                                  1000.0 / rate, source=Path(path).name, threshold_mV=threshold_mV)
+                                  1000.0 / rate, source=Path(path).name)
 
 
 def read_spike_table(path: str | Path) -> StepSweeps:

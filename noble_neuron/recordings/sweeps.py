@@ -125,15 +125,13 @@ class StepSweeps:
         return self.voltage_mV is not None
 
     @classmethod
-    def from_traces(cls, stim_nA: np.ndarray, voltage_mV: np.ndarray, dt_ms: float, source: str = "",
-                    threshold_mV: float | None = None) -> "StepSweeps":
+    def from_traces(cls, stim_nA: np.ndarray, voltage_mV: np.ndarray, dt_ms: float, source: str = "") -> "StepSweeps":
         """Sweeps from their recorded currents and voltages (N, L) on one grid (`dt_ms`). Each current is read
         as a rig records it (`recorded_step`): a holding level (subtracted), noise, and at most a short test pulse
         before one rectangular step. Sweeps that are not one step (ramps, chirps, multi-step protocols) are left
         out with a warning naming them; steps of another onset or duration than the others are refused. With a
         test pulse, every sweep is cut to start halfway between its end and the step. Spikes are the voltage's
         upward threshold crossings (`features.spikes.spike_times`)."""
-        from ..constants import SPIKE_THRESHOLD_MV
         from ..features.spikes import spike_times
 
         where = f" in {source}" if source else ""
@@ -171,10 +169,9 @@ class StepSweeps:
         pulse_end = max(steps[i].pulse_end_ms for i in keep)
         start = int(round(0.5 * (pulse_end + onset) / dt_ms)) if pulse_end > 0 else 0
         volt = volt[keep, start:]
-        thr = SPIKE_THRESHOLD_MV if threshold_mV is None else threshold_mV
         # stimuli are stored in float32 by most rigs and files: amplitudes to 0.1 pA, as protocols set them
         return cls(np.round([steps[i].amp_nA for i in keep], AMPLITUDE_DECIMALS), onset - start * dt_ms,
-                   float(np.median(durs)), [spike_times(v, dt_ms, thr) for v in volt], float(dt_ms), volt, source)
+                   float(np.median(durs)), [spike_times(v, dt_ms) for v in volt], float(dt_ms), volt, source)
 
     def stimulus_nA(self, dt_ms: float | None = None, n_samples: int | None = None) -> np.ndarray:
         """(N, L) the sweeps' currents (nA) on the grid `dt_ms` (default the recording's) of `n_samples`."""

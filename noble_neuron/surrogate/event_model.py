@@ -17,7 +17,7 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .measured import MeasuredCell, fi_neighbours, measured_count, rates_at_multiples, stretch_to_count, trains_fi_curve
+from .measured import MeasuredCell, count_neighbours, fi_neighbours, measured_count, measured_train, rates_at_multiples, stretch_to_count, trains_fi_curve
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -99,8 +99,8 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
             elif isinstance(measured[r], MeasuredCell):  # its own trains; beyond them, the FI curve they give
-                found = (own_step_train(measured[r].backbone, stim[r], surrogate.dt_ms)
-                         or _feature_cell_train(surrogate, features_raw[r], measured[r].backbone.trains, stim[r]))
+                found = _feature_cell_train(surrogate, features_raw[r], measured[r].backbone.trains, stim[r],
+                                            measured[r].backbone)
             else:
                 found = _feature_cell_train(surrogate, features_raw[r], measured[r], stim[r])
             if found is not None:
@@ -131,11 +131,12 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between, measured)
 
 
-def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray
+def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray, own_backbone=None
                         ) -> tuple[np.ndarray, float, bool] | None:
     """(spike times ms, end of the step ms, whether the network's spikes after it are wanted) of a neuron given by
     raw features (F,) under a current (L,) nA, or None where it is not one step: its own recorded trains where they
-    cover the step (`measured.recorded_trains`); else the trains of its nearest neurons with trains (training models
+    cover the step (`measured.recorded_trains`; `measured.measured_train`: where the neurons that fire its measured
+    counts disagree with them, theirs; rebound as `own_backbone`'s where it has one); else the trains of its nearest neurons with trains (training models
     and reference neurons, `references.train_sources`: in features, or, given its FI curve (the recorded trains' own
     beyond their amplitudes), in rheobase and FI points) stretched to that curve's count (`neighbour_step_train`,
     `measured`)."""
@@ -154,8 +155,10 @@ def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.n
     if isinstance(measured, StepTrains):
         # a recorded step's duration, read off its samples, may differ from the current's by a sample or two
         if measured.covers(amp, min(dur, measured.dur_ms)) and dur <= measured.dur_ms + 2 * dt:
-            after = sources[near[0]].fires_after_step(amp)  # rebound: as its nearest neuron's
-            return onset + measured.train(amp, min(dur, measured.dur_ms)), onset + dur, after
+            after = (own_backbone or sources[near[0]]).fires_after_step(amp)  # rebound: its own, else its nearest's
+            by_count, w = _count_neighbours(surrogate, measured, sources)
+            return onset + measured_train(measured, sources, by_count, w, amp, min(dur, measured.dur_ms)), \
+                onset + dur, after
         measured = trains_fi_curve(measured)
     names = list(surrogate.config.feature_names)
     thr = names.index("I_thr_nA") if "I_thr_nA" in names else None
@@ -169,6 +172,17 @@ def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.n
     if n is not None:  # the neighbours' train stretched to the count the neuron's own FI curve gives
         found = (onset + stretch_to_count(found[0] - onset, n, dur), *found[1:])
     return found
+
+
+def _count_neighbours(surrogate, trains, sources) -> tuple[np.ndarray, np.ndarray]:
+    """`measured.count_neighbours` of a measured neuron's trains, cached per trains object (a neuron's many steps)."""
+    cache = surrogate.__dict__.setdefault("_count_neighbours", {})
+    hit = cache.get(id(trains))
+    if hit is None or hit[0] is not trains or hit[1] is not sources:
+        if len(cache) > 256:
+            cache.clear()
+        hit = cache[id(trains)] = (trains, sources, *count_neighbours(trains, sources))
+    return hit[2], hit[3]
 
 
 #: a learned spike after the step is kept beside the model's own train only this long (ms) after its last spike

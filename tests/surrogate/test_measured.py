@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from noble_neuron.features.ephys import FICurve
-from noble_neuron.surrogate.measured import (FI_MULTIPLES, as_fi_curve, fi_neighbours, measured_count, measured_list,
+from noble_neuron.surrogate.measured import (BORROW_GAP_NA, FI_MULTIPLES, as_fi_curve, count_neighbours,
+                                            fi_neighbours, measured_count, measured_list, measured_train,
                                             rates_at_multiples, recorded_trains, stretch_to_count, training_fi_rates,
                                             trains_fi_curve)
 from noble_neuron.surrogate.step_trains import StepTrains
@@ -178,3 +179,33 @@ def test_a_recorded_neuron_fires_its_own_trains_between_its_recorded_steps():
         SurrogateCell("hof_054", step_trains=trains, fi_curve=([0.1, 0.2], [1.0, 2.0]))
     with pytest.raises(TypeError, match="recorded_trains"):
         SurrogateCell("hof_054", step_trains={0.3: [1.0]})
+
+
+def _regular(amps, counts, dur=400.0):
+    """StepTrains firing `counts` evenly spaced spikes at `amps` (nA)."""
+    times = [(np.arange(n) + 0.5) * dur / n for n in counts]
+    return StepTrains(dur, np.array(amps), np.array(counts), np.concatenate(times))
+
+
+class _Source:
+    def __init__(self, trains):
+        self.trains = trains
+
+
+def test_a_jump_between_sparse_measured_steps_lies_where_the_neurons_that_fire_its_counts_put_it():
+    """Measured at 0.05 / 0.25 nA (2 and 60 spikes): its own interpolation says 21 spikes at 0.15 nA. The population
+    neuron that fires those counts jumps from stuttering to tonic at 0.10 nA and fires 57 there: so does the neuron
+    (that count corrected to the measured ends, where both agree). Where the measured steps are close, its own
+    train is kept."""
+    jumping = _Source(_regular([0.05, 0.09, 0.11, 0.25], [2, 3, 55, 60]))
+    linear = _Source(_regular([0.05, 0.25], [20, 100]))
+    measured = _regular([-0.05, 0.05, 0.25], [0, 2, 60])
+    near, w = count_neighbours(measured, [linear, jumping], k=1)
+    assert near.tolist() == [1] and w == pytest.approx([1.0])
+    own = measured.train(0.15, 400.0).size
+    got = measured_train(measured, [linear, jumping], near, w, 0.15, 400.0)
+    assert own == 21 and got.size == jumping.trains.train(0.15, 400.0).size == 57 and got[-1] < 400.0
+    assert measured_train(measured, [linear, jumping], near, w, 0.05, 400.0).size == 2  # a measured step: its own
+    close = _regular([0.05, 0.05 + BORROW_GAP_NA], [2, 60])
+    assert measured_train(close, [jumping], *count_neighbours(close, [jumping], k=1), 0.07, 400.0).size == \
+        close.train(0.07, 400.0).size
