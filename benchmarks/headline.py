@@ -220,6 +220,19 @@ def render() -> str:
                      + "; " + ", ".join(f"{sampled['training_vs_unseen'][k]:.2f}" for k in
                                         ("rheobase_nA", "rate_at_300pA_Hz", "largest_jump_Hz")) + "]",
                      "as the training models", "sampled_neurons.json"))
+    twins = RESULTS / "twins.json"
+    if twins.is_file():
+        tw = json.loads(twins.read_text())["scores"]
+        rows.append(("`noble-neuron twins`: the 10 unseen models recorded on half their steps, the best twin among the "
+                     "checkpoint's 449 neurons scored on the other half: spike-count error, FI error with voltage / "
+                     "from spike times only [nearest neuron in the 7 features]",
+                     f"{_pct(tw['clean']['best']['spike_count_rel_error_firing'])}, "
+                     f"{tw['clean']['best']['fi_mean_abs_error_Hz']:.1f} Hz / "
+                     f"{_pct(tw['spike_times_only']['best']['spike_count_rel_error_firing'])}, "
+                     f"{tw['spike_times_only']['best']['fi_mean_abs_error_Hz']:.1f} Hz "
+                     f"[{_pct(tw['nearest_in_features']['best']['spike_count_rel_error_firing'])}, "
+                     f"{tw['nearest_in_features']['best']['fi_mean_abs_error_Hz']:.1f} Hz]", "≤ 10 %, ≤ 8 Hz",
+                     "twins.json"))
     family = RESULTS / "pipeline_family.json"
     if family.is_file():
         pf = json.loads(family.read_text())

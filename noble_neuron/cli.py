@@ -206,27 +206,6 @@ def _cmd_add_references(args) -> int:
     return 0
 
 
-def _cmd_measure(args) -> int:
-    import warnings
-
-    from .recordings.measure import measure_file
-
-    if (args.recording is None) == (args.data is None) or (args.data is not None) != (args.model_id is not None):
-        raise SystemExit("measure needs --recording FILE, or --data DATASET with --model-id ID")
-    protocol = {"checkpoint": "checkpoint", "sweeps": None}.get(args.feature_protocol, args.feature_protocol)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        neuron = measure_file(args.checkpoint, args.out, recording=args.recording, data=args.data,
-                              model_id=args.model_id, feature_protocol=protocol, own_cell=not args.no_own_cell)
-    for w in caught:
-        print(f"warning: {w.message}")
-    print(f"{neuron.source}: " + ", ".join(f"{k} {v:.4g}" for k, v in neuron.features.items()))
-    print(f"wrote {args.out}" + (" (with its own backbone and action potential)" if neuron.cell is not None else
-                                 " (trains and features; no voltage-fitted backbone)")
-          + f"; use it as SurrogateCell(neuron='{args.out}', checkpoint='{args.checkpoint}')")
-    return 0
-
-
 def _cmd_evaluate(args) -> int:
     from .evaluation.evaluate import HEADLINE_KEYS, write_report
 
@@ -419,18 +398,9 @@ def _parser() -> argparse.ArgumentParser:
                    "feature table has them, when both were simulated on the same protocol")
     s.set_defaults(func=_cmd_add_references)
 
-    s = sub.add_parser("measure", help="a neuron's step sweeps measured for a whole-trace checkpoint: features on its "
-                       "protocol, trains and, with voltage, its own backbone -> JSON for SurrogateCell(neuron=...)")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--recording", default=None, help=".nwb, a neo-readable file (voltage and current signals), or a "
-                   ".csv with columns amp_nA|amp_pA, delay_ms, dur_ms, spike_times_ms")
-    s.add_argument("--data", default=None, help="a dataset of a detailed model's steps (noble-neuron generate)")
-    s.add_argument("--model-id", default=None, help="the model of --data to measure")
-    s.add_argument("--out", required=True, help="the measured neuron's JSON file")
-    s.add_argument("--feature-protocol", default="checkpoint", help="'checkpoint' (its reference neurons'; default), "
-                   "a per-model preset, or 'sweeps' (the sweeps' own amplitudes, as a dataset's feature table)")
-    s.add_argument("--no-own-cell", action="store_true", help="do not fit its own backbone and action potential")
-    s.set_defaults(func=_cmd_measure)
+    from .recordings.commands import add_recording_commands
+
+    add_recording_commands(sub)  # measure, twins
 
     s = sub.add_parser("evaluate", help="accuracy of a checkpoint vs NEURON traces → accuracy.json + PNGs")
     s.add_argument("--checkpoint", required=True)

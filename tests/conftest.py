@@ -152,3 +152,19 @@ def tiny_phase(tiny_dataset, tmp_path_factory):
     finally:
         torch.set_num_threads(n)
     return out
+
+
+@pytest.fixture(scope="session")
+def population(tmp_path_factory):
+    """Two ball-and-stick cells the checkpoint never saw (other Na density and capacitance), with features."""
+    from noble_neuron.detailed.spec import CellSpec
+    from noble_neuron.features.table import extract_features
+    from noble_neuron.simulation.datagen import generate
+
+    specs = [CellSpec(f"ref{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
+                      {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3})
+             for i, (g, cm) in enumerate([(0.14, 0.9), (0.10, 1.1)])]
+    out = generate(specs, [short_step(a, 60.0) for a in TINY_AMPS_NA], tmp_path_factory.mktemp("pop") / "pop.h5",
+                   engine="serial", progress=False)
+    extract_features(out, progress=False)
+    return out

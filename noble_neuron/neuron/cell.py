@@ -282,14 +282,30 @@ class SurrogateCell:
             from ..surrogate.references import sample_references
 
             if network:
-                raise ValueError("population neurons fire their step trains, a whole-trace answer: sample network cells "
-                                 "with source='hull'")
+                raise ValueError("population neurons fire step trains (whole-trace); network cells: source='hull'")
             picked = [s.references[r] for r in sample_references(s.references, int(n), seed)]
             return [cls(features=r.features, step_trains=r.trains, checkpoint=s, strict=strict) for r in picked]
         if source != "hull":
             raise ValueError(f"sample(source={source!r}): 'population' (the checkpoint's reference neurons) or 'hull'")
         return [cls(features=f, checkpoint=s, strict=strict)
                 for i, f in enumerate(s.sample_features(n, seed))]
+
+    @classmethod
+    def from_twins(cls, twins, checkpoint: str | Path | Surrogate | None = None, n: int | None = None,
+                   strict: bool = False) -> list["SurrogateCell"]:
+        """The first `n` (default all) twins (`recordings.twins.Twins` or its JSON file), best first, each firing its
+        own step trains: training models as themselves, reference neurons by their features and trains."""
+        from ..recordings.twins import Twins, load_twins
+
+        twins = twins if isinstance(twins, Twins) else load_twins(twins)
+        s = resolve_surrogate(checkpoint)
+        unknown = [t for t in twins.ids if t not in s.references and t not in s.backbones]
+        if unknown:
+            raise ValueError(f"twins {unknown[:5]} are not neurons of this checkpoint; load the checkpoint the twins "
+                             f"were found with ({twins.checkpoint or 'see the twins file'})")
+        return [cls(t, checkpoint=s, strict=strict) if t in s.backbones else
+                cls(features=s.references[t].features, step_trains=s.references[t].trains, checkpoint=s, strict=strict)
+                for t in twins.ids[:n]]
 
     @classmethod
     def adopt(cls, drive, checkpoint: str | Path | Surrogate | None = None,

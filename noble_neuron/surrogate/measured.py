@@ -33,7 +33,7 @@ import numpy as np
 from ..features.ephys import FICurve
 from .step_trains import StepTrains
 
-__all__ = ["BORROW_GAP_NA", "COUNT_AGREEMENT", "FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "count_neighbours", "measured_train", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
+__all__ = ["BORROW_GAP_NA", "COUNT_AGREEMENT", "FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "count_neighbours", "counts_at", "measured_train", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
            "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
 
 #: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
@@ -123,6 +123,11 @@ def _count(table: StepTrains, amp_nA: float, dur_ms: float) -> int:
     return int(table.train(float(np.clip(amp_nA, table.amps_nA[0], table.amps_nA[-1])), min(dur_ms, table.dur_ms)).size)
 
 
+def counts_at(table: StepTrains, amps_nA: np.ndarray, dur_ms: float) -> np.ndarray:
+    """(A,) spikes `table`'s trains fire at `amps_nA` (each clipped to its amplitudes) within `dur_ms`."""
+    return np.array([_count(table, a, dur_ms) for a in np.asarray(amps_nA, dtype=float)], dtype=int)
+
+
 def count_neighbours(trains: StepTrains, sources: Sequence, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """(indices into `sources`, weights summing to 1) of the k neurons (objects with ``.trains``) whose step trains
     fire closest to the measured counts at the measured depolarising amplitudes: distance
@@ -131,7 +136,7 @@ def count_neighbours(trains: StepTrains, sources: Sequence, k: int = 3) -> tuple
     amps, counts = trains.amps_nA[keep], trains.counts[keep].astype(float)
     if amps.size == 0 or not len(sources):
         return np.zeros(0, dtype=int), np.zeros(0)
-    theirs = np.array([[_count(src.trains, a, trains.dur_ms) for a in amps] for src in sources], dtype=float)
+    theirs = np.array([counts_at(src.trains, amps, trains.dur_ms) for src in sources], dtype=float)
     d = np.sqrt(np.mean((theirs - counts) ** 2 / (counts + 1.0), axis=1))
     near = np.argsort(d)[:k]
     w = 1.0 / np.maximum(d[near], 1e-6) ** 2

@@ -5,22 +5,6 @@ import pytest
 from conftest import DATA, TINY_AMPS_NA, short_step
 
 
-@pytest.fixture(scope="module")
-def population(tmp_path_factory):
-    """Two ball-and-stick cells the checkpoint never saw (other Na density and capacitance), with features."""
-    from noble_neuron.detailed.spec import CellSpec
-    from noble_neuron.features.table import extract_features
-    from noble_neuron.simulation.datagen import generate
-
-    specs = [CellSpec(f"ref{i}", str(DATA / "ball_stick.hoc"), "BallStick", None,
-                      {"somatic.gnabar_hh": g, "all.cm": cm, "global.celsius": 6.3})
-             for i, (g, cm) in enumerate([(0.14, 0.9), (0.10, 1.1)])]
-    out = generate(specs, [short_step(a, 60.0) for a in TINY_AMPS_NA], tmp_path_factory.mktemp("pop") / "pop.h5",
-                   engine="serial", progress=False)
-    extract_features(out, progress=False)
-    return out
-
-
 def test_a_neuron_with_a_references_features_fires_its_trains(tiny_phase, population, tmp_path):
     from noble_neuron.data.dataset import open_dataset
     from noble_neuron.features.spikes import spike_times
