@@ -2,6 +2,7 @@
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
@@ -168,3 +169,19 @@ def population(tmp_path_factory):
                    engine="serial", progress=False)
     extract_features(out, progress=False)
     return out
+
+
+def family_step_voltage(cell, amp_nA: float) -> np.ndarray:
+    """The soma voltage (mV, dt 0.025 ms, 515 ms) of a cell (detailed or surrogate) under the family's Long Square
+    step (15 ms delay, 400 ms) at 34 °C, initialised at −70 mV: NEURON's standard run."""
+    from neuron import h
+
+    h.load_file("stdrun.hoc")
+    h.celsius = 34.0
+    stim = h.IClamp(cell.soma(0.5))
+    stim.delay, stim.dur, stim.amp = 15.0, 400.0, amp_nA
+    v = h.Vector().record(cell.soma(0.5)._ref_v)
+    h.dt = 0.025
+    h.finitialize(-70.0)
+    h.continuerun(515.0)
+    return v.as_numpy()[:20600].copy()

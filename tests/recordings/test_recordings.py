@@ -256,25 +256,12 @@ def test_an_unseen_detailed_neuron_through_nwb_is_drawn_as_neuron_draws_it(tmp_p
     first five within 0.03 ms, whole-trace RMSE 3.3 mV; from its features alone 50 spikes, 22 mV."""
     import warnings
 
-    from neuron import h
-
+    from conftest import family_step_voltage as run
     from noble_neuron import SurrogateCell
     from noble_neuron.cli import main
     from noble_neuron.detailed.pv_family import get_model
     from noble_neuron.features.spikes import spike_times
     from noble_neuron.surrogate.checkpoint import SHIPPED_CHECKPOINT
-
-    h.load_file("stdrun.hoc")
-    h.celsius = 34.0
-
-    def run(cell, amp):
-        stim = h.IClamp(cell.soma(0.5))
-        stim.delay, stim.dur, stim.amp = 15.0, 400.0, amp
-        v = h.Vector().record(cell.soma(0.5)._ref_v)
-        h.dt = 0.025
-        h.finitialize(-70.0)
-        h.continuerun(515.0)
-        return v.as_numpy()[:20600].copy()
 
     detailed = get_model("hof_054").instantiate()
     amps = [-0.1, -0.05, 0.02, 0.08, 0.12, 0.16, 0.2, 0.24, 0.28, 0.32, 0.4]
@@ -282,7 +269,8 @@ def test_an_unseen_detailed_neuron_through_nwb_is_drawn_as_neuron_draws_it(tmp_p
     t = np.arange(volt.shape[1]) * 0.025
     sweeps = StepSweeps.from_traces(np.array([a * ((t >= 15) & (t < 415)) for a in amps]), volt, 0.025, "hof_054")
     write_nwb(sweeps, tmp_path / "hof_054.nwb")
-    assert main(["measure", "--checkpoint", str(SHIPPED_CHECKPOINT), "--recording", str(tmp_path / "hof_054.nwb"), "--out", str(tmp_path / "hof_054.json")]) == 0
+    assert main(["measure", "--checkpoint", str(SHIPPED_CHECKPOINT), "--recording", str(tmp_path / "hof_054.nwb"),
+                 "--out", str(tmp_path / "hof_054.json")]) == 0
     true = run(detailed, 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

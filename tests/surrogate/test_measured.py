@@ -108,30 +108,21 @@ def test_an_unseen_model_given_its_fi_curve_fires_as_the_detailed_one():
     amplitudes (pv_draws48.h5, 0.297 nA left out) the count is within 2 of NEURON's."""
     import warnings
 
-    from neuron import h
-
+    from conftest import family_step_voltage
     from noble_neuron import SurrogateCell
     from noble_neuron.detailed.pv_family import get_model
     from noble_neuron.features.ephys import count_spikes
 
     amps = [0.056, 0.099, 0.154, 0.194, 0.249, 0.334, 0.392, 0.438, 0.48]
     rates = [0.0, 10.0, 17.5, 30.0, 87.5, 140.0, 170.0, 192.5, 217.5]
-    h.load_file("stdrun.hoc")
-    h.celsius = 34.0
     counts = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, cell in (("detailed", get_model("hof_054").instantiate()),
                            ("features", SurrogateCell("hof_054")),
                            ("fi_curve", SurrogateCell("hof_054", fi_curve=(amps, rates)))):
-            stim = h.IClamp(cell.soma(0.5))
-            stim.delay, stim.dur, stim.amp = 15.0, 400.0, 0.3
-            v = h.Vector().record(cell.soma(0.5)._ref_v)
-            h.dt = 0.025
-            h.finitialize(-70.0)
-            h.continuerun(515.0)
-            counts[name] = count_spikes(v.as_numpy(), 0.025, window_ms=(15.0, 415.0))
-            del stim, cell
+            counts[name] = count_spikes(family_step_voltage(cell, 0.3), 0.025, window_ms=(15.0, 415.0))
+            del cell
     assert abs(counts["fi_curve"] - counts["detailed"]) <= 2
     assert abs(counts["features"] - counts["detailed"]) <= 4
     with pytest.raises(ValueError, match="network cells do not use them"):
@@ -146,23 +137,13 @@ def test_a_recorded_neuron_fires_its_own_trains_between_its_recorded_steps():
     count with its first spikes within 1 ms."""
     import warnings
 
-    from neuron import h
-
+    from conftest import family_step_voltage
     from noble_neuron import SurrogateCell
     from noble_neuron.detailed.pv_family import get_model
-    from noble_neuron.features.spikes import spike_times_at
-
-    h.load_file("stdrun.hoc")
-    h.celsius = 34.0
+    from noble_neuron.features.spikes import spike_times
 
     def run(cell, amp):
-        stim = h.IClamp(cell.soma(0.5))
-        stim.delay, stim.dur, stim.amp = 15.0, 400.0, amp
-        v = h.Vector().record(cell.soma(0.5)._ref_v)
-        h.dt = 0.025
-        h.finitialize(-70.0)
-        h.continuerun(515.0)
-        t = spike_times_at(np.arange(v.size()) * 0.025, v.as_numpy()) - 15.0
+        t = spike_times(family_step_voltage(cell, amp), 0.025) - 15.0
         return t[(t >= 0) & (t < 400.0)]
 
     detailed = get_model("hof_054").instantiate()
