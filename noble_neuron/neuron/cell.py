@@ -48,6 +48,7 @@ import numpy as np
 from ..stimuli.protocols import step_current
 from .engine import SurrogateCellError, engine, is_single_step, register_drive_adopter
 from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
+from ..surrogate.config import positive_int
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
 from ..surrogate.measured import as_fi_curve
 from ..surrogate.step_trains import StepTrains
@@ -266,8 +267,7 @@ class SurrogateCell:
         neurons): n distinct neurons of its acceptance-sampled population, each firing its own step trains;
         ``"hull"``: features drawn uniformly inside the convex hull of the training population's features, firing their
         neighbours' blended trains (smooths the stuttering-to-tonic jumps: benchmarks/results/sampled_neurons.json)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"sample(n): n must be a whole number of neurons >= 1, got {n!r}")
+        n = positive_int("sample(n), the number of neurons,", n)
         s = resolve_surrogate(checkpoint, network)
         need = int(n) * BYTES_PER_SAMPLE_PER_CELL * s.n_samples
         free = _available_memory_bytes()
@@ -293,10 +293,11 @@ class SurrogateCell:
     @classmethod
     def from_twins(cls, twins, checkpoint: str | Path | Surrogate | None = None, n: int | None = None,
                    strict: bool = False) -> list["SurrogateCell"]:
-        """The first `n` (default all) twins (`recordings.twins.Twins` or its JSON file), best first, each firing its
-        own step trains: training models as themselves, reference neurons by their features and trains."""
+        """The first `n` (None: all) twins (`recordings.twins.Twins` or its JSON file), best first, each firing its
+        own trains: training models as themselves, reference neurons by their features and trains."""
         from ..recordings.twins import Twins, load_twins
 
+        n = None if n is None else positive_int("from_twins(n), the number of twins,", n)
         twins = twins if isinstance(twins, Twins) else load_twins(twins)
         s = resolve_surrogate(checkpoint)
         unknown = [t for t in twins.ids if t not in s.references and t not in s.backbones]

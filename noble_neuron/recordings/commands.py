@@ -62,7 +62,7 @@ def _cmd_twins(args) -> int:
     from .measure import measure_neuron
     from .plots import plot_twins
     from .readers import read_sweeps
-    from .twins import find_twins
+    from .twins import detailed_twins, find_twins, write_model_file
 
     start = time.perf_counter()
     s = load_surrogate(args.checkpoint, device="cpu")
@@ -75,6 +75,11 @@ def _cmd_twins(args) -> int:
     out = Path(args.out)
     twins.save(out / "twins.json")
     plot_twins(neuron, twins, s, out / "twins.png")
+    detailed = detailed_twins(twins, s)
+    if detailed:
+        write_model_file(detailed, out / "twins_models.json")
+        print(f"{len(detailed)} detailed twins in {out / 'twins_models.json'}: simulate them with noble-neuron "
+              f"generate --models {out / 'twins_models.json'} --protocol <steps> --out twins.h5")
     for w in caught:
         print(f"warning: {w.message}")
     pinned = sorted((v, k) for k, v in twins.spread.items() if v is not None)

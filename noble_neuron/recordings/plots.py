@@ -27,7 +27,8 @@ def plot_twins(neuron, twins, surrogate, path: str | Path, max_drawn: int = 20) 
     for rank, tid in reversed(list(enumerate(twins.ids[:max_drawn]))):
         table = by_id[tid].trains
         grid = np.arange(table.amps_nA[0], table.amps_nA[-1] + 1e-9, 0.005)
-        rates = counts_at(table, grid, dur) / (dur * 1e-3)
+        window = min(dur, table.dur_ms)
+        rates = counts_at(table, grid, window) / (window * 1e-3)
         ax.plot(grid * 1e3, rates, color="tab:orange" if rank == 0 else "0.75", lw=2.0 if rank == 0 else 0.8,
                 label=f"best twin {tid}" if rank == 0 else ("twins" if rank == 1 else None), zorder=3 if rank == 0 else 2)
     ax.plot(neuron.trains.amps_nA * 1e3, neuron.trains.counts / (dur * 1e-3), "ko", ms=4, label="recording", zorder=4)

@@ -17,7 +17,8 @@ import torch
 
 from .decoder import coarse_times_ms, coarsen, compose_traces, spikes_from_phase
 from .encoding import AMPLITUDE_THRESHOLD_NA, build_input
-from .measured import MeasuredCell, count_neighbours, fi_neighbours, measured_count, measured_train, rates_at_multiples, stretch_to_count, trains_fi_curve
+from .measured import (MeasuredCell, count_neighbours, fi_neighbours, measured_count, measured_train, rates_at_multiples,
+                       stretch_to_count, trains_fi_curve)
 from .spectral import fast_fft_length
 
 __all__ = ["compose_voltage", "event_channels", "event_outputs", "predict_events", "spike_times_from_events",
@@ -135,11 +136,11 @@ def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.n
                         ) -> tuple[np.ndarray, float, bool] | None:
     """(spike times ms, end of the step ms, whether the network's spikes after it are wanted) of a neuron given by
     raw features (F,) under a current (L,) nA, or None where it is not one step: its own recorded trains where they
-    cover the step (`measured.recorded_trains`; `measured.measured_train`: where the neurons that fire its measured
-    counts disagree with them, theirs; rebound as `own_backbone`'s where it has one); else the trains of its nearest neurons with trains (training models
-    and reference neurons, `references.train_sources`: in features, or, given its FI curve (the recorded trains' own
-    beyond their amplitudes), in rheobase and FI points) stretched to that curve's count (`neighbour_step_train`,
-    `measured`)."""
+    cover the step (`measured.recorded_trains`; `measured.measured_train`: across wide gaps, where the neurons that
+    fire its measured counts disagree with them, theirs; rebound as `own_backbone`'s where it has one); else the
+    trains of its nearest neurons with trains (training models and reference neurons, `references.train_sources`:
+    in features, or, given its FI curve (the recorded trains' own beyond their amplitudes), in rheobase and FI
+    points) stretched to that curve's count (`neighbour_step_train`, `measured`)."""
     from .decoder import nearest_weights
     from .references import sources_fi_table, train_sources
     from .step_trains import StepTrains, single_step
@@ -176,6 +177,9 @@ def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.n
 
 def _count_neighbours(surrogate, trains, sources) -> tuple[np.ndarray, np.ndarray]:
     """`measured.count_neighbours` of a measured neuron's trains, cached per trains object (a neuron's many steps)."""
+    own = [i for i, src in enumerate(sources) if src.trains is trains]
+    if own:  # a population neuron's (sample, from_twins) own trains: itself
+        return np.array(own[:1]), np.ones(1)
     cache = surrogate.__dict__.setdefault("_count_neighbours", {})
     hit = cache.get(id(trains))
     if hit is None or hit[0] is not trains or hit[1] is not sources:

@@ -33,8 +33,9 @@ import numpy as np
 from ..features.ephys import FICurve
 from .step_trains import StepTrains
 
-__all__ = ["BORROW_GAP_NA", "COUNT_AGREEMENT", "FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "count_neighbours", "counts_at", "measured_train", "fi_neighbours", "measured_count", "measured_list", "rates_at_multiples",
-           "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
+__all__ = ["BORROW_GAP_NA", "COUNT_AGREEMENT", "FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "common_window_ms",
+           "count_neighbours", "counts_at", "fi_neighbours", "measured_count", "measured_list", "measured_train",
+           "rates_at_multiples", "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
 
 #: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
 FI_MULTIPLES = (2.0, 3.0, 4.0)
@@ -123,9 +124,19 @@ def _count(table: StepTrains, amp_nA: float, dur_ms: float) -> int:
     return int(table.train(float(np.clip(amp_nA, table.amps_nA[0], table.amps_nA[-1])), min(dur_ms, table.dur_ms)).size)
 
 
-def counts_at(table: StepTrains, amps_nA: np.ndarray, dur_ms: float) -> np.ndarray:
-    """(A,) spikes `table`'s trains fire at `amps_nA` (each clipped to its amplitudes) within `dur_ms`."""
-    return np.array([_count(table, a, dur_ms) for a in np.asarray(amps_nA, dtype=float)], dtype=int)
+def counts_at(table: StepTrains, amps_nA: np.ndarray, dur_ms: float, clip: bool = True) -> np.ndarray:
+    """(A,) spikes `table`'s trains fire at `amps_nA` within the first `dur_ms` of the step (at most its own
+    duration); amplitudes beyond its own are clipped to them, or NaN with ``clip=False``."""
+    a = np.asarray(amps_nA, dtype=float)
+    out = np.array([_count(table, x, dur_ms) for x in a], dtype=float)
+    if not clip:
+        out[(a < table.amps_nA[0] - 1e-9) | (a > table.amps_nA[-1] + 1e-9)] = np.nan
+    return out
+
+
+def common_window_ms(trains: StepTrains, sources: Sequence) -> float:
+    """The step duration (ms) over which a neuron's counts and its candidates' can be compared: the shortest."""
+    return float(min([trains.dur_ms] + [src.trains.dur_ms for src in sources]))
 
 
 def count_neighbours(trains: StepTrains, sources: Sequence, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +144,12 @@ def count_neighbours(trains: StepTrains, sources: Sequence, k: int = 3) -> tuple
     fire closest to the measured counts at the measured depolarising amplitudes: distance
     sqrt(mean((c_j − c)² / (c + 1))), a Poisson-like scale, inverse-square weighted. Empty without such amplitudes."""
     keep = trains.amps_nA > 0
-    amps, counts = trains.amps_nA[keep], trains.counts[keep].astype(float)
-    if amps.size == 0 or not len(sources):
+    if not keep.any() or not len(sources):
         return np.zeros(0, dtype=int), np.zeros(0)
-    theirs = np.array([counts_at(src.trains, amps, trains.dur_ms) for src in sources], dtype=float)
+    window = common_window_ms(trains, sources)  # a 1 s recording against 400 ms candidates: their first 400 ms
+    amps = trains.amps_nA[keep]
+    counts = counts_at(trains, amps, window)
+    theirs = np.array([counts_at(src.trains, amps, window) for src in sources], dtype=float)
     d = np.sqrt(np.mean((theirs - counts) ** 2 / (counts + 1.0), axis=1))
     near = np.argsort(d)[:k]
     w = 1.0 / np.maximum(d[near], 1e-6) ** 2
@@ -156,15 +169,17 @@ def measured_train(trains: StepTrains, sources: Sequence, near: np.ndarray, weig
     a = trains.amps_nA
     j = int(np.clip(np.searchsorted(a, amp_nA), 1, a.size - 1))
     lo, hi = float(a[j - 1]), float(a[j])
-    if near.size == 0 or amp_nA <= 0 or hi - lo <= BORROW_GAP_NA or min(abs(amp_nA - lo), abs(amp_nA - hi)) < 1e-9:
-        return own
     srcs = [sources[i].trains for i in near]
+    if near.size == 0 or amp_nA <= 0 or hi - lo <= BORROW_GAP_NA or min(abs(amp_nA - lo), abs(amp_nA - hi)) < 1e-9 \
+            or any(t.dur_ms < dur_ms - 1e-6 for t in srcs):  # steps longer than theirs: no count to compare
+        return own
 
     def theirs(x: float) -> float:
         return float(sum(w * _count(t, x, dur_ms) for w, t in zip(weights, srcs)))
 
     frac = (amp_nA - lo) / (hi - lo)
-    residual = (1 - frac) * (trains.train(lo, dur_ms).size - theirs(lo)) + frac * (trains.train(hi, dur_ms).size - theirs(hi))
+    residual = ((1 - frac) * (trains.train(lo, dur_ms).size - theirs(lo))
+                + frac * (trains.train(hi, dur_ms).size - theirs(hi)))
     n = int(round(max(0.0, theirs(amp_nA) + residual)))
     if abs(n - own.size) <= max(1.0, COUNT_AGREEMENT * own.size):
         return own

@@ -23,12 +23,13 @@ __all__ = ["ReferenceNeuron", "fit_reference", "references_from_json", "sample_r
 
 @dataclass
 class ReferenceNeuron:
-    """One reference neuron: raw features (in the checkpoint's order), its step trains, and the step amplitudes
-    (nA) after whose end it fired on (rebound, release from block)."""
+    """One reference neuron: raw features (in the checkpoint's order), its step trains, the step amplitudes (nA)
+    after whose end it fired on (rebound, release from block) and its detailed model's parameters."""
 
     features: np.ndarray
     trains: StepTrains
     after_step_firing_nA: np.ndarray
+    parameters: dict | None = None  # its detailed model's parameter set (as the dataset stored it), where known
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float64)
@@ -41,24 +42,26 @@ class ReferenceNeuron:
         return bool(np.any(np.abs(self.after_step_firing_nA - amp_nA) <= AFTER_STEP_FIRING_TOL_NA))
 
     def to_json(self) -> dict:
+        params = {} if self.parameters is None else {
+            "parameters": {k: float(f"{v:.9g}") if isinstance(v, float) else v for k, v in self.parameters.items()}}
         return {"features": self.features.tolist(), "trains": self.trains.to_json(),
-                "after_step_firing_nA": self.after_step_firing_nA.tolist()}
+                "after_step_firing_nA": self.after_step_firing_nA.tolist(), **params}
 
     @classmethod
     def from_json(cls, entry: dict) -> "ReferenceNeuron":
         return cls(np.asarray(entry["features"], float), StepTrains.from_json(entry["trains"]),
-                   np.asarray(entry.get("after_step_firing_nA", []), float))
+                   np.asarray(entry.get("after_step_firing_nA", []), float), entry.get("parameters"))
 
 
 def fit_reference(stim_nA: np.ndarray, spikes_ms: list[np.ndarray], dt_ms: float,
-                  features: np.ndarray) -> ReferenceNeuron | None:
-    """A reference neuron from its step currents (N, L) nA and spike times (ms) per trace; None with fewer than
-    two step amplitudes of one duration."""
+                  features: np.ndarray, parameters: dict | None = None) -> ReferenceNeuron | None:
+    """A reference neuron from its step currents (N, L) nA and spike times (ms) per trace (and its detailed
+    model's `parameters`); None with fewer than two step amplitudes of one duration."""
     trains = fit_step_trains(stim_nA, spikes_ms, dt_ms)
     if trains is None:
         return None
     amp, _, end = step_windows(np.asarray(stim_nA, dtype=np.float64), dt_ms)
-    return ReferenceNeuron(features, trains, after_step_firing(amp, end, spikes_ms))
+    return ReferenceNeuron(features, trains, after_step_firing(amp, end, spikes_ms), parameters)
 
 
 def references_from_json(entries: dict | None) -> dict[str, ReferenceNeuron]:
@@ -72,6 +75,9 @@ def sample_references(references: dict[str, ReferenceNeuron], n: int, seed: int 
     population has them, abrupt stuttering-to-tonic jumps included (a blend of neighbours in feature space
     smooths them away: benchmarks/results/sampled_neurons.json)."""
     ids = sorted(references)
+    if not ids:
+        raise ValueError("this checkpoint carries no population neurons: add them (noble-neuron add-references) or "
+                         "sample in feature space (source='hull')")
     if n > len(ids):
         raise ValueError(f"{n} neurons asked, the checkpoint carries {len(ids)} population neurons; ask for at most "
                          f"{len(ids)}, or sample in feature space (source='hull')")

@@ -76,7 +76,8 @@ def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_pat
                 skipped += 1
                 continue
             stim, volt = ds.read(own, "stimulus_nA"), ds.read(own, "voltage_mV")
-            ref = fit_reference(stim, [spike_times(v, ds.dt_ms) for v in volt], ds.dt_ms, feats)
+            ref = fit_reference(stim, [spike_times(v, ds.dt_ms) for v in volt], ds.dt_ms, feats,
+                                dict(ds.model_parameters[m]))
             if ref is not None and protocol is not None:
                 ref.features = _on_protocol(names, ds, own, volt, ref.trains, protocol(m))
             if ref is None or not np.isfinite(ref.features).all():
@@ -89,8 +90,13 @@ def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_pat
     # the domain (hull warnings, sample(source="hull")) becomes the training population's: models and references
     s.set_hull(np.vstack([np.stack([s.features_of(m) for m in s.train_model_ids if m in s.model_features])]
                          + [r.features[None] for r in references.values()]))
+    templates = {(open_dataset(p).attrs.get("template_name"), open_dataset(p).attrs.get("template_sha256"))
+                 for p in data_paths}
     s.metrics["references"] = {"n": len(references), "feature_protocol": feature_protocol,
-                               "data": [Path(p).name for p in data_paths]}
+                               "data": [Path(p).name for p in data_paths],
+                               # the references' detailed models: their parameters run on this template
+                               "template_name": next(iter(templates))[0] if len(templates) == 1 else None,
+                               "template_sha256": next(iter(templates))[1] if len(templates) == 1 else None}
     return save_surrogate(s, out_path if out_path is not None else checkpoint)
 
 

@@ -217,7 +217,7 @@ def test_sample_draws_neurons_inside_the_hull(h, tiny):
     with pytest.raises(SurrogateCellError, match=r"sample\(1000000000\): .* GiB once run .* MiB per cell"):
         SurrogateCell.sample(10**9, checkpoint=tiny)
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="whole number of neurons"):
+        with pytest.raises(ValueError, match=r"sample\(n\), the number of neurons, must be a positive integer"):
             SurrogateCell.sample(bad, checkpoint=tiny)
 
 

@@ -42,3 +42,24 @@ def test_a_recording_made_by_a_population_neuron_finds_it_first(with_references,
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="not neurons of this checkpoint"):
         SurrogateCell.from_twins(tmp_path / "bad.json", checkpoint=s)
+
+
+def test_the_shipped_populations_twins_are_detailed_models_of_the_family(tmp_path):
+    """A recording with a reference neuron's own trains and features: that neuron is its best twin, and its
+    detailed twin is its parameter set on the family's template, a model file `load_model_file` reads back."""
+    from noble_neuron.detailed import pv_family
+    from noble_neuron.detailed.spec import load_model_file
+    from noble_neuron.neuron.cell import resolve_surrogate
+    from noble_neuron.recordings.measure import MeasuredNeuron
+    from noble_neuron.recordings.twins import detailed_twins, find_twins, write_model_file
+
+    shipped = resolve_surrogate(None)
+    ref = shipped.references["pop_0007"]
+    neuron = MeasuredNeuron(dict(zip(shipped.config.feature_names, ref.features)), ref.trains)
+    twins = find_twins(neuron, shipped, 3)
+    assert twins.ids[0] == "pop_0007" and twins.distances[0] == pytest.approx(0.0, abs=1e-9)
+    specs, _ = load_model_file(write_model_file(detailed_twins(twins, shipped), tmp_path / "twins_models.json"))
+    assert [s.model_id for s in specs] == twins.ids
+    assert specs[0].parameters == ref.parameters and specs[0].template_name == pv_family.TEMPLATE_NAME
+    with pytest.raises(ValueError, match="all were excluded"):
+        find_twins(neuron, shipped, 3, exclude=tuple(shipped.references) + tuple(shipped.backbones))

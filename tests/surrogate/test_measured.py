@@ -187,6 +187,13 @@ def test_a_jump_between_sparse_measured_steps_lies_where_the_neurons_that_fire_i
     got = measured_train(measured, [linear, jumping], near, w, 0.15, 400.0)
     assert own == 21 and got.size == jumping.trains.train(0.15, 400.0).size == 57 and got[-1] < 400.0
     assert measured_train(measured, [linear, jumping], near, w, 0.05, 400.0).size == 2  # a measured step: its own
+    # a neighbour firing 2 spikes more everywhere: its count, corrected to the measured ends
+    shifted = _Source(_regular([0.05, 0.09, 0.11, 0.25], [4, 5, 57, 62]))
+    got = measured_train(measured, [shifted], np.array([0]), np.ones(1), 0.15, 400.0)
+    assert got.size == shifted.trains.train(0.15, 400.0).size - 2
+    # measured steps BORROW_GAP_NA apart are interpolated as they are, though the neighbour jumps between them
     close = _regular([0.05, 0.05 + BORROW_GAP_NA], [2, 60])
-    assert measured_train(close, [jumping], *count_neighbours(close, [jumping], k=1), 0.07, 400.0).size == \
+    steep = _Source(_regular([0.05, 0.06, 0.065, 0.05 + BORROW_GAP_NA], [2, 2, 58, 60]))
+    assert steep.trains.train(0.07, 400.0).size > 50 and close.train(0.07, 400.0).size < 40
+    assert measured_train(close, [steep], np.array([0]), np.ones(1), 0.07, 400.0).size == \
         close.train(0.07, 400.0).size
