@@ -5,6 +5,9 @@ import warnings
 
 __all__ = ["add_recording_commands"]
 
+STIMULUS_HELP = ("NWB only: the sweeps whose stimulus description contains this (e.g. 'Long Square' in an Allen Cell "
+                 "Types file); default all current-clamp sweeps")
+
 
 def add_recording_commands(sub) -> None:
     """Register ``measure`` and ``twins`` on an argparse subparsers object."""
@@ -19,6 +22,7 @@ def add_recording_commands(sub) -> None:
     s.add_argument("--feature-protocol", default="checkpoint", help="'checkpoint' (its reference neurons'; default), "
                    "a per-model preset, or 'sweeps' (the sweeps' own amplitudes, as a dataset's feature table)")
     s.add_argument("--no-own-cell", action="store_true", help="do not fit its own backbone and action potential")
+    s.add_argument("--stimulus", default=None, help=STIMULUS_HELP)
     s.set_defaults(func=_cmd_measure)
 
     s = sub.add_parser("twins", help="the neurons of a checkpoint's population that respond as a recording does "
@@ -26,7 +30,8 @@ def add_recording_commands(sub) -> None:
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--recording", required=True, help="as for measure (.nwb, neo-readable, .csv of spike times)")
     s.add_argument("--n", type=int, default=50, help="how many twins (default 50)")
-    s.add_argument("--out", required=True, help="folder for twins.json and twins.png")
+    s.add_argument("--out", required=True, help="folder for twins.json, twins.png and twins_models.json")
+    s.add_argument("--stimulus", default=None, help=STIMULUS_HELP)
     s.set_defaults(func=_cmd_twins)
 
 
@@ -44,7 +49,8 @@ def _cmd_measure(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         neuron = measure_file(args.checkpoint, args.out, recording=args.recording, data=args.data,
-                              model_id=args.model_id, feature_protocol=protocol, own_cell=not args.no_own_cell)
+                              model_id=args.model_id, feature_protocol=protocol, own_cell=not args.no_own_cell,
+                              stimulus=args.stimulus)
     for w in caught:
         print(f"warning: {w.message}")
     print(f"{neuron.source}: " + ", ".join(f"{k} {v:.4g}" for k, v in neuron.features.items()))
@@ -66,7 +72,7 @@ def _cmd_twins(args) -> int:
 
     start = time.perf_counter()
     s = load_surrogate(args.checkpoint, device="cpu")
-    sweeps = read_sweeps(args.recording)
+    sweeps = read_sweeps(args.recording, args.stimulus)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         neuron = measure_neuron(sweeps, s, own_cell=False)

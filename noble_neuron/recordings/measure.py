@@ -261,16 +261,18 @@ def _own_cell(sweeps: StepSweeps, surrogate, trains):
 
 
 def measure_file(checkpoint, out: str | Path, *, recording: str | Path | None = None, data: str | Path | None = None,
-                 model_id: str | None = None, feature_protocol="checkpoint", own_cell: bool = True) -> MeasuredNeuron:
+                 model_id: str | None = None, feature_protocol="checkpoint", own_cell: bool = True,
+                 stimulus: str | None = None) -> MeasuredNeuron:
     """``noble-neuron measure``: the sweeps of `recording` (`readers.read_sweeps`) or of `model_id` in the dataset
-    `data` (`readers.sweeps_from_dataset`) measured for `checkpoint` (a path or a `Surrogate`; `measure_neuron`)
+    `data` (`readers.sweeps_from_dataset`; `stimulus`: an NWB file's sweeps of that stimulus description) measured
+    for `checkpoint` (a path or a `Surrogate`; `measure_neuron`)
     and saved to `out` (JSON)."""
     from ..surrogate.checkpoint import load_surrogate
     from .readers import read_sweeps, sweeps_from_dataset
 
     if (recording is None) == (data is None):
         raise ValueError("measure one neuron: give a recording file, or a dataset and a model id")
-    sweeps = read_sweeps(recording) if recording is not None else sweeps_from_dataset(data, model_id)
+    sweeps = read_sweeps(recording, stimulus) if recording is not None else sweeps_from_dataset(data, model_id)
     surrogate = checkpoint if hasattr(checkpoint, "predict") else load_surrogate(checkpoint, device="cpu")
     neuron = measure_neuron(sweeps, surrogate, feature_protocol, own_cell=own_cell)
     neuron.checkpoint = Path(checkpoint).name if isinstance(checkpoint, (str, Path)) else ""

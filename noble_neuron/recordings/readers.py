@@ -25,16 +25,20 @@ CURRENT_UNITS = {"amperes": 1e9, "ampere": 1e9, "a": 1e9, "na": 1.0, "nanoampere
 TABLE_COLUMNS = ("amp_nA | amp_pA", "delay_ms", "dur_ms", "spike_times_ms (space-separated, ms from the sweep's start)")
 
 
-def read_sweeps(path: str | Path) -> StepSweeps:
+def read_sweeps(path: str | Path, stimulus: str | None = None) -> StepSweeps:
     """The step sweeps of the recording `path`, by its suffix: ``.nwb`` (`read_nwb`), ``.csv``/``.tsv``
     (`read_spike_table`), anything else through neo (`read_neo`); at least one must fire during its step. Spikes
     are found by the package's one detector (`features.spikes`, `constants.SPIKE_THRESHOLD_MV`), as on the
-    checkpoint's own training traces."""
+    checkpoint's own training traces. `stimulus`: only the NWB sweeps whose stimulus description contains it
+    (e.g. "Long Square" in an Allen Cell Types file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no recording at {path}")
     suffix = path.suffix.lower()
-    sweeps = (read_nwb(path) if suffix == ".nwb" else read_spike_table(path)
+    if stimulus is not None and suffix != ".nwb":
+        raise ValueError(f"{path}: selecting sweeps by stimulus description works for NWB files only; give a file "
+                         "of the step sweeps alone")
+    sweeps = (read_nwb(path, stimulus) if suffix == ".nwb" else read_spike_table(path)
               if suffix in (".csv", ".tsv") else read_neo(path))
     end = sweeps.delay_ms + sweeps.dur_ms
     if not any(((t >= sweeps.delay_ms) & (t < end)).any() for t in sweeps.spikes_ms):
@@ -68,9 +72,10 @@ def _pair_by_sweep(responses: list, stimuli: list, where: str) -> list[tuple]:
     return list(zip(responses, stimuli))
 
 
-def read_nwb(path: str | Path) -> StepSweeps:
+def read_nwb(path: str | Path, stimulus: str | None = None) -> StepSweeps:
     """Step sweeps from an NWB file: its CurrentClampSeries (acquisition) and CurrentClampStimulusSeries
-    (stimulus), paired by sweep number (else in order), in the series' units times their conversion."""
+    (stimulus), paired by sweep number (else in order), in the series' units times their conversion; with
+    `stimulus`, only the pairs whose stimulus description contains it (case-insensitive)."""
     from pynwb import NWBHDF5IO
     from pynwb.icephys import CurrentClampSeries, CurrentClampStimulusSeries, IZeroClampSeries
 
@@ -87,13 +92,19 @@ def read_nwb(path: str | Path) -> StepSweeps:
             raise ValueError(f"{where}: no stimulus (CurrentClampStimulusSeries) for its sweeps; without the injected "
                              "current the step amplitudes are unknown: add the stimulus series, or give the sweeps "
                              "as a table of amplitudes and spike times (.csv)")
+        pairs = _pair_by_sweep(responses, stimuli, where)
+        if stimulus is not None:
+            pairs = [(r, st) for r, st in pairs if stimulus.lower() in " ".join(
+                str(getattr(x, "stimulus_description", "") or "") for x in (r, st)).lower()]
+            if not pairs:
+                raise ValueError(f"{where}: no sweep's stimulus description contains {stimulus!r}")
         stim_rows, volt_rows, rate = [], [], None
-        for response, stimulus in _pair_by_sweep(responses, stimuli, where):
+        for response, stimulus_series in pairs:
             label = f"{where} ({response.name})"
-            if response.rate is None or stimulus.rate is None:
+            if response.rate is None or stimulus_series.rate is None:
                 raise ValueError(f"{label}: sampled at irregular timestamps, not at a rate; resample the sweep onto a "
                                  "regular grid first")
-            r_rate, s_rate = float(response.rate), float(stimulus.rate)
+            r_rate, s_rate = float(response.rate), float(stimulus_series.rate)
             if abs(r_rate - s_rate) > 1e-6 * r_rate:
                 raise ValueError(f"{label}: the voltage is sampled at {r_rate:g} Hz but its stimulus at {s_rate:g} Hz; "
                                  "resample one of them so each sweep has one sampling rate")
@@ -102,9 +113,10 @@ def read_nwb(path: str | Path) -> StepSweeps:
                                  "one sampling rate together (resample, or split the file)")
             rate = r_rate
             v = np.asarray(response.data[:], float) * float(response.conversion) + float(getattr(response, "offset", 0.0))
-            i = np.asarray(stimulus.data[:], float) * float(stimulus.conversion) + float(getattr(stimulus, "offset", 0.0))
+            i = (np.asarray(stimulus_series.data[:], float) * float(stimulus_series.conversion)
+                 + float(getattr(stimulus_series, "offset", 0.0)))
             v *= _factor(response.unit, VOLTAGE_UNITS, "voltage", label)
-            i *= _factor(stimulus.unit, CURRENT_UNITS, "current", label)
+            i *= _factor(stimulus_series.unit, CURRENT_UNITS, "current", label)
             n = min(v.size, i.size)
             volt_rows.append(v[:n])
             stim_rows.append(i[:n])
@@ -211,9 +223,11 @@ def sweeps_from_dataset(path: str | Path, model_id: str) -> StepSweeps:
 
 
 def write_nwb(sweeps: StepSweeps, path: str | Path, *, description: str = "step sweeps",
-              identifier: str | None = None) -> Path:
+              identifier: str | None = None, stimulus_description: str | list = "Long Square",
+              stimulus_nA: np.ndarray | None = None) -> Path:
     """`sweeps` (with voltage) as an NWB file: one CurrentClampSeries (volts) and one CurrentClampStimulusSeries
-    (amperes) per sweep, numbered. For synthetic recordings (a detailed model's sweeps) and round trips."""
+    (amperes) per sweep, numbered, with its stimulus description (one, or one per sweep); the currents are the
+    sweeps' steps or `stimulus_nA` (N, L). For synthetic recordings (a detailed model's sweeps) and round trips."""
     from datetime import datetime, timezone
 
     from pynwb import NWBHDF5IO, NWBFile
@@ -225,13 +239,17 @@ def write_nwb(sweeps: StepSweeps, path: str | Path, *, description: str = "step 
                   session_start_time=datetime(2026, 1, 1, tzinfo=timezone.utc))
     device = nwb.create_device(name="amplifier")
     electrode = nwb.create_icephys_electrode(name="electrode", description="somatic whole-cell", device=device)
-    stim = sweeps.stimulus_nA()
+    stim = sweeps.stimulus_nA() if stimulus_nA is None else np.asarray(stimulus_nA, dtype=float)
     rate = 1000.0 / sweeps.dt_ms
+    described = [stimulus_description] * sweeps.n_sweeps if isinstance(stimulus_description, str) \
+        else list(stimulus_description)
     for k in range(sweeps.n_sweeps):
         nwb.add_acquisition(CurrentClampSeries(name=f"sweep_{k:03d}", data=sweeps.voltage_mV[k] * 1e-3,
-                                               electrode=electrode, gain=1.0, rate=rate, sweep_number=np.uint32(k)))
+                                               electrode=electrode, gain=1.0, rate=rate, sweep_number=np.uint32(k),
+                                               stimulus_description=described[k]))
         nwb.add_stimulus(CurrentClampStimulusSeries(name=f"stimulus_{k:03d}", data=stim[k] * 1e-9,
-                                                    electrode=electrode, gain=1.0, rate=rate, sweep_number=np.uint32(k)))
+                                                    electrode=electrode, gain=1.0, rate=rate, sweep_number=np.uint32(k),
+                                                    stimulus_description=described[k]))
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
     return Path(path)

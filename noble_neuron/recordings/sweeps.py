@@ -128,8 +128,9 @@ class StepSweeps:
     def from_traces(cls, stim_nA: np.ndarray, voltage_mV: np.ndarray, dt_ms: float, source: str = "") -> "StepSweeps":
         """Sweeps from their recorded currents and voltages (N, L) on one grid (`dt_ms`). Each current is read
         as a rig records it (`recorded_step`): a holding level (subtracted), noise, and at most a short test pulse
-        before one rectangular step. Sweeps that are not one step (ramps, chirps, multi-step protocols) are left
-        out with a warning naming them; steps of another onset or duration than the others are refused. With a
+        before one rectangular step. Sweeps that are not one step (ramps, chirps, multi-step protocols) and
+        steps shorter than the longest (short squares) are left out with a warning naming them; steps of the
+        longest duration starting at different times are refused. With a
         test pulse, every sweep is cut to start halfway between its end and the step. Spikes are the voltage's
         upward threshold crossings (`features.spikes.spike_times`)."""
         from ..features.spikes import spike_times
@@ -159,8 +160,15 @@ class StepSweeps:
         if not found:
             raise ValueError(f"no sweep{where} has a current step: all stimuli are flat (was the stimulus recorded "
                              "in the file's units?)")
-        onsets, durs = np.array([f.onset_ms for f in found]), np.array([f.dur_ms for f in found])
         tol = max(ONSET_TOLERANCE_MS, 2 * dt_ms)
+        longest = max(f.dur_ms for f in found)
+        other = [i for i in keep if steps[i].amp_nA != 0.0 and steps[i].dur_ms < longest - tol]
+        if other:  # e.g. an Allen file's short squares beside its long squares: the longest steps are measured
+            warnings.warn(f"sweeps {other[:8]}{where} step for less than the longest steps ({longest:g} ms): left out",
+                          stacklevel=2)
+            keep = [i for i in keep if i not in set(other)]
+            found = [steps[i] for i in keep if steps[i].amp_nA != 0.0]
+        onsets, durs = np.array([f.onset_ms for f in found]), np.array([f.dur_ms for f in found])
         if np.ptp(onsets) > tol or np.ptp(durs) > tol:
             raise ValueError(f"the steps{where} start at {onsets.min():g}–{onsets.max():g} ms and last "
                              f"{durs.min():g}–{durs.max():g} ms; one set of sweeps must share one step timing "

@@ -98,6 +98,27 @@ def test_a_recorded_current_with_holding_noise_and_a_test_pulse_is_read_as_its_s
         StepSweeps.from_traces(np.vstack([stim[-1:], late]), unseen_sweeps.voltage_mV[-2:], unseen_sweeps.dt_ms)
 
 
+def test_an_allen_like_file_long_squares_chosen_by_description_or_by_length(unseen_sweeps, tmp_path):
+    """Long squares beside two short squares (3 ms), as an Allen Cell Types file holds them: `stimulus=` picks the
+    long squares by description; without it the short squares are left out, warned."""
+    t = np.arange(unseen_sweeps.voltage_mV.shape[1]) * unseen_sweeps.dt_ms
+    short = np.array([a * ((t >= 10) & (t < 13)) for a in (0.5, 0.7)])
+    both = StepSweeps(np.r_[unseen_sweeps.amps_nA, 0.5, 0.7], 10.0, 40.0,
+                      unseen_sweeps.spikes_ms + unseen_sweeps.spikes_ms[:2], unseen_sweeps.dt_ms,
+                      np.vstack([unseen_sweeps.voltage_mV, unseen_sweeps.voltage_mV[:2]]))
+    path = write_nwb(both, tmp_path / "cell.nwb", stimulus_nA=np.vstack([unseen_sweeps.stimulus_nA(), short]),
+                     stimulus_description=["Long Square"] * unseen_sweeps.n_sweeps + ["Short Square"] * 2)
+    with pytest.warns(UserWarning, match=r"sweeps \[10, 11\] .*less than the longest steps"):
+        everything = read_sweeps(path)
+    chosen = read_sweeps(path, stimulus="long square")
+    for got in (everything, chosen):
+        assert np.allclose(got.amps_nA, unseen_sweeps.amps_nA) and got.dur_ms == pytest.approx(40.02, abs=0.01)
+    with pytest.raises(ValueError, match="contains 'Ramp'"):
+        read_sweeps(path, stimulus="Ramp")
+    with pytest.raises(ValueError, match="NWB files only"):
+        read_sweeps(_write_table(tmp_path / "t.csv", unseen_sweeps), stimulus="Long Square")
+
+
 def test_neo_file_reads_the_same_sweeps(unseen_sweeps, tmp_path):
     import neo
     import quantities as pq
