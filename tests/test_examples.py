@@ -91,3 +91,15 @@ def test_network_rollout_benchmark_runs_on_a_dataset(tmp_path, tiny_dataset, tin
     assert res["n_models"] == 1 and ls["n_traces"] == 10 and ls["spikes_detailed"] > 0
     assert 0 <= ls["clipped_voltage_rmse_mV_median"] < 30.0
     assert res["epoch_ms"] == pytest.approx(0.6) and res["spike_logit_shift"] == pytest.approx(np.log(10.0))
+
+
+def test_recording_to_neuron_example_quick(tmp_path):
+    """A detailed cell's sweeps through NWB, measure and twins, back in NEURON: the measured neuron and its best twin
+    fire close to NEURON's count at a step that was not recorded."""
+    png = tmp_path / "recording.png"
+    out = run_script("examples/02_recording_to_neuron.py", "--quick", "--out", png)
+    neuron = int(out.split("(NEURON ")[1].split(")")[0])
+    measured = int(out.split("measured surrogate (neuron=): ")[1].split(" spikes")[0])
+    twin = int(out.split("(from_twins): ")[1].split(" spikes")[0])
+    assert abs(measured - neuron) <= 3 and abs(twin - neuron) <= 5
+    assert png.stat().st_size > 20_000

@@ -225,20 +225,21 @@ class SurrogateCell:
         if step_trains is not None and not isinstance(step_trains, StepTrains):
             raise TypeError("step_trains must be a StepTrains: build it from your recorded steps with "
                             "noble_neuron.surrogate.measured.recorded_trains(amps_nA, spike_times_ms, dur_ms)")
-        self.measured = step_trains if step_trains is not None else None if fi_curve is None else as_fi_curve(fi_curve)
-        self.measured = neuron.measured if neuron is not None else self.measured
+        self.measured = neuron.measured if neuron is not None else step_trains if step_trains is not None else \
+            None if fi_curve is None else as_fi_curve(fi_curve)
         if self.measured is not None:
             _check_measured_applies(s, model_id if features is None else None)
-        # a training model's own step trains answer its steps; other cells blend neighbours under the network's θ
-        own = model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None
+        # own step trains (a training model's, a recording's) answer its steps; others blend neighbours' trains
+        own = (model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None  # own trains
+               or isinstance(self.measured, StepTrains) or hasattr(self.measured, "backbone"))
         _warn_accuracy_once(s, own, measured=self.measured is not None)
         self._warned: set[str] = set()
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
         self._amplitude: float | None = None
-        if not self._features_in_hull:
-            self.report_domain("features", f"features {dict(zip(s.config.feature_names, self.features.round(4)))} "
-                                           "are outside the convex hull of the training population's features "
-                                           "(training models and reference neurons)")
+        if not self._features_in_hull and not hasattr(self.measured, "backbone"):  # a measured cell is its own
+            shown = dict(zip(s.config.feature_names, self.features.round(4).tolist()))
+            self.report_domain("features", f"features {shown} are outside the convex hull of the training "
+                                           "population's features (training models and reference neurons)")
 
         eng = engine()
         self.index = eng.register(self)
@@ -300,8 +301,7 @@ class SurrogateCell:
         n = None if n is None else positive_int("from_twins(n), the number of twins,", n)
         twins = twins if isinstance(twins, Twins) else load_twins(twins)
         s = resolve_surrogate(checkpoint)
-        unknown = [t for t in twins.ids if t not in s.references and t not in s.backbones]
-        if unknown:
+        if unknown := [t for t in twins.ids if t not in s.references and t not in s.backbones]:
             raise ValueError(f"twins {unknown[:5]} are not neurons of this checkpoint; load the checkpoint the twins "
                              f"were found with ({twins.checkpoint or 'see the twins file'})")
         return [cls(t, checkpoint=s, strict=strict) if t in s.backbones else
@@ -482,7 +482,7 @@ class SurrogateCell:
     def report_domain(self, kind: str, message: str) -> None:
         """Warn once per `kind` (DomainWarning) that this cell or its input is outside the training domain;
         raise SurrogateCellError instead in strict mode."""
-        text = f"SurrogateCell {self.model_id or list(self.features.round(4))}: {message}"
+        text = f"SurrogateCell {self.model_id or self.features.round(4).tolist()}: {message}"
         if self.strict:
             raise SurrogateCellError(text + " (strict mode)")
         if kind not in self._warned:
@@ -490,7 +490,7 @@ class SurrogateCell:
             warnings.warn(text + "; the surrogate extrapolates there", DomainWarning, stacklevel=3)
 
     def __repr__(self) -> str:
-        who = self.model_id or dict(zip(self.surrogate.config.feature_names, self.features.round(4)))
+        who = self.model_id or dict(zip(self.surrogate.config.feature_names, self.features.round(4).tolist()))
         return f"<{self.name}: {who!r}>"
 
     def __str__(self) -> str:
