@@ -56,6 +56,7 @@ def main() -> None:
     from noble_neuron.simulation.datagen import generate
     from noble_neuron.stimuli.protocols import LongSquare
     from noble_neuron.surrogate.checkpoint import load_surrogate
+    from noble_neuron.surrogate.measured import train_at
     from noble_neuron.surrogate.references import train_sources
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -78,8 +79,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     def fires(tid, amp):
-        t = by_id[tid].trains
-        return delay + t.train(float(np.clip(amp, t.amps_nA[0], t.amps_nA[-1])), min(dur, t.dur_ms))
+        return delay + train_at(by_id[tid].trains, amp, dur)
 
     conditions = ("clean", "spike_times_only", "jitter_1ms", "missing_10pct", "voltage_noise")
     pred = {c: {"best": [], "median10": []} for c in conditions}

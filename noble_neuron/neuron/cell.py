@@ -50,7 +50,7 @@ from .engine import SurrogateCellError, engine, is_single_step, register_drive_a
 from .network import SUPPORTED_SYNAPSES as _NETWORK_SYNAPSES, clamp_buffer_samples
 from ..surrogate.config import positive_int
 from ..surrogate.model import AccuracyWarning, DomainWarning, Surrogate
-from ..surrogate.measured import as_fi_curve
+from ..surrogate.measured import MeasuredCell, as_fi_curve
 from ..surrogate.step_trains import StepTrains
 from ..validation import is_real
 
@@ -231,12 +231,12 @@ class SurrogateCell:
             _check_measured_applies(s, model_id if features is None else None)
         # own step trains (a training model's, a recording's) answer its steps; others blend neighbours' trains
         own = (model_id is not None and getattr(s.backbones.get(model_id), "trains", None) is not None  # own trains
-               or isinstance(self.measured, StepTrains) or hasattr(self.measured, "backbone"))
+               or isinstance(self.measured, StepTrains) or isinstance(self.measured, MeasuredCell))
         _warn_accuracy_once(s, own, measured=self.measured is not None)
         self._warned: set[str] = set()
         self._features_in_hull = bool(s.in_hull(self.features[None, :])[0])
         self._amplitude: float | None = None
-        if not self._features_in_hull and not hasattr(self.measured, "backbone"):  # a measured cell is its own
+        if not self._features_in_hull and not isinstance(self.measured, MeasuredCell):  # a measured cell is its own
             shown = dict(zip(s.config.feature_names, self.features.round(4).tolist()))
             self.report_domain("features", f"features {shown} are outside the convex hull of the training "
                                            "population's features (training models and reference neurons)")

@@ -10,7 +10,6 @@ takes.
 """
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .json_file import read_json, write_json
 from .sweeps import StepSweeps
 
 __all__ = ["MeasuredNeuron", "measure_neuron", "measure_file", "features_on_protocol", "protocol_amplitudes", "load_neuron",
@@ -149,21 +149,12 @@ class MeasuredNeuron:
                    entry.get("checkpoint", ""))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        tmp.replace(path)
-        return path
+        return write_json(path, self.to_json())
 
 
 def load_neuron(path: str | Path) -> MeasuredNeuron:
     """A `MeasuredNeuron` from its JSON file (`MeasuredNeuron.save`, ``noble-neuron measure``)."""
-    try:
-        entry = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON ({exc}); write it with noble-neuron measure") from None
-    return MeasuredNeuron.from_json(entry)
+    return MeasuredNeuron.from_json(read_json(path, "noble-neuron measure"))
 
 
 def _checkpoint_protocol(surrogate) -> str | None:
@@ -184,7 +175,6 @@ def measure_neuron(sweeps: StepSweeps, surrogate, feature_protocol: str | Sequen
     spike times alone, or without a hyperpolarising step) become the training models' median and are named in
     ``filled`` (with a warning)."""
     from ..features.ephys import model_features
-    from ..surrogate.measured import MeasuredCell
 
     if not surrogate.config.is_event_model:
         raise ValueError("only a whole-trace event checkpoint (event_output='phase') takes measured neurons")

@@ -12,11 +12,12 @@ Benchmark: benchmarks/twins.py -> benchmarks/results/twins.json.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .json_file import read_json, write_json
 
 __all__ = ["Twins", "find_twins", "load_twins", "detailed_twins", "write_model_file", "FORMAT"]
 
@@ -53,19 +54,12 @@ class Twins:
                    entry.get("source", ""), entry.get("checkpoint", ""))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        return path
+        return write_json(path, self.to_json(), indent=1)
 
 
 def load_twins(path: str | Path) -> Twins:
     """`Twins` from their JSON file (``noble-neuron twins``)."""
-    try:
-        entry = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not JSON ({exc}); write it with noble-neuron twins") from None
-    return Twins.from_json(entry)
+    return Twins.from_json(read_json(path, "noble-neuron twins"))
 
 
 #: weight of the measured features' term against the spike counts' in the twin distance. Chosen on the 50 training
@@ -150,7 +144,4 @@ def write_model_file(specs: list, path: str | Path) -> Path:
     entry = {"template": first.template_path, "template_name": first.template_name,
              "mechanisms": first.mechanisms_dir, "procedure": {"twins_of": "a recording (noble-neuron twins)"},
              "models": [{"model_id": s.model_id, "split": "train", "parameters": dict(s.parameters)} for s in specs]}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(entry, indent=1) + "\n")
-    return path
+    return write_json(path, entry, indent=1)

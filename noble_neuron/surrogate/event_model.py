@@ -99,9 +99,6 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
         for r in range(stim.shape[0]) if surrogate.use_own_step_trains else ():
             if own[r]:
                 found = own_step_train(surrogate.backbones[ids[nearest[r]]], stim[r], surrogate.dt_ms)
-            elif isinstance(measured[r], MeasuredCell):  # its own trains; beyond them, the FI curve they give
-                found = _feature_cell_train(surrogate, features_raw[r], measured[r].backbone.trains, stim[r],
-                                            measured[r].backbone)
             else:
                 found = _feature_cell_train(surrogate, features_raw[r], measured[r], stim[r])
             if found is not None:
@@ -132,15 +129,15 @@ def predict_events(surrogate, x: torch.Tensor, amp_t: torch.Tensor, feat_t: torc
     return compose_voltage(surrogate, stim, spikes, features_raw, v_between, measured)
 
 
-def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray, own_backbone=None
+def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.ndarray
                         ) -> tuple[np.ndarray, float, bool] | None:
     """(spike times ms, end of the step ms, whether the network's spikes after it are wanted) of a neuron given by
     raw features (F,) under a current (L,) nA, or None where it is not one step: its own recorded trains where they
-    cover the step (`measured.recorded_trains`; `measured.measured_train`: across wide gaps, where the neurons that
-    fire its measured counts disagree with them, theirs; rebound as `own_backbone`'s where it has one); else the
-    trains of its nearest neurons with trains (training models and reference neurons, `references.train_sources`:
-    in features, or, given its FI curve (the recorded trains' own beyond their amplitudes), in rheobase and FI
-    points) stretched to that curve's count (`neighbour_step_train`, `measured`)."""
+    cover the step (`measured.recorded_trains`, or a `MeasuredCell`'s, whose rebound is its own;
+    `measured.measured_train`: across wide gaps, where the neurons that fire its measured counts disagree with
+    them, theirs); else the trains of its nearest neurons with trains (training models and reference neurons,
+    `references.train_sources`: in features, or, given its FI curve (the recorded trains' own beyond their
+    amplitudes), in rheobase and FI points) stretched to that curve's count (`neighbour_step_train`, `measured`)."""
     from .decoder import nearest_weights
     from .references import sources_fi_table, train_sources
     from .step_trains import StepTrains, single_step
@@ -153,6 +150,8 @@ def _feature_cell_train(surrogate, features: np.ndarray, measured, stim_nA: np.n
     amp, onset, dur = step
     scaler = surrogate.feature_scaler
     near, weights = (a[0] for a in nearest_weights(scaler.transform(features[None]), scaler.transform(points)))
+    own_backbone = measured.backbone if isinstance(measured, MeasuredCell) else None
+    measured = measured if own_backbone is None else own_backbone.trains
     if isinstance(measured, StepTrains):
         # a recorded step's duration, read off its samples, may differ from the current's by a sample or two
         if measured.covers(amp, min(dur, measured.dur_ms)) and dur <= measured.dur_ms + 2 * dt:

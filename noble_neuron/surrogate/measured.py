@@ -35,7 +35,7 @@ from .step_trains import StepTrains
 
 __all__ = ["BORROW_GAP_NA", "COUNT_AGREEMENT", "FI_MULTIPLES", "MeasuredCell", "as_fi_curve", "common_window_ms",
            "count_neighbours", "counts_at", "fi_neighbours", "measured_count", "measured_list", "measured_train",
-           "rates_at_multiples", "recorded_trains", "stretch_to_count", "training_fi_rates", "trains_fi_curve"]
+           "rates_at_multiples", "recorded_trains", "stretch_to_count", "train_at", "training_fi_rates", "trains_fi_curve"]
 
 #: the FI points that choose the neighbours: the rate at these multiples of the neuron's rheobase (I_thr)
 FI_MULTIPLES = (2.0, 3.0, 4.0)
@@ -119,9 +119,14 @@ COUNT_AGREEMENT = 0.2
 BORROW_GAP_NA = 0.04
 
 
+def train_at(table: StepTrains, amp_nA: float, dur_ms: float) -> np.ndarray:
+    """`table`'s train (ms from onset) at `amp_nA` clipped to its amplitudes, within `dur_ms` (at most its own
+    duration): another neuron's answer to a step, read where its trains reach."""
+    return table.train(float(np.clip(amp_nA, table.amps_nA[0], table.amps_nA[-1])), min(dur_ms, table.dur_ms))
+
+
 def _count(table: StepTrains, amp_nA: float, dur_ms: float) -> int:
-    """Spikes of `table`'s train at `amp_nA` (clipped to its amplitudes) within `dur_ms` (≤ its duration)."""
-    return int(table.train(float(np.clip(amp_nA, table.amps_nA[0], table.amps_nA[-1])), min(dur_ms, table.dur_ms)).size)
+    return int(train_at(table, amp_nA, dur_ms).size)
 
 
 def counts_at(table: StepTrains, amps_nA: np.ndarray, dur_ms: float, clip: bool = True) -> np.ndarray:
@@ -159,9 +164,9 @@ def count_neighbours(trains: StepTrains, sources: Sequence, k: int = 3) -> tuple
 def measured_train(trains: StepTrains, sources: Sequence, near: np.ndarray, weights: np.ndarray, amp_nA: float,
                    dur_ms: float) -> np.ndarray:
     """Spike times (ms from onset) of a measured neuron under a step its `trains` cover: its own interpolated train,
-    unless the measured amplitudes around `amp_nA` lie more than `BORROW_GAP_NA` apart and its `count_neighbours` (corrected to its own counts at the two measured amplitudes around `amp_nA`,
-    linearly between them) give a count off by more than `COUNT_AGREEMENT`: then their blended train stretched to
-    that count (`stretch_to_count`). Between sparse measured amplitudes a stuttering-to-tonic jump lies where its
+    unless the measured amplitudes around `amp_nA` lie more than `BORROW_GAP_NA` apart and its `count_neighbours`
+    (corrected to its own counts at those two amplitudes, linearly between them) give a count off by more than
+    `COUNT_AGREEMENT`: then their blended train stretched to that count (`stretch_to_count`). Between sparse measured amplitudes a stuttering-to-tonic jump lies where its
     neighbours put it, not on the straight line between the measured counts."""
     from .step_trains import blend_trains
 
@@ -183,8 +188,7 @@ def measured_train(trains: StepTrains, sources: Sequence, near: np.ndarray, weig
     n = int(round(max(0.0, theirs(amp_nA) + residual)))
     if abs(n - own.size) <= max(1.0, COUNT_AGREEMENT * own.size):
         return own
-    blended = blend_trains([t.train(float(np.clip(amp_nA, t.amps_nA[0], t.amps_nA[-1])), min(dur_ms, t.dur_ms))
-                            for t in srcs], weights)
+    blended = blend_trains([train_at(t, amp_nA, dur_ms) for t in srcs], weights)
     return stretch_to_count(blended, n, dur_ms)
 
 

@@ -49,8 +49,10 @@ def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_pat
             raise ValueError(f"feature_protocol {feature_protocol!r} is not a per-model preset; choose one of "
                              f"{sorted(PER_MODEL_PRESETS)} or None")
         protocol = PER_MODEL_PRESETS[feature_protocol]
+    templates = set()  # (name, sha256) of the templates the datasets' models ran on
     for path in data_paths:
         ds = open_dataset(path)
+        templates.add((ds.attrs.get("template_name"), ds.attrs.get("template_sha256")))
         if abs(ds.dt_ms - s.dt_ms) > 1e-9:
             raise ValueError(f"{path} is sampled at {ds.dt_ms} ms, the checkpoint at {s.dt_ms} ms")
         table = ds.features()
@@ -88,10 +90,8 @@ def add_references(checkpoint: str | Path, data_paths: list[str | Path], out_pat
                  len(ds.model_ids) - skipped, skipped)
     s.references = references
     # the domain (hull warnings, sample(source="hull")) becomes the training population's: models and references
-    s.set_hull(np.vstack([np.stack([s.features_of(m) for m in s.train_model_ids if m in s.model_features])]
-                         + [r.features[None] for r in references.values()]))
-    templates = {(open_dataset(p).attrs.get("template_name"), open_dataset(p).attrs.get("template_sha256"))
-                 for p in data_paths}
+    s.set_hull(np.stack([s.features_of(m) for m in s.train_model_ids if m in s.model_features]
+                        + [r.features for r in references.values()]))
     s.metrics["references"] = {"n": len(references), "feature_protocol": feature_protocol,
                                "data": [Path(p).name for p in data_paths],
                                # the references' detailed models: their parameters run on this template
