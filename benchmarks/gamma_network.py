@@ -12,7 +12,7 @@ self-connections, one Exp2Syn per soma (tau1 0.5 ms, tau2 5 ms, e -75 mV), each 
 soma's voltage (threshold `SPIKE_THRESHOLD_MV`, delay 1 ms) with weight 2 nS x 40 / N, so that the total
 inhibitory conductance a cell receives does not depend on N; tonic drive: one IClamp per soma from 0 ms,
 amplitude uniform in 0.15-0.3 nA (seeded, the same for every arm). 500 ms, fixed step 0.025 ms, finitialize(-70).
-Each arm (`network_arms.build_cells`: ``detailed``, ``hybrid``, ``surrogate``, ``reduce``, ``adex``) runs in a
+Each arm (`network_arms.build_cells`: ``detailed``, ``hybrid``, ``surrogate``, ``reduce``, ``adex``, ``gif``) runs in a
 fresh Python process; the wall time of ``finitialize`` + ``continuerun`` is its cost, the spike times its answer.
 
 Metrics (after a 100 ms transient): mean rate, gamma peak frequency and synchrony index of the population spike
@@ -35,7 +35,7 @@ from network_arms import ARMS as _ALL_ARMS, build_cells, run_arm_process
 
 RESULTS = Path(__file__).parent / "results"
 ARMS = tuple(a for a in _ALL_ARMS if a != "reduce3")
-DEFAULT_ARMS = ("detailed", "hybrid", "hybrid1", "surrogate", "reduce", "adex")
+DEFAULT_ARMS = ("detailed", "hybrid", "hybrid1", "surrogate", "reduce", "adex", "gif")
 
 MAX_S_THR_HZ_PER_NA = 150.0
 TAU1_MS, TAU2_MS, E_INH_MV = 0.5, 5.0, -75.0

@@ -56,7 +56,7 @@ def _arm(r: dict, rate_d: float) -> str:
 
 
 ARM_LABELS = (("hybrid", "**HybridCell**"), ("hybrid1", "HybridCell, 1 segment per section"), ("reduce", "neuron_reduce"), ("reduce3", "neuron_reduce ≤ 3 seg"),
-              ("surrogate", "streaming surrogate"), ("adex", "AdEx"))
+              ("surrogate", "streaming surrogate"), ("adex", "AdEx"), ("gif", "GIF"))
 
 
 def _arms_rows() -> list[tuple[str, str, str, str]]:

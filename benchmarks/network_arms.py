@@ -11,7 +11,7 @@ the soma: `benchmarks/network.py`'s drives) is built and run once per arm, each 
 step 0.025 ms; the wall time of `finitialize` + `continuerun` is the arm's cost, the soma voltages its answer.
 Arms: ``detailed`` (237 segments per cell), ``hybrid`` (`HybridCell`: the model's own soma and axon, 7 segments,
 dendrites as a fitted linear load), ``surrogate`` (`SurrogateCell(network="streaming")`, the streaming checkpoint),
-``adex`` (the fitted AdEx), ``reduce`` (neuron_reduce, Amsalem 2020) and ``reduce3`` (the same coarsened to ≤ 3
+``adex`` (the fitted AdEx), ``gif`` (the fitted GIF, Pozzorini et al. 2015), ``reduce`` (neuron_reduce, Amsalem 2020) and ``reduce3`` (the same coarsened to ≤ 3
 segments per section). Each arm is scored against the detailed arm: rates, per-cell rate correlation, Γ (±2 ms),
 PSTH explained variance, subthreshold RMSE, firing mismatches; speed = detailed wall time / arm wall time.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from network import DELAY_MS, STEP_AMPS_NA, W_EXC_US, W_INH_US, agreement
 
 RESULTS = Path(__file__).parent / "results"
-ARMS = ("detailed", "hybrid", "hybrid1", "surrogate", "adex", "reduce", "reduce3")
+ARMS = ("detailed", "hybrid", "hybrid1", "surrogate", "adex", "gif", "reduce", "reduce3")
 STRONG_EXC_HZ = 3000.0
 
 
@@ -56,6 +56,10 @@ def build_cells(arm: str, ids: list[str]) -> list:
         from noble_neuron.neuron.adex_cell import AdExCell
 
         return [AdExCell(m) for m in ids]
+    if arm == "gif":
+        from noble_neuron.neuron.gif_cell import GIFCell
+
+        return [GIFCell(m) for m in ids]
     if arm in ("reduce", "reduce3"):
         from noble_neuron.baselines.neuron_reduce import ReducedCell
 

@@ -7,7 +7,8 @@
 : stays on it for dt < tau_m e^-4): an event (NetCon source), v drawn at v_top for an instant (a visible
 : spike the -20 mV detector finds), w += b, then v held at v_reset for t_ref by a stiff conductance
 : g_ref. The exponent is capped at EXP_CAP only to keep a huge synaptic jump finite.
-: No VERBATIM: compatible with CoreNEURON builds. Assigning v in NET_RECEIVE is the standard
+: No VERBATIM: runs under CoreNEURON (tests/neuron/test_coreneuron.py), where a NetCon on soma v misses the
+: drawn spike: take spikes from the mechanism (AdExCell.spike_source). Assigning v in NET_RECEIVE is the standard
 : integrate-and-fire reset in NEURON (as in the Izhikevich mechanisms NetPyNE ships).
 : Name avoids "syn"/"ampa"/"gaba"/"nmda"/"glu" so NetPyNE does not treat it as a synapse.
 

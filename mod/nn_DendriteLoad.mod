@@ -10,7 +10,7 @@
 : i0 (nA) is the tree's steady current at rest. Fixed step: each mode is coupled to v implicitly (backward
 : Euler: f_k = 1 - exp(-dt/tau_k), set at finitialize from the global implicit_dt); under CVode implicit_dt = 0.
 : 12 modes named one by one (NMODL cannot integrate STATE arrays with cnexp); unused modes keep d = 0.
-: No VERBATIM: the mechanism stays compatible with CoreNEURON/GPU builds.
+: No VERBATIM: runs under CoreNEURON with NEURON's own spike times (tests/neuron/test_coreneuron.py).
 : Name avoids "syn"/"ampa"/"gaba"/"nmda"/"glu" so NetPyNE does not treat it as a synapse.
 
 NEURON {

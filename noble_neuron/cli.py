@@ -143,6 +143,18 @@ def _cmd_fit_dendrite_loads(args) -> int:
     return 0
 
 
+def _cmd_fit_gif(args) -> int:
+    from .baselines.gif import SHIPPED_GIF_FITS
+    from .baselines.gif_family import fit_family_gif
+    from .detailed.pv_family import load_family
+
+    models = args.models or [m.model_id for m in load_family()]
+    fits = fit_family_gif(models, args.out or SHIPPED_GIF_FITS, workers=args.workers, report=args.report)
+    print(f"fitted {len(fits)} GIFs; wrote {args.out or SHIPPED_GIF_FITS}"
+          + (f" and {args.report}" if args.report else ""))
+    return 0
+
+
 def _cmd_fit_adex(args) -> int:
     import json
 
@@ -366,6 +378,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--models", nargs="+", default=None, help="family model ids (default: all 60)")
     s.add_argument("--workers", type=int, default=1)
     s.set_defaults(func=_cmd_fit_dendrite_loads)
+
+    s = sub.add_parser("fit-gif", help="fit the GIF baseline (Pozzorini et al. 2015) to family models on their "
+                       "OU-current responses (the shipped fits by default) → JSON")
+    s.add_argument("--out", default=None, help="the .json file (default: noble_neuron/baselines/pv_family_gif.json)")
+    s.add_argument("--models", nargs="+", default=None, help="family model ids (default: all 60)")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--report", default=None, help="also write the held-out figures with machine info to this JSON "
+                   "(e.g. benchmarks/results/gif_fits.json)")
+    s.set_defaults(func=_cmd_fit_gif)
 
     s = sub.add_parser("train", help="train the FNO surrogate on a dataset (resumable)")
     s.add_argument("--data", required=True, help="HDF5 dataset with a /features table")

@@ -10,7 +10,7 @@ slow K/Ca currents are the true kinetics; the dendritic sections are deleted and
 spike-triggered current, fitted on the axial current the detailed soma feeds its dendrites and chosen by
 closed-loop spike timing (`noble_neuron.simulation.dendrite_load`). Synapses
 must sit on the soma or axon (the dendrites are gone). Plain NEURON and NMODL: no Python in the time loop, so it
-runs under fixed step, CVode, MPI and CoreNEURON (no VERBATIM) like any cell.
+runs under fixed step, CVode, MPI and CoreNEURON (tested: the same spike times as NEURON) like any cell.
 """
 from __future__ import annotations
 

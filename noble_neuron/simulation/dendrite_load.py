@@ -271,24 +271,26 @@ def attach_load(cell: Any, load: DendriteLoad) -> Any:
     return mech
 
 
-def record_dendritic_current(cell: Any, current_nA: np.ndarray, dt_ms: float = DT_MS) -> tuple[np.ndarray, np.ndarray]:
+def record_dendritic_current(cell: Any, current_nA: np.ndarray, dt_ms: float = DT_MS, *, dendrites: bool = True
+                             ) -> tuple[np.ndarray, np.ndarray | None]:
     """Drive `cell`'s soma with `current_nA` (one value per `dt_ms`); return soma v (mV) and the dendrites' current (nA).
 
-    The current the dendrites draw from the soma is their total membrane current (ionic + capacitive). Runs its
-    own fixed-step simulation: call it with no other cells in the process that should not be simulated.
+    The current the dendrites draw from the soma is their total membrane current (ionic + capacitive); with
+    `dendrites=False` only the soma voltage is recorded (None in its place). Runs its own fixed-step simulation:
+    call it with no other cells in the process that should not be simulated.
     """
     from neuron import h
 
     h.load_file("stdrun.hoc")
     cvode = h.CVode()
     was_fast, was_active = cvode.use_fast_imem(), cvode.active()
-    cvode.use_fast_imem(1)
+    cvode.use_fast_imem(1 if dendrites else was_fast)
     stim = h.IClamp(cell.soma(0.5))
     stim.delay, stim.dur = 0.0, 1e9
     played = h.Vector(np.asarray(current_nA, float))
     played.play(stim._ref_amp, dt_ms)
     v_rec = h.Vector().record(cell.soma(0.5)._ref_v)
-    segments = [seg for sec in dendritic_sections(cell) for seg in sec]
+    segments = [seg for sec in dendritic_sections(cell) for seg in sec] if dendrites else []
     records = [h.Vector().record(seg._ref_i_membrane_) for seg in segments]
     try:
         cvode.active(0)
@@ -296,7 +298,7 @@ def record_dendritic_current(cell: Any, current_nA: np.ndarray, dt_ms: float = D
         h.finitialize(float(h.v_init))
         h.continuerun((len(current_nA) - 1) * dt_ms)
         v = np.array(v_rec)
-        i_dend = np.sum([np.array(r) for r in records], axis=0)
+        i_dend = np.sum([np.array(r) for r in records], axis=0) if dendrites else None
     finally:
         played.play_remove()
         stim.amp = 0.0
