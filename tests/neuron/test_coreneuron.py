@@ -2,6 +2,7 @@
 
 Builds the package's mechanisms with ``nrnivmodl -coreneuron`` in a temporary folder (~1 min) and runs both
 solvers in one fresh process there (NEURON loads ./x86_64 on import)."""
+import os
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def test_hybrid_and_baseline_cells_run_under_coreneuron_as_under_neuron(tmp_path
         pytest.skip("nrnivmodl is not on PATH")
     for mod in default_mod_dir().glob("*.mod"):
         shutil.copy(mod, tmp_path)
-    built = subprocess.run([nrnivmodl, "-coreneuron", "."], cwd=tmp_path, capture_output=True, text=True)
+    # `import neuron` sets NEURONHOME to its share/nrn, where the NMODL of a wheel does not find nrnunits.lib
+    env = {k: v for k, v in os.environ.items() if k != "NEURONHOME"}
+    built = subprocess.run([nrnivmodl, "-coreneuron", "."], cwd=tmp_path, capture_output=True, text=True, env=env)
     if built.returncode != 0:
         pytest.skip(f"this NEURON cannot build CoreNEURON mechanisms: {built.stderr[-500:]}")
     (tmp_path / "run.py").write_text(SCRIPT)
