@@ -55,8 +55,9 @@ def test_hybrid_and_baseline_cells_run_under_coreneuron_as_under_neuron(tmp_path
         pytest.skip("nrnivmodl is not on PATH")
     for mod in default_mod_dir().glob("*.mod"):
         shutil.copy(mod, tmp_path)
-    # `import neuron` sets NEURONHOME to its share/nrn, where the NMODL of a wheel does not find nrnunits.lib
-    env = {k: v for k, v in os.environ.items() if k != "NEURONHOME"}
+    # an earlier NEURON build or import sets NEURONHOME/NMODLHOME to its share/nrn, where the NMODL of a wheel does
+    # not find nrnunits.lib: let nrnivmodl find its own
+    env = {k: v for k, v in os.environ.items() if k not in ("NEURONHOME", "NMODLHOME")}
     built = subprocess.run([nrnivmodl, "-coreneuron", "."], cwd=tmp_path, capture_output=True, text=True, env=env)
     if built.returncode != 0:
         pytest.skip(f"this NEURON cannot build CoreNEURON mechanisms: {built.stderr[-500:]}")
