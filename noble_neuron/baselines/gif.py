@@ -15,7 +15,6 @@ sums of exponentials on `TAUS_MS`, so the same model runs as one NMODL mechanism
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from ..features.spike_metrics import coincidence_gamma, subthreshold_rmse_mV
 from ..features.spikes import spike_times_at
+from ..recordings.json_file import read_json, write_json
 from .adex import SPIKE_TOP_MV  # a spike is drawn there for one sample: the -20 mV detectors find it
 
 __all__ = ["SPIKE_TOP_MV", "GIFParams", "SHIPPED_GIF_FITS", "TAUS_MS", "T_REF_MS", "fit_gif", "fit_subthreshold_gif",
@@ -275,13 +275,10 @@ def score_gif(p: GIFParams, v_mV: np.ndarray, current_nA: np.ndarray, dt_ms: flo
 
 
 def save_gif_fits(fits: dict[str, GIFParams], path: str | Path, provenance: dict | None = None) -> Path:
-    path = Path(path)
+    """Write {model_id: GIFParams} (and how they were fitted) as JSON, whole or not at all."""
     payload = {"description": "GIF baseline fits (noble_neuron.baselines.gif)", **(provenance or {}),
                "fits": {m: p.to_dict() for m, p in sorted(fits.items())}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
-    return path
+    return write_json(path, payload, indent=1)
 
 
 def load_gif_fits(path: str | Path = SHIPPED_GIF_FITS) -> dict[str, GIFParams]:
@@ -289,8 +286,8 @@ def load_gif_fits(path: str | Path = SHIPPED_GIF_FITS) -> dict[str, GIFParams]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; fit GIFs with `noble-neuron fit-gif --out {path}`")
+    data = read_json(path, "noble-neuron fit-gif")
     try:
-        data = json.loads(path.read_text())
         return {m: GIFParams.from_dict(d) for m, d in data["fits"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (KeyError, TypeError) as err:
         raise ValueError(f"{path} is not a GIF fits file (noble-neuron fit-gif writes one): {err}") from None
